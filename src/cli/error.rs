@@ -1,0 +1,117 @@
+//! The CLI's error: a message, `hint:` lines, and an exit code.
+//!
+//! Library errors say what happened; this is where coffer adds what to do
+//! next (rage's error + recommendation). Nothing here ever formats a value,
+//! an identity or a token.
+
+use std::fmt::Write as _;
+
+use coffer::error::{IntegrityProblem, ValueProblem};
+use coffer::name::NameKind;
+
+/// An error on its way to the user.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hints: Vec<String>,
+    pub code: u8,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            hints: Vec::new(),
+            code: 1,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// Renders the error for stderr: `error: …` then `hint: …` lines.
+    pub fn render(&self) -> String {
+        let mut s = format!("error: {}\n", self.message);
+        for h in &self.hints {
+            let _ = writeln!(s, "hint: {h}");
+        }
+        s
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+fn tried_hint(tried: &[coffer::error::Tried]) -> String {
+    let mut s = String::from("looked in:");
+    for t in tried {
+        let _ = write!(s, "\n  {} ({})", t.place, t.outcome);
+    }
+    s
+}
+
+impl From<coffer::Error> for CliError {
+    fn from(e: coffer::Error) -> CliError {
+        use coffer::Error as E;
+        let err = CliError::new(e.to_string());
+        match &e {
+            E::StoreNotFound { .. } | E::NotAStore { .. } => err
+                .hint("create a store here with `coffer init`, or point to one with --store DIR or COFFER_STORE"),
+            E::InvalidName { kind: NameKind::Vault | NameKind::Secret, .. } => err.hint(
+                "names are 3 to 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit (the platform's rule)",
+            ),
+            E::InvalidName { kind: NameKind::Recipient, .. } => err
+                .hint("recipient names are up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit"),
+            E::VaultNotFound { .. } => err
+                .hint("`coffer vault list` shows the vaults; `coffer vault create NAME` makes one"),
+            E::VaultNotEmpty { name, .. } => err.hint(format!(
+                "delete its secrets first; `coffer list -V {name}` shows them"
+            )),
+            E::SecretNotFound { vault, .. } => err.hint(format!(
+                "`coffer list -V {vault}` shows the vault's secrets; `coffer create` adds one"
+            )),
+            E::SecretExists { .. } => err.hint("use `coffer update` to change its value"),
+            E::Value(ValueProblem::TooLarge { .. }) => {
+                err.hint("store large data elsewhere, or split it across several secrets")
+            }
+            E::Value(ValueProblem::NotUtf8 { .. }) => {
+                err.hint("coffer stores text, like the platform: encode binary data with base64 first")
+            }
+            E::Integrity { problem: IntegrityProblem::Unverified, .. } => err.hint(
+                "a recipient of the vault can accept it with `coffer verify --accept` after checking it",
+            ),
+            E::Integrity { .. } => err
+                .hint("`coffer verify` reports every problem in the store")
+                .hint("restore the files from git (`git checkout -- vaults/`), or set a new value with `coffer update`"),
+            E::NoMatchingIdentity { tried, .. } => err
+                .hint(tried_hint(tried))
+                .hint("pass your key with --identity FILE or COFFER_AGE_KEY, or ask someone who can open the vault to add your recipient"),
+            E::NoIdentity { tried } => err
+                .hint(tried_hint(tried))
+                .hint("create an identity with `coffer keygen`, or pass one with --identity FILE or COFFER_AGE_KEY"),
+            E::IdentityPermissions { path, .. } => {
+                err.hint(format!("make it private: chmod 600 {}", path.display()))
+            }
+            E::WouldOverwrite { .. } => err.hint("choose another path with -o FILE"),
+            E::RecipientsMac { .. } => err
+                .hint("someone without the vault key edited the recipients in vault.toml; review it with `git log -p` on that file")
+                .hint("restore it from git, or have a current recipient approve the change"),
+            E::VaultKeyMismatch { .. } => err
+                .hint("vault-key.age or vault.toml was replaced or damaged; restore both from git"),
+            E::Concurrent { .. } => err.hint("run the command again"),
+            E::LockTimeout { .. } => err.hint("another coffer command is still running on this vault; retry when it is done"),
+            E::Symlink { .. } => err.hint("replace the link with the file or directory itself"),
+            E::Manifest { .. } => err
+                .hint("vault.toml is written by coffer; restore it from git, and see docs/format.md"),
+            E::Config { .. } => err.hint("fix the file by hand; docs/format.md describes it"),
+            _ => err,
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError::new(e.to_string())
+    }
+}

@@ -1,0 +1,265 @@
+//! The command line: flags, the environment, dispatch and error reporting.
+//!
+//! This is the only part of coffer that reads the environment. It reads it
+//! once, into [`Env`], and hands the library typed requests.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use coffer::{Identities, IdentitySources, LockWait, Store};
+use secrecy::SecretString;
+
+mod completion;
+mod error;
+mod keys;
+mod secret;
+mod ui;
+mod vault;
+
+use error::CliResult;
+use ui::Ui;
+
+/// An encrypted, local-first secret store for teams that keep their
+/// secrets in git.
+///
+/// A store is a `vaults/` directory: one directory per vault, one
+/// age-encrypted file per secret, and a plaintext manifest. The commands
+/// mirror the Tailor Platform's `tailor-sdk secret` commands and work
+/// offline.
+#[derive(Parser, Debug)]
+#[command(name = "coffer", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// The store directory, holding coffer.toml [default: $COFFER_STORE,
+    /// else the nearest vaults/ from the current directory up]
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    /// An identity (private key) file to decrypt with; repeatable. When
+    /// given, no other identity is used
+    #[arg(short = 'i', long, global = true, value_name = "FILE")]
+    identity: Vec<PathBuf>,
+
+    /// Print no status messages (errors and warnings still go to stderr)
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a new identity (private key) and print its public recipient
+    Keygen(keys::KeygenArgs),
+    /// Create a store (vaults/coffer.toml) with you as its first recipient
+    Init(keys::InitArgs),
+    /// Manage vaults
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
+    /// Create a secret in a vault
+    Create(secret::WriteArgs),
+    /// Change the value of an existing secret
+    Update(secret::WriteArgs),
+    /// Print a secret's value
+    Get(secret::GetArgs),
+    /// List a vault's secrets (names and times, never values)
+    List(secret::ListArgs),
+    /// Delete a secret
+    Delete(secret::DeleteArgs),
+    /// Print shell completions
+    Completions(completion::CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+}
+
+/// The environment, read once at start-up.
+#[derive(Default)]
+pub struct Env {
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub coffer_store: Option<PathBuf>,
+    pub coffer_age_key: Option<SecretString>,
+    pub coffer_identity: Option<PathBuf>,
+    pub user: Option<String>,
+}
+
+fn non_empty(v: Option<OsString>) -> Option<OsString> {
+    v.filter(|s| !s.is_empty())
+}
+
+impl Env {
+    fn read() -> Env {
+        let var = |k: &str| non_empty(std::env::var_os(k));
+        Env {
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            home: var("HOME").map(PathBuf::from),
+            xdg_config_home: var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute()),
+            coffer_store: var("COFFER_STORE").map(PathBuf::from),
+            coffer_age_key: std::env::var("COFFER_AGE_KEY")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .map(SecretString::from),
+            coffer_identity: var("COFFER_IDENTITY").map(PathBuf::from),
+            user: std::env::var("USER")
+                .ok()
+                .or_else(|| std::env::var("LOGNAME").ok())
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/coffer`, else `~/.config/coffer`.
+    pub fn config_dir(&self) -> Option<PathBuf> {
+        self.xdg_config_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
+            .map(|d| d.join("coffer"))
+    }
+
+    /// The default identity file.
+    pub fn default_identity(&self) -> Option<PathBuf> {
+        self.config_dir().map(|d| d.join("identity.txt"))
+    }
+}
+
+/// Everything a command needs: the parsed global flags, the environment
+/// and the output settings.
+pub struct Ctx {
+    pub env: Env,
+    pub ui: Ui,
+    store: Option<PathBuf>,
+    identity: Vec<PathBuf>,
+    pub callbacks: ui::TermCallbacks,
+}
+
+impl Ctx {
+    /// The store directory the user asked for, if they did.
+    pub fn requested_store(&self) -> Option<PathBuf> {
+        self.store
+            .clone()
+            .or_else(|| self.env.coffer_store.clone())
+            .map(|p| {
+                if p.is_absolute() {
+                    p
+                } else {
+                    self.env.cwd.join(p)
+                }
+            })
+    }
+
+    /// Opens the store: `--store`, `COFFER_STORE`, else discovery.
+    pub fn store(&self) -> CliResult<Store> {
+        let dir = match self.requested_store() {
+            Some(d) => d,
+            None => Store::discover(&self.env.cwd)?,
+        };
+        let mut store = Store::open(&dir)?;
+        let ui = self.ui;
+        store.set_lock_wait(LockWait {
+            on_wait: Some(Arc::new(move |path| {
+                ui.status(format!(
+                    "waiting for another coffer process to release {}…",
+                    path.display()
+                ));
+            })),
+            ..LockWait::default()
+        });
+        Ok(store)
+    }
+
+    /// Where identities are looked for.
+    pub fn identity_sources(&self) -> IdentitySources {
+        IdentitySources {
+            flags: self
+                .identity
+                .iter()
+                .map(|p| {
+                    if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        self.env.cwd.join(p)
+                    }
+                })
+                .collect(),
+            env_key: self.env.coffer_age_key.clone(),
+            env_path: self.env.coffer_identity.clone(),
+            default_file: self.env.default_identity(),
+            ssh_dir: self.env.home.as_ref().map(|h| h.join(".ssh")),
+        }
+    }
+
+    /// Loads the user's identities; an error if there are none at all.
+    pub fn identities(&self) -> CliResult<Identities> {
+        let ids = Identities::load(&self.identity_sources(), self.callbacks.clone())?;
+        if ids.is_empty() {
+            return Err(coffer::Error::NoIdentity { tried: ids.tried() }.into());
+        }
+        Ok(ids)
+    }
+}
+
+fn run(cli: Cli, ctx: &Ctx) -> CliResult {
+    match cli.command {
+        Command::Keygen(a) => keys::keygen(ctx, a),
+        Command::Init(a) => keys::init(ctx, a),
+        Command::Vault(c) => vault::run(ctx, c),
+        Command::Create(a) => secret::create(ctx, a),
+        Command::Update(a) => secret::update(ctx, a),
+        Command::Get(a) => secret::get(ctx, a),
+        Command::List(a) => secret::list(ctx, a),
+        Command::Delete(a) => secret::delete(ctx, a),
+        Command::Completions(a) => completion::completions(ctx, a),
+        Command::Man => completion::man(ctx),
+    }
+}
+
+/// Returns the clap command, for completions and the man page.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors to
+            // stderr with status 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let ctx = Ctx {
+        env: Env::read(),
+        ui: Ui {
+            quiet: cli.global.quiet,
+        },
+        store: cli.global.store.clone(),
+        identity: cli.global.identity.clone(),
+        callbacks: ui::TermCallbacks::default(),
+    };
+    match run(cli, &ctx) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", e.render());
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        super::command().debug_assert();
+    }
+}

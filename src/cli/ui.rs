@@ -1,0 +1,174 @@
+//! Talking to the terminal: status lines, prompts, hidden input, and the
+//! callbacks age uses to ask for passphrases and hardware-key touches.
+//!
+//! Stdout is data, stderr is commentary: everything here writes to stderr
+//! or the terminal, except [`Ui::data`].
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+
+use rustix::termios::{self, LocalModes, OptionalActions};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::error::{CliError, CliResult};
+
+/// Output settings for one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Ui {
+    pub quiet: bool,
+}
+
+impl Ui {
+    /// Prints a status line on stderr, unless `--quiet`.
+    pub fn status(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// Prints a warning on stderr (even with `--quiet`).
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        eprintln!("warning: {}", msg.as_ref());
+    }
+
+    /// Writes data to stdout. A closed pipe (`coffer list | head`) is not
+    /// an error worth reporting.
+    pub fn data(&self, bytes: &[u8]) -> CliResult {
+        let mut out = io::stdout().lock();
+        match out.write_all(bytes).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| CliError::new(format!("could not write to stdout: {e}"))),
+        }
+    }
+}
+
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+pub fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}
+
+/// Reads one line from `reader` with echo turned off on `fd`, restoring the
+/// terminal afterwards. The trailing newline is dropped.
+fn read_hidden_line(fd: impl AsFd, reader: &mut impl BufRead) -> io::Result<Zeroizing<String>> {
+    let orig = termios::tcgetattr(&fd)?;
+    let mut quiet = orig.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    termios::tcsetattr(&fd, OptionalActions::Flush, &quiet)?;
+    let mut line = Zeroizing::new(String::new());
+    let r = reader.read_line(&mut line);
+    let _ = termios::tcsetattr(&fd, OptionalActions::Flush, &orig);
+    r?;
+    while line.ends_with('\n') || line.ends_with('\r') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+/// Asks for a secret value on the terminal (stdin), without echo.
+pub fn prompt_value(prompt: &str) -> CliResult<Zeroizing<String>> {
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    let stdin = io::stdin();
+    let mut lock = stdin.lock();
+    read_hidden_line(io::stdin(), &mut lock)
+        .map_err(|e| CliError::new(format!("could not read the value from the terminal: {e}")))
+}
+
+/// Asks the user to type `expected` to confirm a deletion. Needs a
+/// terminal on stdin; without one the caller must have `--yes`.
+pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
+    if !stdin_is_terminal() {
+        return Err(CliError::new(format!(
+            "refusing to delete {what} {expected:?} without confirmation: stdin is not a terminal"
+        ))
+        .hint("pass --yes to delete without asking"));
+    }
+    eprint!("Enter the {what} name to confirm deletion (\"{expected}\"): ");
+    let _ = io::stderr().flush();
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::new(format!("could not read the confirmation: {e}")))?;
+    if line.trim_end_matches(['\n', '\r']) != expected {
+        return Err(CliError::new(format!(
+            "{} deletion cancelled: the name did not match",
+            capitalise(what)
+        )));
+    }
+    Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// age's callbacks, answered on the controlling terminal (`/dev/tty`), so
+/// that they work even when stdin and stdout are pipes. Passphrases are
+/// remembered for the rest of the process, so an encrypted SSH key is
+/// asked for once, not once per vault.
+#[derive(Clone, Default)]
+pub struct TermCallbacks {
+    cache: Arc<Mutex<HashMap<String, SecretString>>>,
+}
+
+fn tty() -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()
+}
+
+impl age::Callbacks for TermCallbacks {
+    fn display_message(&self, message: &str) {
+        eprintln!("{message}");
+    }
+
+    fn confirm(&self, message: &str, yes_string: &str, no_string: Option<&str>) -> Option<bool> {
+        let t = tty()?;
+        let no = no_string.unwrap_or("no");
+        let mut w = t.try_clone().ok()?;
+        let _ = write!(w, "{message} [{yes_string}/{no}]: ");
+        let mut line = String::new();
+        BufReader::new(t).read_line(&mut line).ok()?;
+        Some(line.trim().eq_ignore_ascii_case(yes_string) || line.trim().eq_ignore_ascii_case("y"))
+    }
+
+    fn request_public_string(&self, description: &str) -> Option<String> {
+        let t = tty()?;
+        let mut w = t.try_clone().ok()?;
+        let _ = write!(w, "{description} ");
+        let mut line = String::new();
+        BufReader::new(t).read_line(&mut line).ok()?;
+        Some(line.trim_end_matches(['\n', '\r']).to_owned())
+    }
+
+    fn request_passphrase(&self, description: &str) -> Option<SecretString> {
+        if let Some(p) = self.cache.lock().ok()?.get(description) {
+            return Some(SecretString::from(p.expose_secret().to_owned()));
+        }
+        let t = tty()?;
+        let mut w = t.try_clone().ok()?;
+        let _ = write!(w, "{description} ");
+        let line = read_hidden_line(&t, &mut BufReader::new(t.try_clone().ok()?)).ok()?;
+        let secret = SecretString::from(line.to_string());
+        self.cache
+            .lock()
+            .ok()?
+            .insert(description.to_owned(), SecretString::from(line.to_string()));
+        Some(secret)
+    }
+}

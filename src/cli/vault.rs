@@ -1,0 +1,184 @@
+//! `coffer vault create|list|delete`.
+
+use clap::{Args, Subcommand};
+use coffer::{Time, VaultName};
+use serde::Serialize;
+
+use super::Ctx;
+use super::error::{CliError, CliResult};
+use super::ui;
+
+#[derive(Subcommand, Debug)]
+pub enum VaultCommand {
+    /// Create a vault, encrypted to every recipient in coffer.toml
+    Create(NameArgs),
+    /// List the vaults
+    List(ListArgs),
+    /// Delete an empty vault
+    Delete(DeleteArgs),
+}
+
+/// A vault name, given as an argument or with `--name` (both forms of the
+/// platform's CLI are accepted).
+#[derive(Args, Debug)]
+pub struct NameArgs {
+    /// The vault's name
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "name_flag",
+        conflicts_with = "name_flag"
+    )]
+    name: Option<String>,
+    /// The vault's name (same as the argument)
+    #[arg(long = "name", id = "name_flag", value_name = "NAME")]
+    name_flag: Option<String>,
+}
+
+impl NameArgs {
+    fn vault_name(&self) -> CliResult<VaultName> {
+        let raw = self
+            .name
+            .as_deref()
+            .or(self.name_flag.as_deref())
+            .expect("clap requires one of them");
+        Ok(raw.parse()?)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON, as the platform does: [{"name","createdAt","updatedAt"}]
+    #[arg(short, long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Delete without asking (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    yes: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
+    match cmd {
+        VaultCommand::Create(a) => create(ctx, a),
+        VaultCommand::List(a) => list(ctx, a),
+        VaultCommand::Delete(a) => delete(ctx, a),
+    }
+}
+
+fn create(ctx: &Ctx, args: NameArgs) -> CliResult {
+    let name = args.vault_name()?;
+    let store = ctx.store()?;
+    store.create_vault(&name, Time::now(), ctx.callbacks.clone())?;
+    ctx.ui.status(format!("Vault: {name} created"));
+    Ok(())
+}
+
+/// One row of `--json` output, in the platform's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Prints rows as an aligned table (nothing at all when empty).
+pub fn print_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>]) -> CliResult {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    ctx.ui.data(out.as_bytes())
+}
+
+/// Prints rows as the platform's one-line JSON array.
+pub fn print_json(ctx: &Ctx, rows: &[Row]) -> CliResult {
+    let mut s = serde_json::to_string(rows).map_err(|e| CliError::new(e.to_string()))?;
+    s.push('\n');
+    ctx.ui.data(s.as_bytes())
+}
+
+fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
+    let store = ctx.store()?;
+    let vaults = store.vault_summaries()?;
+    if args.json {
+        let rows: Vec<Row> = vaults
+            .iter()
+            .map(|v| Row {
+                name: v.name.to_string(),
+                created_at: v.created.to_string(),
+                updated_at: v.updated.to_string(),
+            })
+            .collect();
+        return print_json(ctx, &rows);
+    }
+    if vaults.is_empty() {
+        ctx.ui
+            .status("No vaults yet: create one with `coffer vault create NAME`.");
+        return Ok(());
+    }
+    let now = Time::now();
+    let rows: Vec<Vec<String>> = vaults
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.to_string(),
+                v.secrets.to_string(),
+                v.created.ago(now),
+                v.updated.ago(now),
+            ]
+        })
+        .collect();
+    print_table(ctx, &["NAME", "SECRETS", "CREATED", "UPDATED"], &rows)
+}
+
+fn delete(ctx: &Ctx, args: DeleteArgs) -> CliResult {
+    let name = args.name.vault_name()?;
+    let store = ctx.store()?;
+    // Check first, so the user is not asked to confirm the impossible.
+    let count = {
+        let vault = store.vault(&name)?;
+        let read = vault.read()?;
+        read.manifest().secrets.len()
+    };
+    if count > 0 {
+        return Err(coffer::Error::VaultNotEmpty {
+            name: name.to_string(),
+            count,
+        }
+        .into());
+    }
+    if !args.yes {
+        ui::confirm_by_typing("vault", name.as_str())?;
+    }
+    store.delete_vault(&name)?;
+    ctx.ui.status(format!("Vault: {name} deleted"));
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! Everything that touches age, digests and MACs.
+//!
+//! Two levels of encryption (see `docs/format.md`): each vault has its own
+//! X25519 identity, the *vault key*, stored in `vault-key.age` encrypted to
+//! the vault's recipients; each secret is encrypted to the vault key's
+//! public half alone. The manifest's MACs use a key derived from the vault
+//! key with HKDF-SHA256, so only holders of the vault key can write entries
+//! that verify.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::iter;
+use std::path::Path;
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age::secrecy::ExposeSecret;
+use hmac::{Hmac, Mac};
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, IntegrityProblem, Result};
+use crate::secret::SecretValue;
+
+/// The first line of every ASCII-armored age file.
+pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// HKDF `info` for the manifest MAC key.
+const MAC_KEY_INFO: &[u8] = b"coffer.v1 manifest mac key";
+
+/// A vault's own identity, decrypted from `vault-key.age`, and the MAC key
+/// derived from it. Never printed: no `Display`, redacted `Debug`.
+pub struct VaultKey {
+    identity: age::x25519::Identity,
+    public: age::x25519::Recipient,
+    mac_key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for VaultKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VaultKey({} [secret redacted])", self.public)
+    }
+}
+
+impl VaultKey {
+    /// Generates a fresh vault key.
+    pub fn generate() -> VaultKey {
+        VaultKey::from_identity(age::x25519::Identity::generate())
+    }
+
+    fn from_identity(identity: age::x25519::Identity) -> VaultKey {
+        let encoded = identity.to_string();
+        let (_, raw) = bech32::decode(encoded.expose_secret())
+            .expect("age encodes identities as valid bech32");
+        let raw = Zeroizing::new(raw);
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<Sha256>::new(None, &raw)
+            .expand(MAC_KEY_INFO, mac_key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let public = identity.to_public();
+        VaultKey {
+            identity,
+            public,
+            mac_key,
+        }
+    }
+
+    /// Returns the vault's public key, to which its secrets are encrypted.
+    pub fn public(&self) -> &age::x25519::Recipient {
+        &self.public
+    }
+
+    /// Returns the identity file text stored inside `vault-key.age`: a
+    /// standard age identity file, usable with `age -d -i`.
+    pub(crate) fn to_identity_file(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "# coffer vault key: keep secret\n# public key: {}\n{}\n",
+            self.public,
+            self.identity.to_string().expose_secret()
+        ))
+    }
+
+    /// Parses the plaintext of `vault-key.age`: exactly one X25519 identity,
+    /// comments and blank lines ignored.
+    pub(crate) fn from_identity_file(text: &str, path: &Path) -> Result<VaultKey> {
+        let bad = |message: &str| Error::Decrypt {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut found = None;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if found.is_some() {
+                return Err(bad("it holds more than one identity"));
+            }
+            found = Some(
+                line.parse::<age::x25519::Identity>()
+                    .map_err(|_| bad("it does not hold an age X25519 identity"))?,
+            );
+        }
+        found
+            .map(VaultKey::from_identity)
+            .ok_or_else(|| bad("it holds no identity"))
+    }
+
+    /// Computes the MAC of a length-prefixed message (see [`MacInput`]).
+    pub(crate) fn mac(&self, input: &MacInput) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(&input.0);
+        m.finalize().into_bytes().into()
+    }
+
+    /// Checks a MAC in constant time.
+    pub(crate) fn verify_mac(&self, input: &MacInput, mac: &[u8; 32]) -> bool {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(&input.0);
+        m.verify_slice(mac).is_ok()
+    }
+
+    /// Encrypts a value to this vault key (one X25519 stanza, armored).
+    pub fn encrypt_value(&self, value: &SecretValue) -> Result<Vec<u8>> {
+        encrypt(
+            iter::once(&self.public as &dyn age::Recipient),
+            value.expose_secret().as_bytes(),
+        )
+    }
+
+    /// Decrypts a secret file's bytes. The file must be armored and hold
+    /// exactly one stanza; the plaintext must be a valid value.
+    pub fn decrypt_value(&self, ciphertext: &[u8]) -> Result<SecretValue, IntegrityProblem> {
+        let one = OneStanza {
+            inner: &self.identity,
+            stanzas: Cell::new(0),
+        };
+        let plain = decrypt(ciphertext, iter::once(&one as &dyn age::Identity)).map_err(|e| {
+            if one.stanzas.get() != 1 {
+                IntegrityProblem::Malformed(format!(
+                    "it has {} recipient stanzas, not 1",
+                    one.stanzas.get()
+                ))
+            } else {
+                IntegrityProblem::Malformed(e.to_string())
+            }
+        })?;
+        SecretValue::from_bytes(plain.to_vec()).map_err(|e| {
+            IntegrityProblem::Malformed(format!("its plaintext is not a valid value: {e}"))
+        })
+    }
+}
+
+/// Encrypts `plaintext` to `recipients`, ASCII-armored.
+pub(crate) fn encrypt<'a>(
+    recipients: impl Iterator<Item = &'a dyn age::Recipient>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let err = |e: &dyn std::fmt::Display| Error::Encrypt {
+        message: e.to_string(),
+    };
+    let enc = age::Encryptor::with_recipients(recipients).map_err(|e| err(&e))?;
+    let mut out = Vec::with_capacity(plaintext.len() * 4 / 3 + 400);
+    let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| err(&e))?;
+    let mut w = enc.wrap_output(armor).map_err(|e| err(&e))?;
+    w.write_all(plaintext).map_err(|e| err(&e))?;
+    w.finish()
+        .and_then(|armor| armor.finish())
+        .map_err(|e| err(&e))?;
+    Ok(out)
+}
+
+/// Why an age file did not decrypt. Its `Display` is age's message, which
+/// never contains plaintext.
+#[derive(Debug)]
+pub(crate) enum DecryptErr {
+    /// The file does not start with the armor line.
+    NotArmored,
+    /// age refused it.
+    Age(age::DecryptError),
+    /// Reading the payload failed (bad armor, truncated, failed chunk MAC).
+    Payload(std::io::Error),
+}
+
+impl std::fmt::Display for DecryptErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecryptErr::NotArmored => f.write_str("it is not an ASCII-armored age file"),
+            DecryptErr::Age(e) => write!(f, "{e}"),
+            DecryptErr::Payload(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Decrypts an ASCII-armored age file.
+pub(crate) fn decrypt<'a>(
+    ciphertext: &[u8],
+    identities: impl Iterator<Item = &'a dyn age::Identity>,
+) -> std::result::Result<Zeroizing<Vec<u8>>, DecryptErr> {
+    if !ciphertext.starts_with(ARMOR_BEGIN.as_bytes()) {
+        return Err(DecryptErr::NotArmored);
+    }
+    let reader = ArmoredReader::new(ciphertext);
+    let d = age::Decryptor::new_buffered(std::io::BufReader::new(reader)).map_err(|e| match e {
+        age::DecryptError::Io(io) => DecryptErr::Payload(io),
+        e => DecryptErr::Age(e),
+    })?;
+    let mut r = d.decrypt(identities).map_err(DecryptErr::Age)?;
+    let mut out = Zeroizing::new(Vec::new());
+    r.read_to_end(&mut out).map_err(DecryptErr::Payload)?;
+    Ok(out)
+}
+
+/// The most "grease" stanzas (random unknown types that age writers add to
+/// keep parsers honest, tag `*-grease`) a coffer file may carry.
+pub const MAX_GREASE: usize = 4;
+
+/// Returns true for a grease stanza, which recipients ignore.
+fn is_grease(s: &age_core::format::Stanza) -> bool {
+    s.tag.ends_with("-grease")
+}
+
+/// The stanzas of an age header: how many are real (for a recipient) and
+/// how many are grease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StanzaCount {
+    /// Stanzas for a recipient.
+    pub real: usize,
+    /// Grease stanzas (ignored by every recipient).
+    pub grease: usize,
+}
+
+/// Counts the stanzas of an armored age file without any key, for
+/// structural checks. Returns an error message if the header is invalid.
+pub fn count_stanzas(ciphertext: &[u8]) -> std::result::Result<StanzaCount, String> {
+    if !ciphertext.starts_with(ARMOR_BEGIN.as_bytes()) {
+        return Err("it is not an ASCII-armored age file".into());
+    }
+    let counter = Counter(Cell::new(None));
+    let reader = std::io::BufReader::new(ArmoredReader::new(ciphertext));
+    let d = age::Decryptor::new_buffered(reader).map_err(|e| e.to_string())?;
+    let _ = d.decrypt(iter::once(&counter as &dyn age::Identity));
+    counter.0.get().ok_or_else(|| "it has no header".to_owned())
+}
+
+struct Counter(Cell<Option<StanzaCount>>);
+
+impl age::Identity for Counter {
+    fn unwrap_stanza(
+        &self,
+        _: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        None
+    }
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let grease = stanzas.iter().filter(|s| is_grease(s)).count();
+        self.0.set(Some(StanzaCount {
+            real: stanzas.len() - grease,
+            grease,
+        }));
+        None
+    }
+}
+
+/// Wraps the vault identity to insist on a single (non-grease) stanza: a
+/// secret file with more than one was not written by coffer.
+struct OneStanza<'a> {
+    inner: &'a age::x25519::Identity,
+    stanzas: Cell<usize>,
+}
+
+impl age::Identity for OneStanza<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.inner.unwrap_stanza(stanza)
+    }
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let grease = stanzas.iter().filter(|s| is_grease(s)).count();
+        self.stanzas.set(stanzas.len() - grease);
+        if stanzas.len() - grease != 1 || grease > MAX_GREASE {
+            return Some(Err(age::DecryptError::InvalidHeader));
+        }
+        stanzas
+            .iter()
+            .find(|s| !is_grease(s))
+            .and_then(|s| self.inner.unwrap_stanza(s))
+    }
+}
+
+/// Returns the SHA-256 of a file's bytes.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A MAC message built from length-prefixed fields: each field is its
+/// length as a big-endian u64 followed by its bytes, so no two different
+/// field lists encode the same way.
+#[derive(Default)]
+pub(crate) struct MacInput(Vec<u8>);
+
+impl MacInput {
+    pub(crate) fn new(domain: &str) -> MacInput {
+        let mut m = MacInput(Vec::with_capacity(256));
+        m.field(domain.as_bytes());
+        m
+    }
+
+    pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut MacInput {
+        self.0
+            .extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    pub(crate) fn count(&mut self, n: usize) -> &mut MacInput {
+        self.0.extend_from_slice(&(n as u64).to_be_bytes());
+        self
+    }
+
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Decrypts `vault-key.age` with the user's identities.
+pub(crate) fn decrypt_vault_key<'a>(
+    ciphertext: &[u8],
+    path: &Path,
+    identities: impl Iterator<Item = &'a dyn age::Identity>,
+) -> std::result::Result<VaultKey, DecryptFailure> {
+    match decrypt(ciphertext, identities) {
+        Ok(plain) => {
+            let text = std::str::from_utf8(&plain).map_err(|_| {
+                DecryptFailure::Other(Error::Decrypt {
+                    path: path.to_owned(),
+                    message: "its plaintext is not text".into(),
+                })
+            })?;
+            VaultKey::from_identity_file(text, path).map_err(DecryptFailure::Other)
+        }
+        Err(DecryptErr::Age(age::DecryptError::NoMatchingKeys)) => Err(DecryptFailure::NoMatch),
+        Err(e) => Err(DecryptFailure::Other(Error::Decrypt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })),
+    }
+}
+
+/// Why `vault-key.age` did not open.
+pub(crate) enum DecryptFailure {
+    /// None of the identities matched a stanza.
+    NoMatch,
+    /// Anything else.
+    Other(Error),
+}
+
+/// Encrypts `plaintext` to a list of recipient keys, ASCII-armored. Plugin
+/// recipients are grouped by plugin, and each plugin binary is run once.
+pub(crate) fn encrypt_to_keys<C: age::Callbacks>(
+    keys: &[&crate::recipient::RecipientKey],
+    plaintext: &[u8],
+    callbacks: C,
+) -> Result<Vec<u8>> {
+    use crate::recipient::RecipientKey;
+    let mut boxed: Vec<Box<dyn age::Recipient>> = Vec::new();
+    let mut plugins: std::collections::BTreeMap<String, Vec<age::plugin::Recipient>> =
+        Default::default();
+    for k in keys {
+        match k {
+            RecipientKey::X25519(r) => boxed.push(Box::new(r.clone())),
+            RecipientKey::Ssh(r) => boxed.push(Box::new(r.clone())),
+            RecipientKey::Plugin(p) => plugins
+                .entry(p.plugin().to_owned())
+                .or_default()
+                .push(p.clone()),
+        }
+    }
+    for (name, rs) in plugins {
+        let p = age::plugin::RecipientPluginV1::new(&name, &rs, &[], callbacks.clone()).map_err(
+            |_| Error::Encrypt {
+                message: format!("the plugin binary age-plugin-{name} was not found on PATH"),
+            },
+        )?;
+        boxed.push(Box::new(p));
+    }
+    encrypt(
+        boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient),
+        plaintext,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_are_armored_with_one_stanza() {
+        let k = VaultKey::generate();
+        let v = SecretValue::from_string("sk_live_\"quoted\"\nline2 ✓".into()).unwrap();
+        let ct = k.encrypt_value(&v).unwrap();
+        assert!(ct.starts_with(ARMOR_BEGIN.as_bytes()));
+        assert_eq!(count_stanzas(&ct).unwrap().real, 1);
+        assert_eq!(
+            k.decrypt_value(&ct).unwrap().expose_secret(),
+            v.expose_secret()
+        );
+    }
+
+    #[test]
+    fn another_vault_key_cannot_decrypt() {
+        let (a, b) = (VaultKey::generate(), VaultKey::generate());
+        let v = SecretValue::from_string("x".into()).unwrap();
+        assert!(b.decrypt_value(&a.encrypt_value(&v).unwrap()).is_err());
+    }
+
+    #[test]
+    fn two_stanza_secret_files_are_refused() {
+        let k = VaultKey::generate();
+        let other = age::x25519::Identity::generate().to_public();
+        let ct = encrypt(
+            [
+                &k.public as &dyn age::Recipient,
+                &other as &dyn age::Recipient,
+            ]
+            .into_iter(),
+            b"v",
+        )
+        .unwrap();
+        assert_eq!(count_stanzas(&ct).unwrap().real, 2);
+        let err = k.decrypt_value(&ct).unwrap_err();
+        assert!(matches!(err, IntegrityProblem::Malformed(m) if m.contains("2 recipient stanzas")));
+    }
+
+    #[test]
+    fn identity_file_round_trips_and_mac_key_is_stable() {
+        let k = VaultKey::generate();
+        let text = k.to_identity_file();
+        let k2 = VaultKey::from_identity_file(&text, Path::new("x")).unwrap();
+        assert_eq!(k.public.to_string(), k2.public.to_string());
+        let mut m = MacInput::new("t");
+        m.field(b"a");
+        assert_eq!(k.mac(&m), k2.mac(&m));
+        assert!(k2.verify_mac(&m, &k.mac(&m)));
+        assert!(!VaultKey::generate().verify_mac(&m, &k.mac(&m)));
+    }
+
+    #[test]
+    fn mac_input_is_length_prefixed() {
+        let mut a = MacInput::new("d");
+        a.field(b"ab").field(b"c");
+        let mut b = MacInput::new("d");
+        b.field(b"a").field(b"bc");
+        assert_ne!(a.bytes(), b.bytes());
+    }
+
+    #[test]
+    fn binary_age_files_are_refused() {
+        let k = VaultKey::generate();
+        let ct = age::encrypt(&k.public, b"v").unwrap();
+        assert!(k.decrypt_value(&ct).is_err());
+        assert!(count_stanzas(&ct).is_err());
+    }
+}

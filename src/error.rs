@@ -1,0 +1,337 @@
+//! The library's error type.
+//!
+//! Every variant names the thing that went wrong (a path, a vault, a secret,
+//! a line number) and never its content: no value, identity or token can
+//! reach an error message. What the user should do next is the CLI's
+//! business (it adds `hint:` lines); these messages only say what happened.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::name::NameKind;
+
+/// Why a value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueProblem {
+    /// The value is empty.
+    Empty,
+    /// The value is longer than the limit.
+    TooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The value is not valid UTF-8.
+    NotUtf8 {
+        /// The byte offset of the first invalid byte.
+        offset: usize,
+    },
+}
+
+impl std::fmt::Display for ValueProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueProblem::Empty => f.write_str("the value is empty"),
+            ValueProblem::TooLarge { len, max } => write!(
+                f,
+                "the value is {len} bytes, over the limit of {max} bytes ({} KiB)",
+                max / 1024
+            ),
+            ValueProblem::NotUtf8 { offset } => write!(
+                f,
+                "the value is not valid UTF-8 (first bad byte at offset {offset})"
+            ),
+        }
+    }
+}
+
+/// What is wrong with a stored secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntegrityProblem {
+    /// The manifest lists it but its file is missing.
+    MissingFile,
+    /// Its file's SHA-256 differs from the manifest's digest: the file was
+    /// replaced, rolled back or damaged.
+    DigestMismatch,
+    /// Its manifest entry's MAC does not verify: the entry was written by
+    /// someone without the vault key, or damaged.
+    BadMac,
+    /// The entry has no MAC: a write-only contribution not yet accepted.
+    Unverified,
+    /// The file is not an ASCII-armored age file with exactly one stanza.
+    Malformed(String),
+}
+
+impl std::fmt::Display for IntegrityProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntegrityProblem::MissingFile => f.write_str("its file is missing"),
+            IntegrityProblem::DigestMismatch => f.write_str(
+                "its file does not match the manifest's digest (replaced, rolled back or damaged)",
+            ),
+            IntegrityProblem::BadMac => f.write_str(
+                "its manifest entry does not verify (written without the vault key, or damaged)",
+            ),
+            IntegrityProblem::Unverified => {
+                f.write_str("it is an unverified contribution, not yet accepted by a recipient")
+            }
+            IntegrityProblem::Malformed(why) => write!(f, "its file is malformed: {why}"),
+        }
+    }
+}
+
+/// One place where coffer looked for an identity, and what it found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The place: `--identity FILE`, `COFFER_AGE_KEY`, a path…
+    pub place: String,
+    /// What happened there: `not set`, `not found`, `no match`…
+    pub outcome: String,
+}
+
+/// The library's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on a path failed.
+    #[error("could not {op} {}: {source}", path.display())]
+    Io {
+        /// What coffer was doing: `read`, `write`, `rename`…
+        op: &'static str,
+        /// The path it was working on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// No store was found.
+    #[error("no coffer store found in {} or any parent directory", start.display())]
+    StoreNotFound {
+        /// Where the search started.
+        start: PathBuf,
+    },
+
+    /// The directory given as the store holds no `coffer.toml`.
+    #[error("{} is not a coffer store (it has no coffer.toml)", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// `init` found an existing store.
+    #[error("a coffer store already exists at {}", path.display())]
+    StoreExists {
+        /// The existing `coffer.toml`.
+        path: PathBuf,
+    },
+
+    /// A name does not follow the rules.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// Vault, secret or recipient.
+        kind: NameKind,
+        /// The name as given.
+        name: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+
+    /// A recipient key does not parse.
+    #[error("invalid recipient: {reason}")]
+    InvalidRecipient {
+        /// Why.
+        reason: String,
+    },
+
+    /// A recipient name is used twice or not at all.
+    #[error("no recipient named {name:?} in coffer.toml")]
+    UnknownRecipient {
+        /// The name.
+        name: String,
+    },
+
+    /// The vault does not exist.
+    #[error("vault {name:?} not found")]
+    VaultNotFound {
+        /// The vault.
+        name: String,
+    },
+
+    /// The vault already exists.
+    #[error("vault {name:?} already exists")]
+    VaultExists {
+        /// The vault.
+        name: String,
+    },
+
+    /// A vault still holds secrets.
+    #[error("vault {name:?} still holds {count} secret{}", if *count == 1 { "" } else { "s" })]
+    VaultNotEmpty {
+        /// The vault.
+        name: String,
+        /// How many secrets it holds.
+        count: usize,
+    },
+
+    /// The secret does not exist.
+    #[error("secret {name:?} not found in vault {vault:?}")]
+    SecretNotFound {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        name: String,
+    },
+
+    /// The secret already exists.
+    #[error("secret {name:?} already exists in vault {vault:?}")]
+    SecretExists {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        name: String,
+    },
+
+    /// A value was refused.
+    #[error("{0}")]
+    Value(ValueProblem),
+
+    /// `coffer.toml` does not parse or holds something invalid.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (may include a line and column, never a value).
+        message: String,
+    },
+
+    /// A manifest does not parse or holds something invalid.
+    #[error("{}: {message}", path.display())]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A store file is a symbolic link.
+    #[error("{} is a symbolic link; coffer refuses links inside the store", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+
+    /// A stored secret failed its integrity checks.
+    #[error("secret {name:?} in vault {vault:?} failed verification: {problem}")]
+    Integrity {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        name: String,
+        /// What failed.
+        problem: IntegrityProblem,
+    },
+
+    /// The decrypted vault key does not match the manifest's public key.
+    #[error("the key in {vault}/vault-key.age does not match the public key in its manifest")]
+    VaultKeyMismatch {
+        /// The vault.
+        vault: String,
+    },
+
+    /// The recipients in the manifest were changed without the vault key.
+    #[error(
+        "the recipients of vault {vault:?} do not verify: they were changed without the vault key"
+    )]
+    RecipientsMac {
+        /// The vault.
+        vault: String,
+    },
+
+    /// `vault-key.age` could not be decrypted with any identity.
+    #[error("no identity can open vault {vault:?}")]
+    NoMatchingIdentity {
+        /// The vault.
+        vault: String,
+        /// Every place that was tried.
+        tried: Vec<Tried>,
+    },
+
+    /// No identity was found anywhere.
+    #[error("no identity found")]
+    NoIdentity {
+        /// Every place that was tried.
+        tried: Vec<Tried>,
+    },
+
+    /// An identity file cannot be used.
+    #[error("identity {place}: {message}")]
+    Identity {
+        /// Where it came from (a path or `COFFER_AGE_KEY`).
+        place: String,
+        /// What is wrong (a line number at most, never the content).
+        message: String,
+    },
+
+    /// An identity file is readable by other users.
+    #[error("identity file {} is accessible by other users (mode {mode:04o})", path.display())]
+    IdentityPermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// A file exists where coffer must not overwrite.
+    #[error("{} already exists; coffer never overwrites an identity", path.display())]
+    WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// age failed to decrypt a file.
+    #[error("could not decrypt {}: {message}", path.display())]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// age's message.
+        message: String,
+    },
+
+    /// age failed to encrypt.
+    #[error("could not encrypt: {message}")]
+    Encrypt {
+        /// age's message.
+        message: String,
+    },
+
+    /// Another coffer process held the lock for too long.
+    #[error("timed out after {seconds}s waiting for another coffer process to release {}", path.display())]
+    LockTimeout {
+        /// The locked directory.
+        path: PathBuf,
+        /// How long coffer waited.
+        seconds: u64,
+    },
+
+    /// The vault changed under a command (another process rekeyed it).
+    #[error("vault {vault:?} was changed by another process while this command ran")]
+    Concurrent {
+        /// The vault.
+        vault: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,273 @@
+//! The store: a directory (normally `vaults/` in a repository) holding
+//! `coffer.toml` and one directory per vault.
+//!
+//! Store-wide changes (creating or deleting a vault) hold an exclusive
+//! lock on the store directory; changes inside a vault hold that vault's
+//! lock (see [`crate::vault`]).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::config::{CONFIG_FILE, Config};
+use crate::crypto::{self, VaultKey};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, LockWait};
+use crate::manifest::Manifest;
+use crate::name::{RecipientName, VaultName};
+use crate::recipient::RecipientKey;
+use crate::time::Time;
+use crate::vault::{MANIFEST_FILE, VAULT_KEY_FILE, Vault};
+
+/// The usual name of the store directory inside a repository.
+pub const STORE_DIR: &str = "vaults";
+
+/// What `.gitignore` inside the store says: coffer's temporary files never
+/// belong in a commit.
+const GITIGNORE: &str = "# coffer's temporary files: see docs/format.md\n.coffer-*\n";
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    config: Config,
+    lock_wait: LockWait,
+}
+
+/// A vault as `vault list` shows it.
+#[derive(Clone, Debug)]
+pub struct VaultSummary {
+    /// The vault's name.
+    pub name: VaultName,
+    /// When it was created.
+    pub created: Time,
+    /// When a secret in it last changed (or its creation time).
+    pub updated: Time,
+    /// How many secrets it holds.
+    pub secrets: usize,
+}
+
+impl Store {
+    /// Finds the store for `start`: the nearest `vaults/coffer.toml`
+    /// walking up from it. Returns the store directory.
+    pub fn discover(start: &Path) -> Result<PathBuf> {
+        for dir in start.ancestors() {
+            let candidate = dir.join(STORE_DIR);
+            if candidate.join(CONFIG_FILE).is_file() {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::StoreNotFound {
+            start: start.to_owned(),
+        })
+    }
+
+    /// Opens the store in `dir`: the directory holding `coffer.toml`, or a
+    /// directory whose `vaults/` holds it.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let root = if dir.join(CONFIG_FILE).is_file() {
+            dir.to_owned()
+        } else if dir.join(STORE_DIR).join(CONFIG_FILE).is_file() {
+            dir.join(STORE_DIR)
+        } else {
+            return Err(Error::NotAStore {
+                path: dir.to_owned(),
+            });
+        };
+        fsutil::check_not_symlink(&root.join(CONFIG_FILE))?;
+        let config = Config::load(&root.join(CONFIG_FILE))?;
+        Ok(Store {
+            root,
+            config,
+            lock_wait: LockWait::default(),
+        })
+    }
+
+    /// Creates a new store in `root` (created if missing) whose only
+    /// recipient is `name`/`key`, with a `.gitignore` for coffer's
+    /// temporary files.
+    pub fn init(root: &Path, name: &RecipientName, key: &RecipientKey) -> Result<Store> {
+        let config_path = root.join(CONFIG_FILE);
+        if fsutil::check_not_symlink(&config_path)? {
+            return Err(Error::StoreExists { path: config_path });
+        }
+        fs::create_dir_all(root).map_err(|e| Error::io("create", root, e))?;
+        if !root.join(".gitignore").exists() {
+            fsutil::write_atomic(
+                root,
+                ".gitignore",
+                GITIGNORE.as_bytes(),
+                fsutil::STORE_FILE_MODE,
+            )?;
+        }
+        // Written last and without overwriting: its appearance makes the store.
+        fsutil::write_new(
+            &config_path,
+            Config::initial_text(name, key).as_bytes(),
+            fsutil::STORE_FILE_MODE,
+        )?;
+        Store::open(root)
+    }
+
+    /// Sets how long lock waits last and whom they notify.
+    pub fn set_lock_wait(&mut self, wait: LockWait) {
+        self.lock_wait = wait;
+    }
+
+    pub(crate) fn lock_wait(&self) -> &LockWait {
+        &self.lock_wait
+    }
+
+    /// Returns the store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the store configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Returns the names of the vaults, sorted. Entries that are not
+    /// vaults (hidden files, invalid names, links, directories without a
+    /// manifest) are skipped; `verify` reports them.
+    pub fn vault_names(&self) -> Result<Vec<VaultName>> {
+        let mut names = Vec::new();
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io("list", &self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", &self.root, e))?;
+            let Ok(ft) = entry.file_type() else { continue };
+            if !ft.is_dir() {
+                continue;
+            }
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<VaultName>().ok())
+            else {
+                continue;
+            };
+            if entry.path().join(MANIFEST_FILE).is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Opens a vault by name.
+    pub fn vault(&self, name: &VaultName) -> Result<Vault<'_>> {
+        let dir = self.root.join(name.as_str());
+        if !fsutil::check_not_symlink(&dir)? || !dir.join(MANIFEST_FILE).exists() {
+            return Err(Error::VaultNotFound {
+                name: name.to_string(),
+            });
+        }
+        Ok(Vault::new(self, name.clone(), dir))
+    }
+
+    /// Summarises every vault, for `vault list`.
+    pub fn vault_summaries(&self) -> Result<Vec<VaultSummary>> {
+        let mut out = Vec::new();
+        for name in self.vault_names()? {
+            let vault = self.vault(&name)?;
+            let read = vault.read()?;
+            let m = read.manifest();
+            let updated = m
+                .secrets
+                .values()
+                .map(|e| e.updated)
+                .max()
+                .map_or(m.created, |u| u.max(m.created));
+            out.push(VaultSummary {
+                name,
+                created: m.created,
+                updated,
+                secrets: m.secrets.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a vault: a new vault key, encrypted to every recipient in
+    /// `coffer.toml`, and an empty manifest. The vault appears atomically.
+    pub fn create_vault<C: age::Callbacks>(
+        &self,
+        name: &VaultName,
+        now: Time,
+        callbacks: C,
+    ) -> Result<()> {
+        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
+        fsutil::remove_stray_temps(&self.root)?;
+        let dir = self.root.join(name.as_str());
+        if fsutil::check_not_symlink(&dir)? {
+            return Err(Error::VaultExists {
+                name: name.to_string(),
+            });
+        }
+        let recipients = self.config.recipients().clone();
+        if recipients.is_empty() {
+            return Err(Error::Config {
+                path: self.config.path().to_owned(),
+                message: "it lists no recipients, so nobody could open a new vault".into(),
+            });
+        }
+        let key = VaultKey::generate();
+        let keys: Vec<&RecipientKey> = recipients.values().collect();
+        let key_file =
+            crypto::encrypt_to_keys(&keys, key.to_identity_file().as_bytes(), callbacks)?;
+        let mut manifest = Manifest::new(now, key.public().to_string(), recipients);
+        manifest.seal_recipients(name, &key);
+
+        let tmp = tempfile::Builder::new()
+            .prefix(fsutil::TMP_PREFIX)
+            .tempdir_in(&self.root)
+            .map_err(|e| Error::io("create a temporary directory in", &self.root, e))?;
+        for (file, bytes) in [
+            (VAULT_KEY_FILE, key_file),
+            (MANIFEST_FILE, manifest.to_bytes()),
+        ] {
+            fsutil::write_atomic(tmp.path(), file, &bytes, fsutil::STORE_FILE_MODE)?;
+        }
+        set_dir_mode(tmp.path())?;
+        let tmp = tmp.keep();
+        if let Err(e) = fs::rename(&tmp, &dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(Error::io("create", &dir, e));
+        }
+        fsutil::fsync_dir(&self.root)
+    }
+
+    /// Deletes an empty vault. Refuses a vault that still holds secrets
+    /// (listed or not), saying how many.
+    pub fn delete_vault(&self, name: &VaultName) -> Result<()> {
+        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
+        let vault = self.vault(name)?;
+        let write = vault.write()?;
+        let count = write.secret_count_on_disk()?;
+        if count > 0 {
+            return Err(Error::VaultNotEmpty {
+                name: name.to_string(),
+                count,
+            });
+        }
+        let trash = self
+            .root
+            .join(format!("{}{}", fsutil::TRASH_PREFIX, name.as_str()));
+        fs::rename(vault.dir(), &trash).map_err(|e| Error::io("remove", vault.dir(), e))?;
+        fsutil::fsync_dir(&self.root)?;
+        drop(write);
+        match fs::remove_dir_all(&trash) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &trash, e)),
+        }
+    }
+}
+
+/// Vault directories are world-readable, like the rest of a checkout.
+fn set_dir_mode(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("set permissions on", dir, e))
+}

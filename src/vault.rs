@@ -1,0 +1,408 @@
+//! One vault: a directory holding `vault.toml`, `vault-key.age` and one
+//! `<name>.age` per secret.
+//!
+//! Reading happens under a shared lock ([`Vault::read`]), writing under an
+//! exclusive one ([`Vault::write`]); both finish an interrupted transaction
+//! first (see [`crate::fsutil`]), so nobody ever sees a half-written state.
+//! Opening the vault key ([`Vault::unlock`]) happens outside any lock, since
+//! a hardware key may wait for a touch; the guards then check that the key
+//! still matches the manifest they hold.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{self, DecryptFailure, VaultKey};
+use crate::error::{Error, IntegrityProblem, Result};
+use crate::fsutil::{self, DirLock, Txn};
+use crate::identity::Identities;
+use crate::manifest::{Entry, MAX_MANIFEST_LEN, Manifest};
+use crate::name::{SecretName, VaultName};
+use crate::secret::SecretValue;
+use crate::store::Store;
+use crate::time::Time;
+
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "vault.toml";
+/// The encrypted vault key's file name.
+pub const VAULT_KEY_FILE: &str = "vault-key.age";
+
+/// The largest secret file coffer reads: a 128 KiB value armored, with
+/// room to spare.
+pub const MAX_SECRET_FILE_LEN: u64 = 256 << 10;
+/// The largest `vault-key.age` coffer reads (room for ~1,000 recipients).
+pub const MAX_VAULT_KEY_FILE_LEN: u64 = 1 << 20;
+
+/// A vault in a store, not yet locked or read.
+#[derive(Debug)]
+pub struct Vault<'s> {
+    store: &'s Store,
+    name: VaultName,
+    dir: PathBuf,
+}
+
+/// The outcome of a write that may change nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Files were (or will be, on commit) rewritten.
+    Changed,
+    /// The value was the same: nothing to write.
+    Unchanged,
+}
+
+impl<'s> Vault<'s> {
+    pub(crate) fn new(store: &'s Store, name: VaultName, dir: PathBuf) -> Vault<'s> {
+        Vault { store, name, dir }
+    }
+
+    /// Returns the vault's name.
+    pub fn name(&self) -> &VaultName {
+        &self.name
+    }
+
+    /// Returns the vault's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Locks the directory and checks it is still this vault (it may have
+    /// been deleted while we waited).
+    fn lock(&self, exclusive: bool) -> Result<DirLock> {
+        let before = fs::metadata(&self.dir).map_err(|_| self.not_found())?;
+        let lock = fsutil::lock_dir(&self.dir, exclusive, self.store.lock_wait())?;
+        match fs::metadata(&self.dir) {
+            Ok(after) if after.ino() == before.ino() && after.dev() == before.dev() => Ok(lock),
+            _ => Err(self.not_found()),
+        }
+    }
+
+    fn not_found(&self) -> Error {
+        Error::VaultNotFound {
+            name: self.name.to_string(),
+        }
+    }
+
+    fn load_manifest(&self) -> Result<(Manifest, Vec<u8>)> {
+        let path = self.dir.join(MANIFEST_FILE);
+        let bytes = match fsutil::read_store_file(&path, MAX_MANIFEST_LEN) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(self.not_found());
+            }
+            r => r?,
+        };
+        let m = Manifest::parse(&bytes, &path)?;
+        Ok((m, bytes))
+    }
+
+    /// Takes a shared lock and reads the manifest.
+    pub fn read(&self) -> Result<VaultRead<'_>> {
+        let mut lock = self.lock(false)?;
+        if fsutil::has_journal(&self.dir) {
+            // A writer died after committing: finish its work first.
+            drop(lock);
+            let ex = self.lock(true)?;
+            fsutil::recover(&self.dir)?;
+            drop(ex);
+            lock = self.lock(false)?;
+        }
+        let (manifest, _) = self.load_manifest()?;
+        Ok(VaultRead {
+            vault: self,
+            _lock: lock,
+            manifest,
+        })
+    }
+
+    /// Takes the exclusive lock, finishes any interrupted transaction, and
+    /// reads the manifest.
+    pub fn write(&self) -> Result<VaultWrite<'_>> {
+        let lock = self.lock(true)?;
+        fsutil::recover(&self.dir)?;
+        let (manifest, bytes) = self.load_manifest()?;
+        Ok(VaultWrite {
+            vault: self,
+            _lock: lock,
+            manifest,
+            original: bytes,
+            txn: Txn::new(&self.dir),
+        })
+    }
+
+    /// Opens the vault key with the user's identities. Runs without a lock
+    /// (a hardware key may wait for the user); checks that the key matches
+    /// the manifest's public key, retrying once under a shared lock if a
+    /// concurrent rekey made them disagree.
+    pub fn unlock(&self, identities: &Identities) -> Result<VaultKey> {
+        match self.unlock_once(identities) {
+            Err(Error::VaultKeyMismatch { .. }) => {
+                let _lock = self.read()?;
+                self.unlock_once(identities)
+            }
+            r => r,
+        }
+    }
+
+    fn unlock_once(&self, identities: &Identities) -> Result<VaultKey> {
+        let path = self.dir.join(VAULT_KEY_FILE);
+        let ct = fsutil::read_store_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
+        let key = match crypto::decrypt_vault_key(&ct, &path, identities.iter()) {
+            Ok(k) => k,
+            Err(DecryptFailure::NoMatch) => {
+                return Err(Error::NoMatchingIdentity {
+                    vault: self.name.to_string(),
+                    tried: identities.tried(),
+                });
+            }
+            Err(DecryptFailure::Other(e)) => return Err(e),
+        };
+        let (manifest, _) = self.load_manifest()?;
+        if key.public().to_string() != manifest.public_key {
+            return Err(Error::VaultKeyMismatch {
+                vault: self.name.to_string(),
+            });
+        }
+        Ok(key)
+    }
+
+    fn secret_path(&self, name: &SecretName) -> PathBuf {
+        self.dir.join(name.file_name())
+    }
+
+    /// Reads, verifies and decrypts one secret against `manifest`.
+    fn get_in(
+        &self,
+        manifest: &Manifest,
+        key: &VaultKey,
+        name: &SecretName,
+    ) -> Result<SecretValue> {
+        let integrity = |problem| Error::Integrity {
+            vault: self.name.to_string(),
+            name: name.to_string(),
+            problem,
+        };
+        let entry = manifest
+            .secrets
+            .get(name)
+            .ok_or_else(|| Error::SecretNotFound {
+                vault: self.name.to_string(),
+                name: name.to_string(),
+            })?;
+        if entry.mac.is_none() {
+            return Err(integrity(IntegrityProblem::Unverified));
+        }
+        if !Manifest::entry_verifies(&self.name, name, entry, key) {
+            return Err(integrity(IntegrityProblem::BadMac));
+        }
+        let path = self.secret_path(name);
+        let ct = match fsutil::read_store_file(&path, MAX_SECRET_FILE_LEN) {
+            Ok(ct) => ct,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(integrity(IntegrityProblem::MissingFile));
+            }
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidData => {
+                return Err(integrity(IntegrityProblem::Malformed(source.to_string())));
+            }
+            Err(e) => return Err(e),
+        };
+        if crypto::digest(&ct) != entry.digest {
+            return Err(integrity(IntegrityProblem::DigestMismatch));
+        }
+        key.decrypt_value(&ct).map_err(integrity)
+    }
+
+    fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {
+        if key.public().to_string() != manifest.public_key {
+            return Err(Error::Concurrent {
+                vault: self.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A vault under a shared lock.
+#[derive(Debug)]
+pub struct VaultRead<'v> {
+    vault: &'v Vault<'v>,
+    _lock: DirLock,
+    manifest: Manifest,
+}
+
+impl VaultRead<'_> {
+    /// Returns the manifest as read under the lock.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Reads one secret, after checking its manifest entry's MAC and its
+    /// file's digest. A secret that fails either check is an error naming
+    /// it, and its value is not returned.
+    pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
+        self.vault.check_key(&self.manifest, key)?;
+        self.vault.get_in(&self.manifest, key, name)
+    }
+
+    /// Returns whether the manifest's recipients carry a valid MAC.
+    pub fn recipients_verify(&self, key: &VaultKey) -> bool {
+        self.manifest.recipients_verify(&self.vault.name, key)
+    }
+}
+
+/// A vault under its exclusive lock, with changes staged until
+/// [`VaultWrite::commit`]. Dropping it without committing changes nothing.
+#[derive(Debug)]
+pub struct VaultWrite<'v> {
+    vault: &'v Vault<'v>,
+    _lock: DirLock,
+    manifest: Manifest,
+    original: Vec<u8>,
+    txn: Txn,
+}
+
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Txn")
+    }
+}
+
+impl VaultWrite<'_> {
+    /// Returns the manifest, including staged changes.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Reads one secret (see [`VaultRead::get`]).
+    pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
+        self.vault.check_key(&self.manifest, key)?;
+        self.vault.get_in(&self.manifest, key, name)
+    }
+
+    /// Checks the key against the manifest and the recipients' MAC: no
+    /// command encrypts to a vault whose recipients changed without the key.
+    fn check_for_encrypt(&self, key: &VaultKey) -> Result<()> {
+        self.vault.check_key(&self.manifest, key)?;
+        if !self.manifest.recipients_verify(&self.vault.name, key) {
+            return Err(Error::RecipientsMac {
+                vault: self.vault.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn put_secret(
+        &mut self,
+        key: &VaultKey,
+        name: &SecretName,
+        value: &SecretValue,
+        created: Time,
+        now: Time,
+    ) -> Result<()> {
+        let ct = key.encrypt_value(value)?;
+        let mut entry = Entry {
+            created,
+            updated: now,
+            digest: crypto::digest(&ct),
+            mac: None,
+            rotation: None,
+        };
+        Manifest::seal_entry(&self.vault.name, name, &mut entry, key);
+        self.txn.put(&name.file_name(), &ct)?;
+        self.manifest.secrets.insert(name.clone(), entry);
+        Ok(())
+    }
+
+    /// Stages a new secret. Fails if it exists.
+    pub fn create(
+        &mut self,
+        key: &VaultKey,
+        name: &SecretName,
+        value: &SecretValue,
+        now: Time,
+    ) -> Result<()> {
+        self.check_for_encrypt(key)?;
+        if self.manifest.secrets.contains_key(name) {
+            return Err(Error::SecretExists {
+                vault: self.vault.name.to_string(),
+                name: name.to_string(),
+            });
+        }
+        self.put_secret(key, name, value, now, now)
+    }
+
+    /// Stages a new value for an existing secret. If the stored value
+    /// decrypts to the same text, nothing is staged ([`Change::Unchanged`]),
+    /// so git sees no change. A new value clears a rotation mark.
+    pub fn update(
+        &mut self,
+        key: &VaultKey,
+        name: &SecretName,
+        value: &SecretValue,
+        now: Time,
+    ) -> Result<Change> {
+        self.check_for_encrypt(key)?;
+        let Some(entry) = self.manifest.secrets.get(name) else {
+            return Err(Error::SecretNotFound {
+                vault: self.vault.name.to_string(),
+                name: name.to_string(),
+            });
+        };
+        let created = entry.created;
+        // A stored value that does not verify is simply replaced.
+        if let Ok(old) = self.vault.get_in(&self.manifest, key, name)
+            && old.ct_eq(value)
+        {
+            return Ok(Change::Unchanged);
+        }
+        self.put_secret(key, name, value, created, now)?;
+        Ok(Change::Changed)
+    }
+
+    /// Stages the removal of a secret. Needs no key.
+    pub fn delete(&mut self, name: &SecretName) -> Result<()> {
+        if self.manifest.secrets.remove(name).is_none() {
+            return Err(Error::SecretNotFound {
+                vault: self.vault.name.to_string(),
+                name: name.to_string(),
+            });
+        }
+        self.txn.remove(&name.file_name());
+        Ok(())
+    }
+
+    /// Counts the secrets in the manifest plus any `.age` file that no
+    /// entry lists (an interrupted or hand-made addition).
+    pub fn secret_count_on_disk(&self) -> Result<usize> {
+        let mut count = self.manifest.secrets.len();
+        let dir = &self.vault.dir;
+        for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".age")) else {
+                continue;
+            };
+            if let Ok(n) = stem.parse::<SecretName>()
+                && !self.manifest.secrets.contains_key(&n)
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Writes every staged change atomically and durably. Returns whether
+    /// anything was written: a manifest that serialises to the same bytes
+    /// is not rewritten.
+    pub fn commit(mut self) -> Result<Change> {
+        let bytes = self.manifest.to_bytes();
+        if bytes != self.original {
+            self.txn.put(MANIFEST_FILE, &bytes)?;
+        }
+        if self.txn.is_empty() {
+            return Ok(Change::Unchanged);
+        }
+        let txn = std::mem::replace(&mut self.txn, Txn::new(&self.vault.dir));
+        txn.commit()?;
+        Ok(Change::Changed)
+    }
+}
