@@ -105,6 +105,12 @@ impl VaultKey {
             .ok_or_else(|| bad("it holds no identity"))
     }
 
+    /// Returns the derived MAC key, for the documented test vector.
+    #[cfg(test)]
+    pub(crate) fn mac_key_bytes(&self) -> [u8; 32] {
+        *self.mac_key
+    }
+
     /// Computes the MAC of a length-prefixed message (see [`MacInput`]).
     pub(crate) fn mac(&self, input: &MacInput) -> [u8; 32] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())

@@ -532,3 +532,59 @@ mod tests {
         assert_eq!(unhex32("ab"), None);
     }
 }
+
+/// The worked example in `docs/format.md`: anyone writing a compatible
+/// reader can check their MAC code against these values.
+#[cfg(test)]
+mod format_vector {
+    use super::*;
+
+    pub(super) const VAULT_KEY: &str =
+        "AGE-SECRET-KEY-1XW32UD02RCR39Z7KTTMVE6EKN0VFK3H3AKCK496SRAQ9PVCWE0KS6M7CDD";
+    pub(super) const ALICE: &str = "age14u7hx9g8n65fd6gw5hmk6nmg8ee39gjk8l903762ag79sc2p75hq5ym553";
+
+    pub(super) fn example() -> (VaultName, VaultKey, Manifest) {
+        let key = VaultKey::from_identity_file(VAULT_KEY, Path::new("x")).unwrap();
+        let vault: VaultName = "api-keys".parse().unwrap();
+        let mut recipients = BTreeMap::new();
+        recipients.insert("alice".parse().unwrap(), ALICE.parse().unwrap());
+        let t: Time = "2026-01-01T00:00:00.000Z".parse().unwrap();
+        let mut m = Manifest::new(t, key.public().to_string(), recipients);
+        m.seal_recipients(&vault, &key);
+        let name: SecretName = "stripe-secret-key".parse().unwrap();
+        let mut e = Entry {
+            created: t,
+            updated: "2026-01-02T03:04:05.678Z".parse().unwrap(),
+            digest: crate::crypto::digest(b"example ciphertext"),
+            mac: None,
+            rotation: None,
+        };
+        Manifest::seal_entry(&vault, &name, &mut e, &key);
+        m.secrets.insert(name, e);
+        (vault, key, m)
+    }
+
+    #[test]
+    fn documented_example_is_what_the_code_computes() {
+        let (vault, key, m) = example();
+        let doc = include_str!("../docs/format.md");
+        let text = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(
+            doc.contains(&text),
+            "docs/format.md must contain, verbatim:\n{text}"
+        );
+        let input = recipients_mac_input(&vault, &m);
+        assert!(
+            doc.contains(&hex(input.bytes())),
+            "recipients MAC message missing"
+        );
+        let (name, entry) = m.secrets.iter().next().unwrap();
+        let input = entry_mac_input(&vault, name, entry);
+        assert!(
+            doc.contains(&hex(input.bytes())),
+            "entry MAC message missing"
+        );
+        assert!(doc.contains(&hex(&key.mac_key_bytes())), "MAC key missing");
+        assert!(doc.contains(&key.public().to_string()));
+    }
+}

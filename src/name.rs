@@ -79,7 +79,11 @@ macro_rules! platform_name {
             type Err = Error;
 
             fn from_str(s: &str) -> Result<Self, Error> {
-                match platform_name_problem(s) {
+                let problem = platform_name_problem(s).or_else(|| {
+                    ($kind == NameKind::Secret && s == RESERVED_SECRET_NAME)
+                        .then_some("it is reserved: vault-key.age holds the vault's key")
+                });
+                match problem {
                     None => Ok($ty(s.to_owned())),
                     Some(reason) => Err(Error::InvalidName {
                         kind: $kind,
@@ -112,11 +116,16 @@ platform_name!(
 );
 
 platform_name!(
-    /// A secret name: `^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`. The secret's file
-    /// is `<name>.age`.
+    /// A secret name: `^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`, except
+    /// `vault-key`, whose file name belongs to the vault key. The secret's
+    /// file is `<name>.age`.
     SecretName,
     NameKind::Secret
 );
+
+/// The one platform-valid secret name coffer reserves: `vault-key.age` is
+/// the vault's key file.
+pub const RESERVED_SECRET_NAME: &str = "vault-key";
 
 impl SecretName {
     /// Returns the name of this secret's ciphertext file, `<name>.age`.
@@ -213,6 +222,13 @@ mod tests {
             assert!(bad.parse::<VaultName>().is_err(), "{bad:?}");
             assert!(bad.parse::<SecretName>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn vault_key_is_reserved_for_secrets_only() {
+        assert!("vault-key".parse::<SecretName>().is_err());
+        assert!("vault-key".parse::<VaultName>().is_ok());
+        assert!("vault-keys".parse::<SecretName>().is_ok());
     }
 
     #[test]

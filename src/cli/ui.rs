@@ -54,17 +54,24 @@ pub fn stdout_is_terminal() -> bool {
     io::stdout().is_terminal()
 }
 
-/// Reads one line from `reader` with echo turned off on `fd`, restoring the
-/// terminal afterwards. The trailing newline is dropped.
-fn read_hidden_line(fd: impl AsFd, reader: &mut impl BufRead) -> io::Result<Zeroizing<String>> {
+/// Shows a prompt and reads one line from `reader` with echo turned off on
+/// `fd`, restoring the terminal afterwards. The prompt is shown only once
+/// echo is off, so that nothing typed after it can be echoed (or dropped by
+/// the mode change). The trailing newline is dropped.
+fn read_hidden_line(
+    fd: impl AsFd,
+    reader: &mut impl BufRead,
+    show_prompt: impl FnOnce(),
+) -> io::Result<Zeroizing<String>> {
     let orig = termios::tcgetattr(&fd)?;
     let mut quiet = orig.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
-    termios::tcsetattr(&fd, OptionalActions::Flush, &quiet)?;
+    termios::tcsetattr(&fd, OptionalActions::Now, &quiet)?;
+    show_prompt();
     let mut line = Zeroizing::new(String::new());
     let r = reader.read_line(&mut line);
-    let _ = termios::tcsetattr(&fd, OptionalActions::Flush, &orig);
+    let _ = termios::tcsetattr(&fd, OptionalActions::Now, &orig);
     r?;
     while line.ends_with('\n') || line.ends_with('\r') {
         line.pop();
@@ -74,12 +81,13 @@ fn read_hidden_line(fd: impl AsFd, reader: &mut impl BufRead) -> io::Result<Zero
 
 /// Asks for a secret value on the terminal (stdin), without echo.
 pub fn prompt_value(prompt: &str) -> CliResult<Zeroizing<String>> {
-    eprint!("{prompt}");
-    let _ = io::stderr().flush();
     let stdin = io::stdin();
     let mut lock = stdin.lock();
-    read_hidden_line(io::stdin(), &mut lock)
-        .map_err(|e| CliError::new(format!("could not read the value from the terminal: {e}")))
+    read_hidden_line(io::stdin(), &mut lock, || {
+        eprint!("{prompt}");
+        let _ = io::stderr().flush();
+    })
+    .map_err(|e| CliError::new(format!("could not read the value from the terminal: {e}")))
 }
 
 /// Asks the user to type `expected` to confirm a deletion. Needs a
@@ -162,8 +170,10 @@ impl age::Callbacks for TermCallbacks {
         }
         let t = tty()?;
         let mut w = t.try_clone().ok()?;
-        let _ = write!(w, "{description} ");
-        let line = read_hidden_line(&t, &mut BufReader::new(t.try_clone().ok()?)).ok()?;
+        let line = read_hidden_line(&t, &mut BufReader::new(t.try_clone().ok()?), || {
+            let _ = write!(w, "{description} ");
+        })
+        .ok()?;
         let secret = SecretString::from(line.to_string());
         self.cache
             .lock()

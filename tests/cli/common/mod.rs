@@ -1,0 +1,307 @@
+//! The test environment: every command runs with a cleared environment, a
+//! temporary HOME and XDG config directory, and a fixed PATH, so a test can
+//! never see the developer's real keys or store.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// PATH for every command: the system's tools only.
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A temporary world for one test.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub work: PathBuf,
+}
+
+/// The result of one command, with helpers that make failures readable.
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "coffer {:?}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args,
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert!(
+            self.output.status.success(),
+            "expected success:\n{}",
+            self.describe()
+        );
+        self
+    }
+    /// Asserts exit status 1 and that stderr contains `needle`.
+    #[track_caller]
+    pub fn fails(self, needle: &str) -> Run {
+        assert_eq!(self.code(), 1, "expected exit 1:\n{}", self.describe());
+        assert!(
+            self.stderr().contains(needle),
+            "expected {needle:?} in stderr:\n{}",
+            self.describe()
+        );
+        self
+    }
+    /// Asserts that stderr contains `needle`.
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Run {
+        assert!(
+            self.stderr().contains(needle),
+            "expected {needle:?} in stderr:\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-test-")
+            .tempdir()
+            .unwrap();
+        let home = dir.path().join("home");
+        let config = dir.path().join("config");
+        let work = dir.path().join("work");
+        for d in [&home, &config, &work] {
+            fs::create_dir_all(d).unwrap();
+        }
+        TestEnv {
+            dir,
+            home,
+            config,
+            work,
+        }
+    }
+
+    /// The store directory of the default layout.
+    pub fn store(&self) -> PathBuf {
+        self.work.join("vaults")
+    }
+
+    /// The default identity file.
+    pub fn default_identity(&self) -> PathBuf {
+        self.config.join("coffer/identity.txt")
+    }
+
+    /// A `coffer` command in the work directory with a hermetic environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.config)
+            .env("PATH", PATH)
+            .env("USER", "alice")
+            .env("TMPDIR", self.dir.path())
+            .current_dir(&self.work)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs coffer with `args` and no stdin.
+    #[must_use = "check the status with .ok() or .fails()"]
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, |_| {})
+    }
+
+    /// Runs coffer with `args` after `f` adjusts the command.
+    #[must_use = "check the status with .ok() or .fails()"]
+    pub fn run_with(&self, args: &[&str], f: impl FnOnce(&mut Command)) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        f(&mut c);
+        let output = c.output().unwrap();
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
+    /// Runs coffer with `stdin` piped in.
+    #[must_use = "check the status with .ok() or .fails()"]
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+
+    /// `coffer init` (which creates the default identity) plus the given
+    /// vaults. Returns alice's recipient.
+    pub fn init(&self, vaults: &[&str]) -> String {
+        let r = self.run(&["keygen"]).ok();
+        let recipient = r.stdout().trim().to_owned();
+        self.run(&["init"]).ok();
+        for v in vaults {
+            self.run(&["vault", "create", v]).ok();
+        }
+        recipient
+    }
+
+    /// Creates a secret from stdin.
+    pub fn put(&self, vault: &str, name: &str, value: &str) {
+        self.run_stdin(&["create", "-V", vault, "-n", name], value.as_bytes())
+            .ok();
+    }
+
+    /// Reads a secret's value.
+    pub fn get(&self, vault: &str, name: &str) -> String {
+        self.run(&["get", "-V", vault, "-n", name]).ok().stdout()
+    }
+
+    /// Every file under the store, with its bytes, for "nothing changed"
+    /// assertions.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.store(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// Writes an identity file with the given mode; returns its recipient.
+    pub fn identity_file(&self, path: &Path, mode: u32) -> String {
+        let id = age::x25519::Identity::generate();
+        use age::secrecy::ExposeSecret;
+        fs::write(path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        id.to_public().to_string()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let e = e.unwrap();
+        let p = e.path();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            walk(&p, out);
+        } else if ft.is_file() {
+            out.push((p.clone(), fs::read(&p).unwrap()));
+        } else {
+            out.push((p.clone(), b"<link>".to_vec()));
+        }
+    }
+}
+
+/// Returns whether an external tool is on PATH. When it is not, the test
+/// is skipped with a note, unless `COFFER_REQUIRE_TOOLS=1` (as in CI), in
+/// which case it fails.
+pub fn have_tool(name: &str) -> bool {
+    let found = PATH.split(':').any(|d| Path::new(d).join(name).is_file());
+    if !found {
+        if std::env::var("COFFER_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (COFFER_REQUIRE_TOOLS=1) but not on {PATH}");
+        }
+        eprintln!("note: skipping: {name} is not installed");
+    }
+    found
+}
+
+/// Runs an external tool in the test environment.
+pub fn tool(env: &TestEnv, program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("PATH", PATH)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .current_dir(&env.work)
+        .output()
+        .unwrap()
+}
+
+/// Runs a command with a pseudo-terminal as its stdin, stdout and stderr.
+/// Waits for `prompt` to appear before typing `input` (a program turning
+/// echo off flushes pending input). Returns everything the terminal showed
+/// and the exit code.
+pub fn run_in_pty(mut cmd: Command, prompt: Option<&str>, input: &str) -> (String, i32) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // closes our copies of the slave
+    let master = fs::File::from(master);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut m = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = m.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    if let Some(p) = prompt {
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&seen.lock().unwrap()).contains(p) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "prompt {p:?} never appeared: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    (&master).write_all(input.as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    // The reader ends with EIO once the last slave descriptor closes.
+    reader.join().unwrap();
+    let out = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    (out, status.code().unwrap_or(-1))
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the `coffer` command. One binary (faster to build
+//! and link); each module is one area of the CLI.
+
+mod common;
+
+/// Tampered stores: swapped, rolled-back and forged files.
+mod integrity;
+/// The real `age` CLI and real `git`.
+mod interop;
+/// `keygen`, `init`, identity lookup and permissions.
+mod keys;
+/// Help, completions, man page, and the sample store in `vaults/`.
+mod meta;
+/// `create|update|get|list|delete` and value input.
+mod secrets;
+/// `vault create|list|delete`.
+mod vaults;
