@@ -1,16 +1,17 @@
-//! The store configuration, `coffer.toml`: the team's named recipients.
+//! The store configuration, `coffer.toml`: the team's named recipients,
+//! and which vaults each should be able to open (all, unless scoped).
 //!
 //! People edit this file by hand as well as through coffer, so coffer edits
 //! it with `toml_edit`, keeping comments and layout. It is not trusted on
 //! its own: a vault's authoritative recipients are the ones in its manifest,
 //! under a MAC only vault-key holders can compute (see `docs/teams.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::manifest::toml_message;
-use crate::name::RecipientName;
+use crate::name::{RecipientName, VaultName};
 use crate::recipient::RecipientKey;
 
 /// The file name of the store configuration.
@@ -22,12 +23,28 @@ pub const CONFIG_FORMAT: i64 = 1;
 /// The largest `coffer.toml` coffer reads.
 const MAX_CONFIG_LEN: u64 = 4 << 20;
 
+/// One recipient in `coffer.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Their public key.
+    pub key: RecipientKey,
+    /// The vaults they should be able to open; `None` means every vault.
+    pub vaults: Option<BTreeSet<VaultName>>,
+}
+
+impl Member {
+    /// Returns whether this member should be able to open `vault`.
+    pub fn covers(&self, vault: &VaultName) -> bool {
+        self.vaults.as_ref().is_none_or(|v| v.contains(vault))
+    }
+}
+
 /// A parsed `coffer.toml`.
 #[derive(Clone, Debug)]
 pub struct Config {
     path: PathBuf,
     doc: toml_edit::DocumentMut,
-    recipients: BTreeMap<RecipientName, RecipientKey>,
+    recipients: BTreeMap<RecipientName, Member>,
 }
 
 impl Config {
@@ -86,18 +103,17 @@ impl Config {
                 let n: RecipientName = name
                     .parse()
                     .map_err(|e: Error| err(format!("[recipients]: {e}")))?;
-                let key = value
-                    .as_str()
-                    .ok_or_else(|| err(format!("recipient {name:?}: the key must be a string")))?;
-                let k: RecipientKey = key
-                    .parse()
-                    .map_err(|e: Error| err(format!("recipient {name:?}: {e}")))?;
-                if let Some((other, _)) = recipients.iter().find(|(_, v)| **v == k) {
+                let member =
+                    parse_member(value).map_err(|m| err(format!("recipient {name:?}: {m}")))?;
+                if let Some((other, _)) = recipients
+                    .iter()
+                    .find(|(_, m): &(&RecipientName, &Member)| m.key == member.key)
+                {
                     return Err(err(format!(
                         "recipients {other} and {name:?} have the same key"
                     )));
                 }
-                recipients.insert(n, k);
+                recipients.insert(n, member);
             }
         }
         Ok(Config {
@@ -113,8 +129,18 @@ impl Config {
     }
 
     /// Returns the named recipients.
-    pub fn recipients(&self) -> &BTreeMap<RecipientName, RecipientKey> {
+    pub fn recipients(&self) -> &BTreeMap<RecipientName, Member> {
         &self.recipients
+    }
+
+    /// Returns who should be able to open `vault`: every recipient whose
+    /// scope covers it.
+    pub fn desired_for(&self, vault: &VaultName) -> BTreeMap<RecipientName, RecipientKey> {
+        self.recipients
+            .iter()
+            .filter(|(_, m)| m.covers(vault))
+            .map(|(n, m)| (n.clone(), m.key.clone()))
+            .collect()
     }
 
     /// Returns the text as it would be written, comments preserved.
@@ -123,20 +149,34 @@ impl Config {
     }
 
     /// Sets (adds or replaces) a recipient, keeping the rest of the file as
-    /// it was.
-    pub fn set_recipient(&mut self, name: &RecipientName, key: &RecipientKey) {
+    /// it was: `name = "key"` for every vault, or
+    /// `name = { key = "…", vaults = […] }` when scoped.
+    pub fn set_recipient(&mut self, name: &RecipientName, member: &Member) {
         let table = self
             .doc
             .entry("recipients")
             .or_insert(toml_edit::table())
             .as_table_like_mut()
             .expect("validated as a table on load");
-        table.insert(name.as_str(), toml_edit::value(key.to_string()));
-        self.recipients.insert(name.clone(), key.clone());
+        let value = match &member.vaults {
+            None => toml_edit::value(member.key.to_string()),
+            Some(vaults) => {
+                let mut t = toml_edit::InlineTable::new();
+                t.insert("key", member.key.to_string().into());
+                let mut arr = toml_edit::Array::new();
+                for v in vaults {
+                    arr.push(v.as_str());
+                }
+                t.insert("vaults", toml_edit::Value::Array(arr));
+                toml_edit::value(t)
+            }
+        };
+        table.insert(name.as_str(), value);
+        self.recipients.insert(name.clone(), member.clone());
     }
 
-    /// Removes a recipient; returns its key if it was there.
-    pub fn remove_recipient(&mut self, name: &RecipientName) -> Option<RecipientKey> {
+    /// Removes a recipient; returns it if it was there.
+    pub fn remove_recipient(&mut self, name: &RecipientName) -> Option<Member> {
         if let Some(t) = self
             .doc
             .get_mut("recipients")
@@ -146,6 +186,46 @@ impl Config {
         }
         self.recipients.remove(name)
     }
+}
+
+/// Parses a recipient's value: a key string, or a table with `key` and an
+/// optional `vaults` list.
+fn parse_member(value: &toml_edit::Item) -> std::result::Result<Member, String> {
+    if let Some(key) = value.as_str() {
+        let key = key.parse::<RecipientKey>().map_err(|e| e.to_string())?;
+        return Ok(Member { key, vaults: None });
+    }
+    let Some(t) = value.as_table_like() else {
+        return Err("must be a key string or { key = \"…\", vaults = [\"…\"] }".into());
+    };
+    let mut key = None;
+    let mut vaults = None;
+    for (k, v) in t.iter() {
+        match k {
+            "key" => {
+                let s = v.as_str().ok_or("`key` must be a string")?;
+                key = Some(s.parse::<RecipientKey>().map_err(|e| e.to_string())?);
+            }
+            "vaults" => {
+                let arr = v
+                    .as_array()
+                    .ok_or("`vaults` must be a list of vault names")?;
+                let mut set = BTreeSet::new();
+                for item in arr.iter() {
+                    let s = item
+                        .as_str()
+                        .ok_or("`vaults` must be a list of vault names")?;
+                    set.insert(s.parse::<VaultName>().map_err(|e| e.to_string())?);
+                }
+                vaults = Some(set);
+            }
+            other => return Err(format!("unknown field {other:?}")),
+        }
+    }
+    Ok(Member {
+        key: key.ok_or("missing `key`")?,
+        vaults,
+    })
 }
 
 #[cfg(test)]
@@ -167,12 +247,30 @@ mod tests {
         let mut c = Config::parse(&text, Path::new("coffer.toml")).unwrap();
         assert_eq!(c.recipients().len(), 1);
         let bob: RecipientName = "bob.smith".parse().unwrap();
-        c.set_recipient(&bob, &key());
+        c.set_recipient(
+            &bob,
+            &Member {
+                key: key(),
+                vaults: None,
+            },
+        );
+        let dave: RecipientName = "dave".parse().unwrap();
+        let staging: VaultName = "staging".parse().unwrap();
+        c.set_recipient(
+            &dave,
+            &Member {
+                key: key(),
+                vaults: Some([staging.clone()].into()),
+            },
+        );
         let out = c.to_text();
         assert!(out.contains("# Everyone (people"), "{out}");
         assert!(out.contains("\"bob.smith\" = "), "{out}");
+        assert!(out.contains("dave = { key = \"age1"), "{out}");
         let c2 = Config::parse(&out, Path::new("coffer.toml")).unwrap();
-        assert_eq!(c2.recipients().len(), 2);
+        assert_eq!(c2.recipients().len(), 3);
+        assert_eq!(c2.desired_for(&staging).len(), 3);
+        assert_eq!(c2.desired_for(&"prod".parse().unwrap()).len(), 2);
         let mut c3 = c2.clone();
         assert!(c3.remove_recipient(&alice).is_some());
         assert!(!c3.to_text().contains("alice"));

@@ -18,7 +18,11 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, IntegrityProblem, Result};
+use crate::name::RecipientName;
+use crate::recipient::RecipientKey;
 use crate::secret::SecretValue;
 
 /// The first line of every ASCII-armored age file.
@@ -33,6 +37,9 @@ pub struct VaultKey {
     identity: age::x25519::Identity,
     public: age::x25519::Recipient,
     mac_key: Zeroizing<[u8; 32]>,
+    /// The recipients `vault-key.age` was encrypted to, as recorded inside
+    /// it (empty for a key that was just generated).
+    listed: BTreeMap<RecipientName, RecipientKey>,
 }
 
 impl std::fmt::Debug for VaultKey {
@@ -61,7 +68,16 @@ impl VaultKey {
             identity,
             public,
             mac_key,
+            listed: BTreeMap::new(),
         }
+    }
+
+    /// Returns the recipients recorded inside `vault-key.age` when it was
+    /// written: who it is encrypted to. Authentic, since only a holder of
+    /// this key can have written it; used to tell which recipient a
+    /// hand-edited manifest added.
+    pub fn listed_recipients(&self) -> &BTreeMap<RecipientName, RecipientKey> {
+        &self.listed
     }
 
     /// Returns the vault's public key, to which its secrets are encrypted.
@@ -70,13 +86,23 @@ impl VaultKey {
     }
 
     /// Returns the identity file text stored inside `vault-key.age`: a
-    /// standard age identity file, usable with `age -d -i`.
-    pub(crate) fn to_identity_file(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!(
-            "# coffer vault key: keep secret\n# public key: {}\n{}\n",
-            self.public,
-            self.identity.to_string().expose_secret()
-        ))
+    /// standard age identity file, usable with `age -d -i`, whose comments
+    /// record the recipients it is encrypted to.
+    pub(crate) fn to_identity_file(
+        &self,
+        recipients: &BTreeMap<RecipientName, RecipientKey>,
+    ) -> Zeroizing<String> {
+        let mut s = format!(
+            "# coffer vault key: keep secret\n# public key: {}\n",
+            self.public
+        );
+        for (name, key) in recipients {
+            s.push_str(&format!("# recipient: {name} {key}\n"));
+        }
+        let mut text = Zeroizing::new(s);
+        text.push_str(self.identity.to_string().expose_secret());
+        text.push('\n');
+        text
     }
 
     /// Parses the plaintext of `vault-key.age`: exactly one X25519 identity,
@@ -87,8 +113,22 @@ impl VaultKey {
             message: message.to_owned(),
         };
         let mut found = None;
+        let mut listed = BTreeMap::new();
         for line in text.lines() {
             let line = line.trim();
+            if let Some(rest) = line.strip_prefix("# recipient: ") {
+                let (name, key) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("a recipient line has no key"))?;
+                let name: RecipientName = name
+                    .parse()
+                    .map_err(|_| bad("a recipient line has an invalid name"))?;
+                let key: RecipientKey = key
+                    .parse()
+                    .map_err(|_| bad("a recipient line has an invalid key"))?;
+                listed.insert(name, key);
+                continue;
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -100,9 +140,11 @@ impl VaultKey {
                     .map_err(|_| bad("it does not hold an age X25519 identity"))?,
             );
         }
-        found
+        let mut key = found
             .map(VaultKey::from_identity)
-            .ok_or_else(|| bad("it holds no identity"))
+            .ok_or_else(|| bad("it holds no identity"))?;
+        key.listed = listed;
+        Ok(key)
     }
 
     /// Returns the derived MAC key, for the documented test vector.
@@ -450,9 +492,17 @@ mod tests {
     #[test]
     fn identity_file_round_trips_and_mac_key_is_stable() {
         let k = VaultKey::generate();
-        let text = k.to_identity_file();
+        let mut rs = BTreeMap::new();
+        let alice: RecipientKey = age::x25519::Identity::generate()
+            .to_public()
+            .to_string()
+            .parse()
+            .unwrap();
+        rs.insert("alice".parse().unwrap(), alice);
+        let text = k.to_identity_file(&rs);
         let k2 = VaultKey::from_identity_file(&text, Path::new("x")).unwrap();
         assert_eq!(k.public.to_string(), k2.public.to_string());
+        assert_eq!(k2.listed_recipients(), &rs);
         let mut m = MacInput::new("t");
         m.field(b"a");
         assert_eq!(k.mac(&m), k2.mac(&m));

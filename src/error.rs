@@ -81,6 +81,40 @@ impl std::fmt::Display for IntegrityProblem {
     }
 }
 
+/// How a recipient differs between two lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// A new recipient.
+    Added,
+    /// The same name with another key.
+    KeyChanged,
+    /// A recipient taken away.
+    Removed,
+}
+
+/// One recipient change awaiting approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientChange {
+    /// The recipient's name.
+    pub name: String,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The fingerprint of the key concerned (the new key for additions and
+    /// key changes, the old one for removals).
+    pub fingerprint: String,
+}
+
+impl std::fmt::Display for RecipientChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (sign, what) = match self.kind {
+            ChangeKind::Added => ('+', "added"),
+            ChangeKind::KeyChanged => ('~', "key changed"),
+            ChangeKind::Removed => ('-', "removed"),
+        };
+        write!(f, "{sign} {} ({what}, {})", self.name, self.fingerprint)
+    }
+}
+
 /// One place where coffer looked for an identity, and what it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tried {
@@ -240,13 +274,36 @@ pub enum Error {
         vault: String,
     },
 
-    /// The recipients in the manifest were changed without the vault key.
-    #[error(
-        "the recipients of vault {vault:?} do not verify: they were changed without the vault key"
-    )]
-    RecipientsMac {
+    /// The vault's recipients differ from what a key holder approved:
+    /// `coffer.toml` or the manifest was edited without the vault key.
+    #[error("vault {vault:?} has recipient changes that no one holding its key has approved{}: {}",
+        if *manifest_edited { " (its vault.toml was edited without the key)" } else { "" },
+        changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))]
+    UnapprovedRecipients {
         /// The vault.
         vault: String,
+        /// True if the manifest's own recipient list fails its MAC.
+        manifest_edited: bool,
+        /// The changes.
+        changes: Vec<RecipientChange>,
+    },
+
+    /// A change would leave a vault that nobody can open.
+    #[error("vault {vault:?} would have no recipients left")]
+    NoRecipientsLeft {
+        /// The vault.
+        vault: String,
+    },
+
+    /// Re-encrypting needs every secret to verify first.
+    #[error("cannot re-encrypt vault {vault:?}: {count} secret{} failed verification ({names})", if *count == 1 { "" } else { "s" })]
+    RekeyBlocked {
+        /// The vault.
+        vault: String,
+        /// How many secrets failed.
+        count: usize,
+        /// Their names, comma-separated.
+        names: String,
     },
 
     /// `vault-key.age` could not be decrypted with any identity.

@@ -27,8 +27,10 @@ pub mod name;
 pub mod recipient;
 pub mod secret;
 pub mod store;
+pub mod team;
 pub mod time;
 pub mod vault;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use fsutil::LockWait;

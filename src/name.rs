@@ -105,6 +105,12 @@ macro_rules! platform_name {
                 &self.0
             }
         }
+
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 
@@ -175,6 +181,12 @@ impl FromStr for RecipientName {
                 reason,
             }),
         }
+    }
+}
+
+impl std::borrow::Borrow<str> for RecipientName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

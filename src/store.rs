@@ -5,6 +5,7 @@
 //! lock on the store directory; changes inside a vault hold that vault's
 //! lock (see [`crate::vault`]).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use crate::config::{CONFIG_FILE, Config};
 use crate::crypto::{self, VaultKey};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, LockWait};
+use crate::identity::Identities;
 use crate::manifest::Manifest;
 use crate::name::{RecipientName, VaultName};
 use crate::recipient::RecipientKey;
@@ -109,6 +111,30 @@ impl Store {
         Store::open(root)
     }
 
+    /// Edits `coffer.toml` under the store lock: re-reads it (another
+    /// process may have changed it), applies `edit`, and writes it back
+    /// atomically if its text changed. Comments and layout are kept.
+    pub fn update_config(&mut self, edit: impl FnOnce(&mut Config)) -> Result<()> {
+        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
+        let path = self.root.join(CONFIG_FILE);
+        let mut config = Config::load(&path)?;
+        let before = config.to_text();
+        edit(&mut config);
+        let after = config.to_text();
+        // Validate what we are about to write, as a reader would.
+        let config = Config::parse(&after, &path)?;
+        if after != before {
+            fsutil::write_atomic(
+                &self.root,
+                CONFIG_FILE,
+                after.as_bytes(),
+                fsutil::STORE_FILE_MODE,
+            )?;
+        }
+        self.config = config;
+        Ok(())
+    }
+
     /// Sets how long lock waits last and whom they notify.
     pub fn set_lock_wait(&mut self, wait: LockWait) {
         self.lock_wait = wait;
@@ -189,12 +215,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a vault: a new vault key, encrypted to every recipient in
-    /// `coffer.toml`, and an empty manifest. The vault appears atomically.
+    /// Creates a vault: a new vault key, encrypted to every recipient that
+    /// `coffer.toml` gives access to it, and an empty manifest. The vault
+    /// appears atomically.
+    ///
+    /// Each of those recipients must already be approved in some vault the
+    /// user can open (same name, same key), so that a recipient slipped
+    /// into `coffer.toml` does not get the new vault. The first vault of a
+    /// store trusts `coffer.toml` as written by `coffer init`.
     pub fn create_vault<C: age::Callbacks>(
         &self,
         name: &VaultName,
         now: Time,
+        identities: &Identities,
         callbacks: C,
     ) -> Result<()> {
         let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
@@ -205,17 +238,20 @@ impl Store {
                 name: name.to_string(),
             });
         }
-        let recipients = self.config.recipients().clone();
+        let recipients = self.config.desired_for(name);
         if recipients.is_empty() {
-            return Err(Error::Config {
-                path: self.config.path().to_owned(),
-                message: "it lists no recipients, so nobody could open a new vault".into(),
+            return Err(Error::NoRecipientsLeft {
+                vault: name.to_string(),
             });
         }
+        self.check_vouched(name, &recipients, identities)?;
         let key = VaultKey::generate();
         let keys: Vec<&RecipientKey> = recipients.values().collect();
-        let key_file =
-            crypto::encrypt_to_keys(&keys, key.to_identity_file().as_bytes(), callbacks)?;
+        let key_file = crypto::encrypt_to_keys(
+            &keys,
+            key.to_identity_file(&recipients).as_bytes(),
+            callbacks,
+        )?;
         let mut manifest = Manifest::new(now, key.public().to_string(), recipients);
         manifest.seal_recipients(name, &key);
 
@@ -262,6 +298,46 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", &trash, e)),
         }
+    }
+}
+
+impl Store {
+    /// Checks that every recipient in `wanted` is approved, with the same
+    /// key, in some existing vault the user can open (see `create_vault`).
+    fn check_vouched(
+        &self,
+        new_vault: &VaultName,
+        wanted: &BTreeMap<RecipientName, RecipientKey>,
+        identities: &Identities,
+    ) -> Result<()> {
+        let existing = self.vault_names()?;
+        if existing.is_empty() {
+            return Ok(());
+        }
+        let mut vouched: BTreeMap<RecipientName, RecipientKey> = BTreeMap::new();
+        for v in &existing {
+            let vault = self.vault(v)?;
+            let Ok(key) = vault.unlock(identities) else {
+                continue;
+            };
+            let read = vault.read()?;
+            if read.recipients_verify(&key) {
+                vouched.extend(read.manifest().recipients.clone());
+            }
+        }
+        let unvouched: BTreeMap<RecipientName, RecipientKey> = wanted
+            .iter()
+            .filter(|(n, k)| vouched.get(*n) != Some(*k))
+            .map(|(n, k)| (n.clone(), k.clone()))
+            .collect();
+        if unvouched.is_empty() {
+            return Ok(());
+        }
+        Err(Error::UnapprovedRecipients {
+            vault: new_vault.to_string(),
+            manifest_edited: false,
+            changes: crate::team::diff(&BTreeMap::new(), &unvouched),
+        })
     }
 }
 

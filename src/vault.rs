@@ -66,6 +66,18 @@ impl<'s> Vault<'s> {
         &self.dir
     }
 
+    /// Returns true if a committed change is waiting to be finished (a
+    /// command was interrupted after its commit point); the next
+    /// [`Vault::write`] or [`Vault::read`] finishes it.
+    pub fn has_interrupted_change(&self) -> bool {
+        fsutil::has_journal(&self.dir)
+    }
+
+    /// Returns the store the vault belongs to.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
     /// Locks the directory and checks it is still this vault (it may have
     /// been deleted while we waited).
     fn lock(&self, exclusive: bool) -> Result<DirLock> {
@@ -170,7 +182,7 @@ impl<'s> Vault<'s> {
     }
 
     /// Reads, verifies and decrypts one secret against `manifest`.
-    fn get_in(
+    pub(crate) fn get_in(
         &self,
         manifest: &Manifest,
         key: &VaultKey,
@@ -253,11 +265,11 @@ impl VaultRead<'_> {
 /// [`VaultWrite::commit`]. Dropping it without committing changes nothing.
 #[derive(Debug)]
 pub struct VaultWrite<'v> {
-    vault: &'v Vault<'v>,
+    pub(crate) vault: &'v Vault<'v>,
     _lock: DirLock,
-    manifest: Manifest,
+    pub(crate) manifest: Manifest,
     original: Vec<u8>,
-    txn: Txn,
+    pub(crate) txn: Txn,
 }
 
 impl std::fmt::Debug for Txn {
@@ -278,16 +290,11 @@ impl VaultWrite<'_> {
         self.vault.get_in(&self.manifest, key, name)
     }
 
-    /// Checks the key against the manifest and the recipients' MAC: no
-    /// command encrypts to a vault whose recipients changed without the key.
+    /// Checks the key against the manifest and the recipients: no command
+    /// encrypts to a vault whose recipients changed without approval.
     fn check_for_encrypt(&self, key: &VaultKey) -> Result<()> {
         self.vault.check_key(&self.manifest, key)?;
-        if !self.manifest.recipients_verify(&self.vault.name, key) {
-            return Err(Error::RecipientsMac {
-                vault: self.vault.name.to_string(),
-            });
-        }
-        Ok(())
+        self.check_recipients(key)
     }
 
     fn put_secret(

@@ -94,9 +94,14 @@ impl From<coffer::Error> for CliError {
                 err.hint(format!("make it private: chmod 600 {}", path.display()))
             }
             E::WouldOverwrite { .. } => err.hint("choose another path with -o FILE"),
-            E::RecipientsMac { .. } => err
-                .hint("someone without the vault key edited the recipients in vault.toml; review it with `git log -p` on that file")
-                .hint("restore it from git, or have a current recipient approve the change"),
+            E::UnapprovedRecipients { vault, manifest_edited: true, .. } => err
+                .hint(format!("review the edit (`git log -p vaults/{vault}/vault.toml`); undo it, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
+            E::UnapprovedRecipients { vault, .. } => err
+                .hint(format!("review coffer.toml (`coffer recipients list --vault {vault}`); undo the edit, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
+            E::NoRecipientsLeft { .. } => err.hint("add another recipient first: a vault nobody can open is lost"),
+            E::RekeyBlocked { .. } => err
+                .hint("`coffer verify` shows what is wrong; restore those files from git or set new values with `coffer update` first"),
+            E::UnknownRecipient { .. } => err.hint("`coffer recipients list` shows the recipients"),
             E::VaultKeyMismatch { .. } => err
                 .hint("vault-key.age or vault.toml was replaced or damaged; restore both from git"),
             E::Concurrent { .. } => err.hint("run the command again"),

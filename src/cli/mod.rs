@@ -15,9 +15,11 @@ use secrecy::SecretString;
 mod completion;
 mod error;
 mod keys;
+mod recipients;
 mod secret;
 mod ui;
 mod vault;
+mod verify;
 
 use error::CliResult;
 use ui::Ui;
@@ -74,6 +76,15 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// Manage who can open the vaults
+    #[command(subcommand)]
+    Recipients(recipients::RecipientsCommand),
+    /// Re-encrypt vault keys where needed, or rotate them with --new-key
+    Rekey(recipients::RekeyArgs),
+    /// List the secrets due for rotation after someone was removed
+    Rotation(recipients::RotationArgs),
+    /// Check the store's integrity (what CI runs on every pull request)
+    Verify(verify::VerifyArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -218,6 +229,10 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        Command::Recipients(c) => recipients::run(ctx, c),
+        Command::Rekey(a) => recipients::rekey(ctx, a),
+        Command::Rotation(a) => recipients::rotation(ctx, a),
+        Command::Verify(a) => verify::verify(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

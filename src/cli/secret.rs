@@ -44,6 +44,37 @@ pub struct WriteArgs {
     /// --value-file, stdin or the prompt
     #[arg(short = 'v', long, value_name = "VALUE")]
     value: Option<String>,
+    /// Write it without being able to open the vault: it is encrypted to the
+    /// vault's public key and stays unverified (unreadable, unsynced) until
+    /// a recipient accepts it with `coffer verify --accept`
+    #[arg(long)]
+    contribute: bool,
+}
+
+/// Opens the vault key for a write, with a hint about contributions when
+/// the user is not a recipient.
+fn unlock_for_write(ctx: &Ctx, vault: &coffer::Vault<'_>) -> CliResult<coffer::crypto::VaultKey> {
+    let ids = ctx.identities().map_err(|e| {
+        e.hint("not a recipient? `--contribute` writes it as an unverified contribution")
+    })?;
+    vault.unlock(&ids).map_err(|e| {
+        let not_member = matches!(e, coffer::Error::NoMatchingIdentity { .. });
+        let e = CliError::from(e);
+        if not_member {
+            e.hint("not a recipient? `--contribute` writes it as an unverified contribution")
+        } else {
+            e
+        }
+    })
+}
+
+fn contributed(ctx: &Ctx, vault: &VaultName, name: &SecretName, verb: &str) {
+    ctx.ui.status(format!(
+        "Secret: {name} {verb} in vault: {vault} as an unverified contribution"
+    ));
+    ctx.ui.status(format!(
+        "It cannot be read or synced until a recipient runs `coffer verify --accept --vault {vault}`."
+    ));
 }
 
 /// Reads at most `MAX_VALUE_LEN + 2` bytes: enough to strip a newline and
@@ -97,8 +128,21 @@ pub fn create(ctx: &Ctx, args: WriteArgs) -> CliResult {
     let store = ctx.store()?;
     let vault = store.vault(&vault_name)?;
     let value = read_value(ctx, &args, &vault_name, &name)?;
-    let ids = ctx.identities()?;
-    let key = vault.unlock(&ids)?;
+    if args.contribute {
+        let mut w = vault.write()?;
+        if w.manifest().secrets.contains_key(&name) {
+            return Err(coffer::Error::SecretExists {
+                vault: vault_name.to_string(),
+                name: name.to_string(),
+            }
+            .into());
+        }
+        w.contribute(&name, &value, Time::now())?;
+        w.commit()?;
+        contributed(ctx, &vault_name, &name, "created");
+        return Ok(());
+    }
+    let key = unlock_for_write(ctx, &vault)?;
     let mut w = vault.write()?;
     w.create(&key, &name, &value, Time::now())?;
     w.commit()?;
@@ -120,10 +164,28 @@ pub fn update(ctx: &Ctx, args: WriteArgs) -> CliResult {
         .into());
     }
     let value = read_value(ctx, &args, &vault_name, &name)?;
-    let ids = ctx.identities()?;
-    let key = vault.unlock(&ids)?;
+    if args.contribute {
+        let mut w = vault.write()?;
+        if !w.manifest().secrets.contains_key(&name) {
+            return Err(coffer::Error::SecretNotFound {
+                vault: vault_name.to_string(),
+                name: name.to_string(),
+            }
+            .into());
+        }
+        w.contribute(&name, &value, Time::now())?;
+        w.commit()?;
+        contributed(ctx, &vault_name, &name, "updated");
+        return Ok(());
+    }
+    let key = unlock_for_write(ctx, &vault)?;
     let mut w = vault.write()?;
     let change = w.update(&key, &name, &value, Time::now())?;
+    let still_due = w
+        .manifest()
+        .secrets
+        .get(&name)
+        .is_some_and(|e| e.rotation.is_some());
     w.commit()?;
     match change {
         Change::Changed => ctx
@@ -132,6 +194,11 @@ pub fn update(ctx: &Ctx, args: WriteArgs) -> CliResult {
         Change::Unchanged => ctx.ui.status(format!(
             "Secret: {name} unchanged in vault: {vault_name} (same value; nothing written)"
         )),
+    }
+    if still_due {
+        ctx.ui.warn(format!(
+            "{name} is still due for rotation: a removed recipient may know this value; set a new one"
+        ));
     }
     Ok(())
 }

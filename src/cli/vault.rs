@@ -72,7 +72,8 @@ pub fn run(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
 fn create(ctx: &Ctx, args: NameArgs) -> CliResult {
     let name = args.vault_name()?;
     let store = ctx.store()?;
-    store.create_vault(&name, Time::now(), ctx.callbacks.clone())?;
+    let ids = coffer::Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    store.create_vault(&name, Time::now(), &ids, ctx.callbacks.clone())?;
     ctx.ui.status(format!("Vault: {name} created"));
     Ok(())
 }

@@ -135,8 +135,18 @@ fn recipients_edited_without_the_vault_key_block_encryption() {
     );
     fs::write(&path, edited).unwrap();
     let before = env.snapshot();
+    let fingerprint = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(mallory.as_bytes());
+        d[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     env.run_stdin(&["create", "-V", "api-keys", "-n", "new-key"], b"v")
-        .fails("the recipients of vault \"api-keys\" do not verify");
+        .fails("vault \"api-keys\" has recipient changes that no one holding its key has approved (its vault.toml was edited without the key)")
+        .stderr_has(&format!("+ mallory (added, SHA256:{fingerprint})"))
+        .stderr_has("coffer recipients approve --vault api-keys");
     assert_eq!(env.snapshot(), before);
     // Reading is still possible: each entry has its own MAC.
     assert_eq!(env.get("api-keys", "stripe-key"), "SENTINEL-STRIPE");

@@ -13,5 +13,7 @@ mod keys;
 mod meta;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
+/// Recipients, rotation, rekey, contributions, hardware keys, verify.
+mod teams;
 /// `vault create|list|delete`.
 mod vaults;

@@ -1,0 +1,649 @@
+//! `coffer recipients list|add|remove|approve`, `coffer rekey` and
+//! `coffer rotation`: who can open which vault.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use clap::{Args, Subcommand};
+use coffer::config::Member;
+use coffer::error::ChangeKind;
+use coffer::team::{Outcome, Recipients};
+use coffer::{Identities, RecipientKey, RecipientName, Store, Time, VaultName};
+use serde::Serialize;
+
+use super::Ctx;
+use super::error::{CliError, CliResult};
+use super::ui;
+use super::vault::print_table;
+
+#[derive(Subcommand, Debug)]
+pub enum RecipientsCommand {
+    /// List recipients and the vaults each can open
+    List(ListArgs),
+    /// Add a recipient (re-encrypts only vault-key.age)
+    Add(AddArgs),
+    /// Remove a recipient (rotates the vault key; secrets become due for rotation)
+    Remove(RemoveArgs),
+    /// Review and accept recipient changes made by hand in coffer.toml or vault.toml
+    Approve(ApproveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only this vault (repeatable)
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+    /// Print JSON
+    #[arg(short, long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The recipient's name (a person, a CI job, a hardware key)
+    name: String,
+    /// Their public key: age1…, ssh-ed25519 …, ssh-rsa …, age1<plugin>1…,
+    /// a file holding one (such as ~/.ssh/id_ed25519.pub), or '-' for stdin
+    key: String,
+    /// Only these vaults (repeatable) [default: every vault]
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The recipient's name
+    name: String,
+    /// Only from these vaults (repeatable) [default: every vault, and coffer.toml]
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// Only these vaults (repeatable) [default: every vault you can open]
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+    /// Approve without asking (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RekeyArgs {
+    /// Only these vaults (repeatable) [default: every vault you can open]
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+    /// Replace the vault key and re-encrypt every secret, even if nothing is stale
+    #[arg(long)]
+    new_key: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RotationArgs {
+    /// Print JSON
+    #[arg(short, long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Ctx, cmd: RecipientsCommand) -> CliResult {
+    match cmd {
+        RecipientsCommand::List(a) => list(ctx, a),
+        RecipientsCommand::Add(a) => add(ctx, a),
+        RecipientsCommand::Remove(a) => remove(ctx, a),
+        RecipientsCommand::Approve(a) => approve(ctx, a),
+    }
+}
+
+fn parse_vaults(raw: &[String]) -> CliResult<Vec<VaultName>> {
+    raw.iter()
+        .map(|v| v.parse::<VaultName>().map_err(CliError::from))
+        .collect()
+}
+
+/// The vaults a command acts on: the named ones (which must exist), or all.
+fn target_vaults(store: &Store, raw: &[String]) -> CliResult<Vec<VaultName>> {
+    let named = parse_vaults(raw)?;
+    if named.is_empty() {
+        return Ok(store.vault_names()?);
+    }
+    for v in &named {
+        store.vault(v)?;
+    }
+    Ok(named)
+}
+
+/// Reads a recipient key given as text, `-` (stdin) or a file path.
+fn read_key(raw: &str) -> CliResult<RecipientKey> {
+    let direct = raw.parse::<RecipientKey>();
+    if direct.is_ok() || raw.starts_with("AGE-") {
+        return Ok(direct?);
+    }
+    let text = if raw == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .lock()
+            .take(64 << 10)
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::new(format!("could not read the key from stdin: {e}")))?;
+        s
+    } else {
+        let path = std::path::Path::new(raw);
+        if !path.is_file() {
+            return Ok(direct?);
+        }
+        let meta = std::fs::metadata(path)?;
+        if meta.len() > 64 << 10 {
+            return Err(CliError::new(format!(
+                "{raw} is too large to be a public key file"
+            )));
+        }
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("could not read {raw}: {e}")))?
+    };
+    if text.contains("PRIVATE KEY") || text.contains("AGE-SECRET-KEY-") {
+        return Err(CliError::new(format!(
+            "{} holds a private key, not a public one",
+            if raw == "-" { "stdin" } else { raw }
+        ))
+        .hint("pass the public key (for SSH, the .pub file; for age, the `# public key:` line)"));
+    }
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| CliError::new("no public key found in the input"))?;
+    Ok(line.parse()?)
+}
+
+/// One row of `recipients list --json`.
+#[derive(Serialize)]
+struct RecipientRow {
+    name: String,
+    key: String,
+    kind: String,
+    fingerprint: String,
+    /// `null` for every vault, else the vaults coffer.toml scopes them to.
+    scope: Option<Vec<String>>,
+    /// The vaults whose manifest lists them.
+    vaults: Vec<String>,
+    /// Changes awaiting approval that concern them.
+    pending: Vec<PendingRow>,
+}
+
+#[derive(Serialize)]
+struct PendingRow {
+    vault: String,
+    change: &'static str,
+}
+
+fn change_word(k: ChangeKind) -> &'static str {
+    match k {
+        ChangeKind::Added => "add",
+        ChangeKind::KeyChanged => "key-change",
+        ChangeKind::Removed => "remove",
+    }
+}
+
+fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
+    let store = ctx.store()?;
+    let vaults = target_vaults(&store, &args.vaults)?;
+    // Manifests are read without a key: this shows what the files say.
+    let mut listed: BTreeMap<RecipientName, (RecipientKey, Vec<String>)> = BTreeMap::new();
+    let mut pending: BTreeMap<String, Vec<PendingRow>> = BTreeMap::new();
+    for v in &vaults {
+        let vault = store.vault(v)?;
+        let read = vault.read()?;
+        let manifest = read.manifest();
+        for (n, k) in &manifest.recipients {
+            listed
+                .entry(n.clone())
+                .or_insert_with(|| (k.clone(), Vec::new()))
+                .1
+                .push(v.to_string());
+        }
+        for c in coffer::team::diff(&manifest.recipients, &store.config().desired_for(v)) {
+            pending.entry(c.name.clone()).or_default().push(PendingRow {
+                vault: v.to_string(),
+                change: change_word(c.kind),
+            });
+        }
+    }
+    let config = store.config().recipients();
+    let mut names: BTreeSet<RecipientName> = listed.keys().cloned().collect();
+    if args.vaults.is_empty() {
+        names.extend(config.keys().cloned());
+    }
+    let rows: Vec<RecipientRow> = names
+        .iter()
+        .map(|n| {
+            let key = config
+                .get(n)
+                .map(|m| m.key.clone())
+                .or_else(|| listed.get(n).map(|(k, _)| k.clone()))
+                .expect("every name comes from one of the two");
+            RecipientRow {
+                name: n.to_string(),
+                kind: key.kind(),
+                fingerprint: key.fingerprint(),
+                key: key.to_string(),
+                scope: config
+                    .get(n)
+                    .and_then(|m| m.vaults.as_ref())
+                    .map(|s| s.iter().map(|v| v.to_string()).collect()),
+                vaults: listed.get(n).map(|(_, v)| v.clone()).unwrap_or_default(),
+                pending: pending.remove(n.as_str()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    if args.json {
+        let mut s = serde_json::to_string(&rows).map_err(|e| CliError::new(e.to_string()))?;
+        s.push('\n');
+        return ctx.ui.data(s.as_bytes());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut vaults = r.vaults.join(", ");
+            if vaults.is_empty() {
+                vaults.push('-');
+            }
+            let mut note: Vec<String> = r
+                .pending
+                .iter()
+                .map(|p| format!("{} pending in {}", p.change, p.vault))
+                .collect();
+            if !config.contains_key(r.name.as_str()) {
+                note.push("not in coffer.toml".into());
+            }
+            vec![
+                r.name.clone(),
+                r.kind.clone(),
+                r.fingerprint.clone(),
+                vaults,
+                note.join("; "),
+            ]
+        })
+        .collect();
+    print_table(ctx, &["NAME", "KIND", "FINGERPRINT", "VAULTS", ""], &table)
+}
+
+/// Opens a vault's key, or says why not (`None` when no identity matches).
+fn unlock(
+    vault: &coffer::Vault<'_>,
+    ids: &Identities,
+) -> CliResult<Option<coffer::crypto::VaultKey>> {
+    match vault.unlock(ids) {
+        Ok(k) => Ok(Some(k)),
+        Err(coffer::Error::NoMatchingIdentity { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
+    match outcome {
+        Outcome::Unchanged => ctx.ui.status(format!("Vault {vault}: {what}: nothing to do")),
+        Outcome::Rewrapped => ctx.ui.status(format!(
+            "Vault {vault}: {what}: vault-key.age re-encrypted; no secret changed"
+        )),
+        Outcome::Rotated { marked, .. } if *marked > 0 => ctx.ui.status(format!(
+            "Vault {vault}: {what}: new vault key; every secret re-encrypted, {marked} marked due for rotation"
+        )),
+        Outcome::Rotated { .. } => ctx.ui.status(format!(
+            "Vault {vault}: {what}: new vault key; every secret re-encrypted"
+        )),
+    }
+}
+
+fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
+    let name: RecipientName = args.name.parse()?;
+    let key = read_key(&args.key)?;
+    let mut store = ctx.store()?;
+    let scope = parse_vaults(&args.vaults)?;
+    for v in &scope {
+        store.vault(v)?;
+    }
+    let existing = store.config().recipients().get(&name).cloned();
+    if let Some(m) = &existing
+        && m.key != key
+    {
+        return Err(CliError::new(format!(
+            "recipient {name} already exists with another key ({})",
+            m.key.fingerprint()
+        ))
+        .hint(format!(
+            "to change their key, remove them first (`coffer recipients remove {name}`, which rotates the vault keys), then add the new one"
+        )));
+    }
+    if let Some((other, _)) = store
+        .config()
+        .recipients()
+        .iter()
+        .find(|(n, m)| **n != name && m.key == key)
+    {
+        return Err(CliError::new(format!(
+            "this key already belongs to recipient {other}"
+        )));
+    }
+    let vaults = if scope.is_empty() {
+        None
+    } else {
+        let mut set: BTreeSet<VaultName> = scope.iter().cloned().collect();
+        match existing.as_ref().map(|m| &m.vaults) {
+            Some(None) => None, // already everywhere
+            Some(Some(old)) => {
+                set.extend(old.iter().cloned());
+                Some(set)
+            }
+            None => Some(set),
+        }
+    };
+    let member = Member {
+        key: key.clone(),
+        vaults,
+    };
+    store.update_config(|c| c.set_recipient(&name, &member))?;
+    ctx.ui.status(format!(
+        "Recipient {name} ({}, {}) is in coffer.toml",
+        key.kind(),
+        key.fingerprint()
+    ));
+
+    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let targets: Vec<VaultName> = store
+        .vault_names()?
+        .into_iter()
+        .filter(|v| member.covers(v))
+        .collect();
+    let mut missed = Vec::new();
+    for v in &targets {
+        let vault = store.vault(v)?;
+        let Some(vkey) = unlock(&vault, &ids)? else {
+            missed.push(v.to_string());
+            continue;
+        };
+        let mut w = vault.write()?;
+        let (approved, edited) = w.approved_recipients(&vkey);
+        if edited {
+            missed.push(v.to_string());
+            ctx.ui.warn(format!(
+                "vault {v}: its recipient list was edited without the key; review it with `coffer recipients approve --vault {v}`"
+            ));
+            continue;
+        }
+        let mut target: Recipients = approved;
+        target.insert(name.clone(), key.clone());
+        let outcome = w.set_recipients(&vkey, &target, Time::now(), ctx.callbacks.clone())?;
+        w.commit()?;
+        describe(ctx, v, &outcome, &format!("added {name}"));
+    }
+    if !missed.is_empty() {
+        ctx.ui.warn(format!(
+            "{name} cannot open {} yet: you cannot open {}; someone who can should run `coffer recipients approve`",
+            missed.join(", "),
+            if missed.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    Ok(())
+}
+
+fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
+    let name: RecipientName = args.name.parse()?;
+    let mut store = ctx.store()?;
+    let only = parse_vaults(&args.vaults)?;
+    for v in &only {
+        store.vault(v)?;
+    }
+    let all = store.vault_names()?;
+    // Where they can open a vault now, according to the manifests.
+    let mut holding = Vec::new();
+    for v in &all {
+        if store
+            .vault(v)?
+            .read()?
+            .manifest()
+            .recipients
+            .contains_key(&name)
+        {
+            holding.push(v.clone());
+        }
+    }
+    let member = store.config().recipients().get(&name).cloned();
+    if member.is_none() && holding.is_empty() {
+        return Err(coffer::Error::UnknownRecipient {
+            name: name.to_string(),
+        }
+        .into());
+    }
+    // Intent first: coffer.toml stops asking for them, so that an
+    // interrupted removal shows up as pending, not as done.
+    if only.is_empty() {
+        store.update_config(|c| {
+            c.remove_recipient(&name);
+        })?;
+    } else if let Some(m) = &member {
+        let remaining: BTreeSet<VaultName> = all
+            .iter()
+            .filter(|v| m.covers(v) && !only.contains(v))
+            .cloned()
+            .collect();
+        let scoped = Member {
+            key: m.key.clone(),
+            vaults: Some(remaining),
+        };
+        store.update_config(|c| c.set_recipient(&name, &scoped))?;
+    }
+    let targets: Vec<VaultName> = holding
+        .into_iter()
+        .filter(|v| only.is_empty() || only.contains(v))
+        .collect();
+    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let mut missed = Vec::new();
+    for v in &targets {
+        let vault = store.vault(v)?;
+        let Some(vkey) = unlock(&vault, &ids)? else {
+            missed.push(v.to_string());
+            continue;
+        };
+        let mut w = vault.write()?;
+        let (mut target, edited) = w.approved_recipients(&vkey);
+        if edited {
+            missed.push(v.to_string());
+            ctx.ui.warn(format!(
+                "vault {v}: its recipient list was edited without the key; review it with `coffer recipients approve --vault {v}`"
+            ));
+            continue;
+        }
+        target.remove(&name);
+        let outcome = w.set_recipients(&vkey, &target, Time::now(), ctx.callbacks.clone())?;
+        w.commit()?;
+        describe(ctx, v, &outcome, &format!("removed {name}"));
+    }
+    if !missed.is_empty() {
+        return Err(CliError::new(format!(
+            "{name} can still open {}: you cannot open {}",
+            missed.join(", "),
+            if missed.len() == 1 { "it" } else { "them" }
+        ))
+        .hint(format!(
+            "someone who can open {} should run `coffer recipients approve` (coffer.toml no longer lists {name} there)",
+            if missed.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    if targets.is_empty() {
+        ctx.ui
+            .status(format!("{name} could not open any of those vaults."));
+    } else {
+        ctx.ui.status(format!(
+            "{name} can no longer read the current values; they may have kept old ones, which stay in git history too: `coffer rotation` lists the values to change."
+        ));
+    }
+    Ok(())
+}
+
+fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
+    let store = ctx.store()?;
+    let vaults = target_vaults(&store, &args.vaults)?;
+    let ids = ctx.identities()?;
+    let mut unopened = Vec::new();
+    let mut nothing = true;
+    for v in &vaults {
+        let vault = store.vault(v)?;
+        let Some(vkey) = unlock(&vault, &ids)? else {
+            unopened.push(v.to_string());
+            continue;
+        };
+        let mut w = vault.write()?;
+        let plan = w.recipient_plan(&vkey);
+        if plan.is_settled() {
+            continue;
+        }
+        nothing = false;
+        eprintln!("Vault {v}:");
+        if plan.manifest_edited {
+            eprintln!(
+                "  its vault.toml recipient list was edited without the vault key; approving replaces it with coffer.toml's"
+            );
+        }
+        for c in &plan.changes {
+            let key = plan
+                .desired
+                .get(c.name.as_str())
+                .or_else(|| plan.approved.get(c.name.as_str()));
+            let kind = key.map(|k| k.kind()).unwrap_or_default();
+            let effect = match c.kind {
+                ChangeKind::Added => "can open the vault",
+                ChangeKind::KeyChanged => "new key; the vault key is rotated",
+                ChangeKind::Removed => "loses access; the vault key is rotated",
+            };
+            eprintln!("  {c} [{kind}]: {effect}");
+        }
+        if !args.yes {
+            confirm(&format!("Approve these changes to vault {v}?"))?;
+        }
+        let outcome = w.set_recipients(&vkey, &plan.desired, Time::now(), ctx.callbacks.clone())?;
+        w.commit()?;
+        describe(ctx, v, &outcome, "approved");
+    }
+    if nothing {
+        ctx.ui
+            .status("Nothing to approve in the vaults you can open.");
+    }
+    if !unopened.is_empty() {
+        ctx.ui.warn(format!(
+            "you cannot open {}: their changes need someone who can",
+            unopened.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Asks a yes/no question on the terminal; without one, the caller needs
+/// `--yes`.
+fn confirm(question: &str) -> CliResult {
+    if !ui::stdin_is_terminal() {
+        return Err(CliError::new(
+            "refusing to approve without confirmation: stdin is not a terminal",
+        )
+        .hint("review the changes above, then pass --yes"));
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::new("not approved; nothing changed"))
+    }
+}
+
+pub fn rekey(ctx: &Ctx, args: RekeyArgs) -> CliResult {
+    let store = ctx.store()?;
+    let explicit = !args.vaults.is_empty();
+    let vaults = target_vaults(&store, &args.vaults)?;
+    let ids = ctx.identities()?;
+    let mut unopened = Vec::new();
+    for v in &vaults {
+        let vault = store.vault(v)?;
+        let Some(vkey) = unlock(&vault, &ids)? else {
+            unopened.push(v.to_string());
+            continue;
+        };
+        let resumed = vault.has_interrupted_change();
+        let mut w = vault.write()?;
+        if resumed {
+            ctx.ui
+                .status(format!("Vault {v}: finished an interrupted change"));
+        }
+        // The key may have changed if the interrupted change was a rotation.
+        let vkey = if resumed { vault.unlock(&ids)? } else { vkey };
+        let outcome = w.rekey(&vkey, args.new_key, Time::now(), ctx.callbacks.clone())?;
+        w.commit()?;
+        match outcome {
+            Outcome::Unchanged => ctx.ui.status(format!("Vault {v}: up to date")),
+            o => describe(ctx, v, &o, "rekeyed"),
+        }
+    }
+    if !unopened.is_empty() {
+        let msg = format!("you cannot open {}", unopened.join(", "));
+        if explicit {
+            return Err(CliError::new(msg));
+        }
+        ctx.ui.warn(format!("{msg}: skipped"));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RotationRow {
+    vault: String,
+    name: String,
+    since: String,
+    removed: Vec<String>,
+}
+
+pub fn rotation(ctx: &Ctx, args: RotationArgs) -> CliResult {
+    let store = ctx.store()?;
+    let mut rows = Vec::new();
+    for v in store.vault_names()? {
+        let vault = store.vault(&v)?;
+        let read = vault.read()?;
+        for (n, e) in &read.manifest().secrets {
+            if let Some(r) = &e.rotation {
+                rows.push(RotationRow {
+                    vault: v.to_string(),
+                    name: n.to_string(),
+                    since: r.since.to_string(),
+                    removed: r.removed.iter().map(|n| n.to_string()).collect(),
+                });
+            }
+        }
+    }
+    if args.json {
+        let mut s = serde_json::to_string(&rows).map_err(|e| CliError::new(e.to_string()))?;
+        s.push('\n');
+        return ctx.ui.data(s.as_bytes());
+    }
+    if rows.is_empty() {
+        ctx.ui.status("No secret is due for rotation.");
+        return Ok(());
+    }
+    let now = Time::now();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let since: Time = r.since.parse().expect("came from a Time");
+            vec![
+                r.vault.clone(),
+                r.name.clone(),
+                since.ago(now),
+                r.removed.join(", "),
+            ]
+        })
+        .collect();
+    print_table(ctx, &["VAULT", "SECRET", "DUE SINCE", "REMOVED"], &table)?;
+    ctx.ui.status("Set a new value with `coffer update -V VAULT -n SECRET` (after changing it where it is used).");
+    Ok(())
+}

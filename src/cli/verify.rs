@@ -1,0 +1,246 @@
+//! `coffer verify`: the check CI runs on every pull request.
+
+use clap::Args;
+use coffer::verify::{Finding, Report};
+use coffer::{Identities, SecretName, VaultName};
+use serde::Serialize;
+
+use super::Ctx;
+use super::error::{CliError, CliResult};
+use super::ui;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Only these vaults (repeatable)
+    #[arg(long = "vault", value_name = "VAULT")]
+    vaults: Vec<String>,
+    /// Print the report as JSON
+    #[arg(short, long)]
+    json: bool,
+    /// First accept unverified contributions in the vaults you can open,
+    /// after showing their names
+    #[arg(long)]
+    accept: bool,
+    /// With --accept: accept without asking (needed when stdin is not a terminal)
+    #[arg(short, long, requires = "accept")]
+    yes: bool,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    secret: Option<&'a str>,
+    kind: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct VaultJson<'a> {
+    name: &'a str,
+    keyed: bool,
+    secrets: usize,
+    ok: bool,
+    problems: Vec<FindingJson<'a>>,
+    warnings: Vec<FindingJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    ok: bool,
+    problems: Vec<FindingJson<'a>>,
+    warnings: Vec<FindingJson<'a>>,
+    vaults: Vec<VaultJson<'a>>,
+}
+
+fn fj(f: &Finding) -> FindingJson<'_> {
+    FindingJson {
+        secret: f.secret.as_deref(),
+        kind: f.kind,
+        message: &f.message,
+    }
+}
+
+pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
+    let store = ctx.store()?;
+    let only = args
+        .vaults
+        .iter()
+        .map(|v| v.parse::<VaultName>().map_err(CliError::from))
+        .collect::<CliResult<Vec<_>>>()?;
+    for v in &only {
+        store.vault(v)?;
+    }
+    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    if args.accept {
+        accept(ctx, &store, &only, &ids, args.yes)?;
+    }
+    let report = coffer::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
+    if args.json {
+        print_json(ctx, &report)?;
+    } else {
+        print_human(ctx, &report)?;
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        // The report is the message; keep the error line short.
+        Err(CliError::new("verification failed: see the problems above"))
+    }
+}
+
+fn accept(
+    ctx: &Ctx,
+    store: &coffer::Store,
+    only: &[VaultName],
+    ids: &Identities,
+    yes: bool,
+) -> CliResult {
+    let vaults = if only.is_empty() {
+        store.vault_names()?
+    } else {
+        only.to_vec()
+    };
+    for v in &vaults {
+        let vault = store.vault(v)?;
+        let names: Vec<SecretName> = {
+            let read = vault.read()?;
+            read.manifest()
+                .secrets
+                .iter()
+                .filter(|(_, e)| e.mac.is_none())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        if names.is_empty() {
+            continue;
+        }
+        let key = match vault.unlock(ids) {
+            Ok(k) => k,
+            Err(coffer::Error::NoMatchingIdentity { .. }) => {
+                ctx.ui.warn(format!(
+                    "vault {v} has contributions, but you cannot open it to accept them"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        eprintln!(
+            "Vault {v}: unverified contributions (written by someone without the vault key):"
+        );
+        for n in &names {
+            eprintln!("  {n}");
+        }
+        if !yes {
+            if !ui::stdin_is_terminal() {
+                return Err(CliError::new("refusing to accept contributions without confirmation: stdin is not a terminal")
+                    .hint("check the names above, then pass --yes"));
+            }
+            eprint!("Accept them as values of vault {v}? [y/N] ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
+            if !matches!(line.trim(), "y" | "Y" | "yes") {
+                ctx.ui.status(format!("Vault {v}: not accepted"));
+                continue;
+            }
+        }
+        let mut w = vault.write()?;
+        // Re-read under the lock: accept what is unverified now.
+        let current = w.contributions();
+        let accepted = w.accept(&key, &current)?;
+        w.commit()?;
+        ctx.ui.status(format!(
+            "Vault {v}: accepted {} contribution{}",
+            accepted.len(),
+            if accepted.len() == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
+}
+
+fn print_json(ctx: &Ctx, r: &Report) -> CliResult {
+    let out = ReportJson {
+        ok: r.ok(),
+        problems: r.problems.iter().map(fj).collect(),
+        warnings: r.warnings.iter().map(fj).collect(),
+        vaults: r
+            .vaults
+            .iter()
+            .map(|v| VaultJson {
+                name: &v.name,
+                keyed: v.keyed,
+                secrets: v.secrets,
+                ok: v.problems.is_empty(),
+                problems: v.problems.iter().map(fj).collect(),
+                warnings: v.warnings.iter().map(fj).collect(),
+            })
+            .collect(),
+    };
+    let mut s = serde_json::to_string(&out).map_err(|e| CliError::new(e.to_string()))?;
+    s.push('\n');
+    ctx.ui.data(s.as_bytes())
+}
+
+fn line(f: &Finding, what: &str) -> String {
+    match &f.secret {
+        Some(s) => format!("  {what}{s}: {}\n", f.message),
+        None => format!("  {what}{}\n", f.message),
+    }
+}
+
+fn print_human(ctx: &Ctx, r: &Report) -> CliResult {
+    let mut out = String::new();
+    if !r.problems.is_empty() || !r.warnings.is_empty() {
+        out.push_str("store:\n");
+        for p in &r.problems {
+            out.push_str(&line(p, ""));
+        }
+        for w in &r.warnings {
+            out.push_str(&line(w, "warning: "));
+        }
+    }
+    let mut secrets = 0;
+    let mut problems = r.problems.len();
+    for v in &r.vaults {
+        secrets += v.secrets;
+        problems += v.problems.len();
+        let how = if v.keyed {
+            "with its key"
+        } else {
+            "structure only"
+        };
+        if v.problems.is_empty() {
+            out.push_str(&format!(
+                "{}: ok ({} secret{}, {how})\n",
+                v.name,
+                v.secrets,
+                if v.secrets == 1 { "" } else { "s" }
+            ));
+        } else {
+            out.push_str(&format!(
+                "{}: {} problem{} ({how})\n",
+                v.name,
+                v.problems.len(),
+                if v.problems.len() == 1 { "" } else { "s" }
+            ));
+        }
+        for p in &v.problems {
+            out.push_str(&line(p, ""));
+        }
+        for w in &v.warnings {
+            out.push_str(&line(w, "warning: "));
+        }
+    }
+    out.push_str(&format!(
+        "{} vault{}, {secrets} secret{}: {}\n",
+        r.vaults.len(),
+        if r.vaults.len() == 1 { "" } else { "s" },
+        if secrets == 1 { "" } else { "s" },
+        if problems == 0 {
+            "ok".to_owned()
+        } else {
+            format!("{problems} problem{}", if problems == 1 { "" } else { "s" })
+        }
+    ));
+    ctx.ui.data(out.as_bytes())
+}

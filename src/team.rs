@@ -1,0 +1,434 @@
+//! Who can open a vault, and changing it.
+//!
+//! A vault's *approved* recipients are the ones in its manifest, under the
+//! recipients MAC that only holders of the vault key can compute (if the
+//! MAC fails, the list recorded inside `vault-key.age` is used instead, and
+//! the manifest counts as edited). `coffer.toml` says who *should* be able
+//! to open it. Any difference is a change awaiting approval, and no command
+//! encrypts to the vault until someone holding its key approves or undoes
+//! it.
+//!
+//! Adding a recipient re-wraps `vault-key.age` and nothing else. Taking
+//! one away (removal, or a changed key) rotates: a new vault key, every
+//! secret re-encrypted to it, and each secret marked rotation-due, since
+//! the person may have kept the values. Either is one transaction.
+
+use std::collections::BTreeMap;
+
+use crate::crypto::{self, VaultKey};
+use crate::error::{ChangeKind, Error, IntegrityProblem, RecipientChange, Result};
+use crate::fsutil;
+use crate::manifest::{Entry, Manifest, RotationDue};
+use crate::name::{RecipientName, SecretName};
+use crate::recipient::RecipientKey;
+use crate::secret::SecretValue;
+use crate::time::Time;
+use crate::vault::{MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, VaultWrite};
+
+/// A set of named recipients.
+pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
+
+/// Returns what changes turn `from` into `to`, sorted by name.
+pub fn diff(from: &Recipients, to: &Recipients) -> Vec<RecipientChange> {
+    let mut out = Vec::new();
+    for (name, key) in to {
+        match from.get(name) {
+            None => out.push(RecipientChange {
+                name: name.to_string(),
+                kind: ChangeKind::Added,
+                fingerprint: key.fingerprint(),
+            }),
+            Some(old) if old != key => out.push(RecipientChange {
+                name: name.to_string(),
+                kind: ChangeKind::KeyChanged,
+                fingerprint: key.fingerprint(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, key) in from {
+        if !to.contains_key(name) {
+            out.push(RecipientChange {
+                name: name.to_string(),
+                kind: ChangeKind::Removed,
+                fingerprint: key.fingerprint(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A vault's recipients as approved, as asked for, and the difference.
+#[derive(Clone, Debug)]
+pub struct RecipientPlan {
+    /// Who can open the vault now, as approved by a key holder.
+    pub approved: Recipients,
+    /// Who `coffer.toml` says should.
+    pub desired: Recipients,
+    /// True if the manifest's recipient list was edited without the key.
+    pub manifest_edited: bool,
+    /// The changes from `approved` to `desired`.
+    pub changes: Vec<RecipientChange>,
+}
+
+impl RecipientPlan {
+    /// Returns true if nothing awaits approval.
+    pub fn is_settled(&self) -> bool {
+        !self.manifest_edited && self.changes.is_empty()
+    }
+}
+
+/// What a change of recipients did to a vault.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing needed doing.
+    Unchanged,
+    /// `vault-key.age` was re-encrypted to more recipients; no secret
+    /// changed.
+    Rewrapped,
+    /// The vault key was replaced and every secret re-encrypted.
+    Rotated {
+        /// The new vault key, for further changes in the same session.
+        key: VaultKey,
+        /// How many secrets were marked rotation-due.
+        marked: usize,
+    },
+}
+
+impl VaultWrite<'_> {
+    /// Returns the approved recipients: the manifest's list if its MAC
+    /// verifies, else the list recorded inside `vault-key.age`. The flag is
+    /// true in the second case.
+    pub fn approved_recipients(&self, key: &VaultKey) -> (Recipients, bool) {
+        if self.manifest.recipients_verify(self.vault.name(), key) {
+            (self.manifest.recipients.clone(), false)
+        } else {
+            (key.listed_recipients().clone(), true)
+        }
+    }
+
+    /// Compares the approved recipients with `coffer.toml`.
+    pub fn recipient_plan(&self, key: &VaultKey) -> RecipientPlan {
+        let (approved, manifest_edited) = self.approved_recipients(key);
+        let desired = self.vault.store().config().desired_for(self.vault.name());
+        let changes = diff(&approved, &desired);
+        RecipientPlan {
+            approved,
+            desired,
+            manifest_edited,
+            changes,
+        }
+    }
+
+    /// Refuses to go on if the vault's recipients have unapproved changes
+    /// (see the module docs). Every command that encrypts calls this.
+    pub(crate) fn check_recipients(&self, key: &VaultKey) -> Result<()> {
+        let plan = self.recipient_plan(key);
+        if plan.is_settled() {
+            return Ok(());
+        }
+        let changes = if plan.manifest_edited {
+            // Say what the hand edit did, not what coffer.toml asks for.
+            let mut c = diff(&plan.approved, &self.manifest.recipients);
+            if c.is_empty() {
+                c = plan.changes.clone();
+            }
+            c
+        } else {
+            plan.changes
+        };
+        Err(Error::UnapprovedRecipients {
+            vault: self.vault.name().to_string(),
+            manifest_edited: plan.manifest_edited,
+            changes,
+        })
+    }
+
+    /// Makes the vault's recipients exactly `target`. If nobody loses
+    /// access, only `vault-key.age` is re-encrypted; otherwise the vault key
+    /// is rotated, every secret re-encrypted, and each marked rotation-due
+    /// on behalf of whoever lost access. Staged until [`VaultWrite::commit`].
+    pub fn set_recipients<C: age::Callbacks>(
+        &mut self,
+        key: &VaultKey,
+        target: &Recipients,
+        now: Time,
+        callbacks: C,
+    ) -> Result<Outcome> {
+        self.check_current_key(key)?;
+        if target.is_empty() {
+            return Err(Error::NoRecipientsLeft {
+                vault: self.vault.name().to_string(),
+            });
+        }
+        let (approved, edited) = self.approved_recipients(key);
+        let changes = diff(&approved, target);
+        let revoked: Vec<RecipientName> = changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Added)
+            .map(|c| c.name.parse().expect("names in a diff are valid"))
+            .collect();
+        if !revoked.is_empty() {
+            let (key, marked) = self.rotate(key, target, &revoked, now, callbacks)?;
+            return Ok(Outcome::Rotated { key, marked });
+        }
+        if changes.is_empty() && !edited && self.key_file_current(key, target)? {
+            return Ok(Outcome::Unchanged);
+        }
+        self.rewrap(key, target, callbacks)?;
+        Ok(Outcome::Rewrapped)
+    }
+
+    /// Brings the vault up to date without changing who can open it:
+    /// re-wraps `vault-key.age` if it is not encrypted to exactly the
+    /// approved recipients, and with `new_key` rotates the vault key.
+    /// Refuses while recipient changes await approval.
+    pub fn rekey<C: age::Callbacks>(
+        &mut self,
+        key: &VaultKey,
+        new_key: bool,
+        now: Time,
+        callbacks: C,
+    ) -> Result<Outcome> {
+        self.check_current_key(key)?;
+        self.check_recipients(key)?;
+        let approved = self.manifest.recipients.clone();
+        if new_key {
+            let (key, marked) = self.rotate(key, &approved, &[], now, callbacks)?;
+            return Ok(Outcome::Rotated { key, marked });
+        }
+        if self.key_file_current(key, &approved)? {
+            return Ok(Outcome::Unchanged);
+        }
+        self.rewrap(key, &approved, callbacks)?;
+        Ok(Outcome::Rewrapped)
+    }
+
+    fn check_current_key(&self, key: &VaultKey) -> Result<()> {
+        if key.public().to_string() != self.manifest.public_key {
+            return Err(Error::Concurrent {
+                vault: self.vault.name().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns whether `vault-key.age` records exactly `recipients` and
+    /// holds one stanza for each.
+    fn key_file_current(&self, key: &VaultKey, recipients: &Recipients) -> Result<bool> {
+        if key.listed_recipients() != recipients {
+            return Ok(false);
+        }
+        let path = self.vault.dir().join(VAULT_KEY_FILE);
+        let bytes = fsutil::read_store_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
+        Ok(crypto::count_stanzas(&bytes).is_ok_and(|c| c.real == recipients.len()))
+    }
+
+    fn rewrap<C: age::Callbacks>(
+        &mut self,
+        key: &VaultKey,
+        recipients: &Recipients,
+        callbacks: C,
+    ) -> Result<()> {
+        let keys: Vec<&RecipientKey> = recipients.values().collect();
+        let file = crypto::encrypt_to_keys(
+            &keys,
+            key.to_identity_file(recipients).as_bytes(),
+            callbacks,
+        )?;
+        self.txn.put(VAULT_KEY_FILE, &file)?;
+        self.manifest.recipients = recipients.clone();
+        self.manifest.seal_recipients(self.vault.name(), key);
+        Ok(())
+    }
+
+    /// Replaces the vault key and re-encrypts every secret to the new one.
+    /// Refuses if any secret fails verification: re-encrypting it would
+    /// launder a forged value.
+    fn rotate<C: age::Callbacks>(
+        &mut self,
+        old: &VaultKey,
+        recipients: &Recipients,
+        revoked: &[RecipientName],
+        now: Time,
+        callbacks: C,
+    ) -> Result<(VaultKey, usize)> {
+        let names: Vec<SecretName> = self.manifest.secrets.keys().cloned().collect();
+        let mut values = Vec::with_capacity(names.len());
+        let mut failed = Vec::new();
+        for name in &names {
+            match self.read_for_rotation(old, name) {
+                Ok(v) => values.push(v),
+                Err(_) => failed.push(name.to_string()),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Error::RekeyBlocked {
+                vault: self.vault.name().to_string(),
+                count: failed.len(),
+                names: failed.join(", "),
+            });
+        }
+        let new = VaultKey::generate();
+        let mut marked = 0;
+        for (name, value) in names.iter().zip(values) {
+            let ct = new.encrypt_value(&value)?;
+            let old_entry = &self.manifest.secrets[name];
+            let mut rotation = old_entry.rotation.clone();
+            if !revoked.is_empty() {
+                let r = rotation.get_or_insert_with(|| RotationDue {
+                    since: now,
+                    removed: Vec::new(),
+                });
+                r.removed.extend(revoked.iter().cloned());
+                r.removed.sort();
+                r.removed.dedup();
+                marked += 1;
+            }
+            let mut entry = Entry {
+                created: old_entry.created,
+                updated: old_entry.updated,
+                digest: crypto::digest(&ct),
+                mac: None,
+                rotation,
+            };
+            // An unaccepted contribution stays unaccepted under the new key.
+            if old_entry.mac.is_some() {
+                Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
+            }
+            self.txn.put(&name.file_name(), &ct)?;
+            self.manifest.secrets.insert(name.clone(), entry);
+        }
+        self.manifest.public_key = new.public().to_string();
+        self.rewrap(&new, recipients, callbacks)?;
+        // The listed recipients of `new` are read back from the file next
+        // time; carry them now so the returned key is complete.
+        let new = VaultKey::from_identity_file(
+            &new.to_identity_file(recipients),
+            &self.vault.dir().join(VAULT_KEY_FILE),
+        )?;
+        Ok((new, marked))
+    }
+
+    /// Reads a value for re-encryption: verified entries as `get` does;
+    /// unaccepted contributions by digest and decryption only.
+    fn read_for_rotation(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
+        let entry = &self.manifest.secrets[name];
+        if entry.mac.is_some() {
+            return self.vault.get_in(&self.manifest, key, name);
+        }
+        let integrity = |problem| Error::Integrity {
+            vault: self.vault.name().to_string(),
+            name: name.to_string(),
+            problem,
+        };
+        let ct = fsutil::read_store_file(
+            &self.vault.dir().join(name.file_name()),
+            MAX_SECRET_FILE_LEN,
+        )?;
+        if crypto::digest(&ct) != entry.digest {
+            return Err(integrity(IntegrityProblem::DigestMismatch));
+        }
+        key.decrypt_value(&ct).map_err(integrity)
+    }
+
+    /// Stages a value written by someone who cannot open the vault: it is
+    /// encrypted to the manifest's public key and recorded without a MAC,
+    /// so nobody reads or syncs it until a recipient accepts it.
+    pub fn contribute(&mut self, name: &SecretName, value: &SecretValue, now: Time) -> Result<()> {
+        let public: age::x25519::Recipient = self
+            .manifest
+            .public_key
+            .parse()
+            .expect("validated when the manifest was parsed");
+        let ct = crypto::encrypt(
+            std::iter::once(&public as &dyn age::Recipient),
+            value.expose_secret().as_bytes(),
+        )?;
+        let created = self.manifest.secrets.get(name).map_or(now, |e| e.created);
+        self.txn.put(&name.file_name(), &ct)?;
+        self.manifest.secrets.insert(
+            name.clone(),
+            Entry {
+                created,
+                updated: now,
+                digest: crypto::digest(&ct),
+                mac: None,
+                rotation: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Returns the names of unaccepted contributions.
+    pub fn contributions(&self) -> Vec<SecretName> {
+        self.manifest
+            .secrets
+            .iter()
+            .filter(|(_, e)| e.mac.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Accepts contributions: checks each decrypts (one stanza, a valid
+    /// value) and its digest, then seals its entry with the vault key.
+    /// Returns what was accepted; an entry that does not decrypt is an
+    /// error naming it, and nothing is accepted.
+    pub fn accept(&mut self, key: &VaultKey, names: &[SecretName]) -> Result<Vec<SecretName>> {
+        self.check_current_key(key)?;
+        for name in names {
+            self.read_for_rotation(key, name)?;
+        }
+        for name in names {
+            let vault = self.vault.name().clone();
+            let e = self.manifest.secrets.get_mut(name).expect("checked above");
+            Manifest::seal_entry(&vault, name, e, key);
+        }
+        Ok(names.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k() -> RecipientKey {
+        age::x25519::Identity::generate()
+            .to_public()
+            .to_string()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn diff_names_additions_key_changes_and_removals() {
+        let (a, b, c) = (k(), k(), k());
+        let from: Recipients = [
+            ("alice".parse().unwrap(), a.clone()),
+            ("bob".parse().unwrap(), b),
+        ]
+        .into();
+        let to: Recipients = [
+            ("alice".parse().unwrap(), c.clone()),
+            ("carol".parse().unwrap(), a),
+        ]
+        .into();
+        let d = diff(&from, &to);
+        let kinds: Vec<(&str, ChangeKind)> = d.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("alice", ChangeKind::KeyChanged),
+                ("bob", ChangeKind::Removed),
+                ("carol", ChangeKind::Added)
+            ]
+        );
+        assert_eq!(
+            d[0].fingerprint,
+            c.fingerprint(),
+            "the new key's fingerprint"
+        );
+        assert!(diff(&from, &from).is_empty());
+    }
+}

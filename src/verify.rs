@@ -1,0 +1,426 @@
+//! `verify`: everything that can be checked about a store, with or without
+//! a key.
+//!
+//! Without a key: structure. Every entry has its file and every file its
+//! entry, names are valid, nothing is a link, files are armored age with
+//! the right number of stanzas and within size limits, digests match, no
+//! transaction is half applied, and `coffer.toml` agrees with each vault's
+//! recipients. With a key: also the vault key against the manifest, the
+//! recipients MAC, every entry's MAC, and that every secret decrypts.
+//!
+//! Verification reads and never writes: a half-applied transaction is
+//! reported (the next write finishes it), not repaired.
+
+use std::fs;
+use std::path::Path;
+
+use crate::config::CONFIG_FILE;
+use crate::crypto::{self, MAX_GREASE, VaultKey};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, JOURNAL, TMP_PREFIX, TRASH_PREFIX};
+use crate::identity::Identities;
+use crate::manifest::{MAX_MANIFEST_LEN, Manifest};
+use crate::name::{SecretName, VaultName};
+use crate::store::Store;
+use crate::team;
+use crate::vault::{MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The secret concerned, if any.
+    pub secret: Option<String>,
+    /// A stable identifier for scripts (`digest-mismatch`, `bad-mac`…).
+    pub kind: &'static str,
+    /// What is wrong, for people. Never contains a value.
+    pub message: String,
+}
+
+/// The findings for one vault.
+#[derive(Clone, Debug, Default)]
+pub struct VaultReport {
+    /// The vault's name (as found on disk).
+    pub name: String,
+    /// Whether it was checked with its key.
+    pub keyed: bool,
+    /// How many secrets its manifest lists.
+    pub secrets: usize,
+    /// Problems: the store does not hold as it should.
+    pub problems: Vec<Finding>,
+    /// Warnings: worth knowing, not wrong (rotation due, leftovers).
+    pub warnings: Vec<Finding>,
+}
+
+/// The findings for a store.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Problems outside any vault.
+    pub problems: Vec<Finding>,
+    /// Warnings outside any vault.
+    pub warnings: Vec<Finding>,
+    /// One report per vault, by name.
+    pub vaults: Vec<VaultReport>,
+}
+
+impl Report {
+    /// Returns true if there is no problem anywhere.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.vaults.iter().all(|v| v.problems.is_empty())
+    }
+}
+
+fn finding(secret: Option<&str>, kind: &'static str, message: impl Into<String>) -> Finding {
+    Finding {
+        secret: secret.map(str::to_owned),
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Verifies the store. `only` restricts the check to some vaults;
+/// `identities`, when given, adds the keyed checks for each vault they open.
+pub fn verify(
+    store: &Store,
+    only: &[VaultName],
+    identities: Option<&Identities>,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let root = store.root();
+    let mut vault_dirs = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| Error::io("list", root, e))? {
+        let entry = entry.map_err(|e| Error::io("list", root, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("inspect", entry.path(), e))?;
+        if name == CONFIG_FILE || name == ".gitignore" {
+            if ft.is_symlink() {
+                report.problems.push(finding(
+                    None,
+                    "symlink",
+                    format!("{name} is a symbolic link"),
+                ));
+            }
+            continue;
+        }
+        if name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX) {
+            report.warnings.push(finding(
+                None,
+                "leftover",
+                format!(
+                    "{name} is left over from an interrupted command (the next write removes it)"
+                ),
+            ));
+            continue;
+        }
+        if name.starts_with('.') {
+            continue;
+        }
+        if ft.is_symlink() {
+            report.problems.push(finding(
+                None,
+                "symlink",
+                format!("{name} is a symbolic link; coffer refuses links inside the store"),
+            ));
+            continue;
+        }
+        if !ft.is_dir() {
+            report.problems.push(finding(
+                None,
+                "unexpected-file",
+                format!("{name} is not part of a coffer store"),
+            ));
+            continue;
+        }
+        match name.parse::<VaultName>() {
+            Ok(v) => {
+                if only.is_empty() || only.contains(&v) {
+                    vault_dirs.push(v);
+                }
+            }
+            Err(e) => report.problems.push(finding(
+                None,
+                "bad-name",
+                format!("directory {name:?} is not a vault: {e}"),
+            )),
+        }
+    }
+    for v in only {
+        if !vault_dirs.contains(v) {
+            return Err(Error::VaultNotFound {
+                name: v.to_string(),
+            });
+        }
+    }
+    vault_dirs.sort();
+    for name in vault_dirs {
+        report.vaults.push(verify_vault(store, &name, identities)?);
+    }
+    Ok(report)
+}
+
+fn verify_vault(
+    store: &Store,
+    name: &VaultName,
+    identities: Option<&Identities>,
+) -> Result<VaultReport> {
+    let dir = store.root().join(name.as_str());
+    let mut r = VaultReport {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if !manifest_path.exists() {
+        r.problems.push(finding(
+            None,
+            "no-manifest",
+            "the directory has no vault.toml",
+        ));
+        return Ok(r);
+    }
+    let _lock = fsutil::lock_dir(&dir, false, store.lock_wait())?;
+    if fsutil::has_journal(&dir) {
+        r.problems.push(finding(
+            None,
+            "interrupted",
+            format!(
+                "a change was committed but not fully applied ({JOURNAL} is present); run `coffer rekey --vault {name}` (or any write) to finish it"
+            ),
+        ));
+        return Ok(r);
+    }
+    let manifest = match fsutil::read_store_file(&manifest_path, MAX_MANIFEST_LEN)
+        .and_then(|b| Manifest::parse(&b, &manifest_path))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            r.problems
+                .push(finding(None, "bad-manifest", e.to_string()));
+            return Ok(r);
+        }
+    };
+    r.secrets = manifest.secrets.len();
+
+    // The vault key file: one stanza per recipient.
+    let key_path = dir.join(VAULT_KEY_FILE);
+    let key_bytes = match read_checked(&key_path, MAX_VAULT_KEY_FILE_LEN) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            r.problems
+                .push(finding(None, "vault-key", format!("vault-key.age: {e}")));
+            None
+        }
+    };
+    if let Some(bytes) = &key_bytes {
+        match crypto::count_stanzas(bytes) {
+            Ok(c) if c.real != manifest.recipients.len() || c.grease > MAX_GREASE => {
+                r.problems.push(finding(
+                    None,
+                    "vault-key-stanzas",
+                    format!(
+                        "vault-key.age has {} recipient stanzas but the manifest lists {} recipients",
+                        c.real,
+                        manifest.recipients.len()
+                    ),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => r
+                .problems
+                .push(finding(None, "vault-key", format!("vault-key.age: {e}"))),
+        }
+    }
+
+    // coffer.toml against the manifest (unauthenticated without a key).
+    let desired = store.config().desired_for(name);
+    let pending = team::diff(&manifest.recipients, &desired);
+    if !pending.is_empty() {
+        let list: Vec<String> = pending.iter().map(|c| c.to_string()).collect();
+        r.problems.push(finding(
+            None,
+            "unapproved-recipients",
+            format!(
+                "coffer.toml asks for recipient changes not yet approved: {}; someone who can open the vault must run `coffer recipients approve --vault {name}`",
+                list.join(", ")
+            ),
+        ));
+    }
+
+    // Every entry has a sound file.
+    for (sname, entry) in &manifest.secrets {
+        let s = Some(sname.as_str());
+        let path = dir.join(sname.file_name());
+        match read_checked(&path, MAX_SECRET_FILE_LEN) {
+            Err(e) => r.problems.push(finding(s, "secret-file", e)),
+            Ok(bytes) => {
+                match crypto::count_stanzas(&bytes) {
+                    Ok(c) if c.real != 1 || c.grease > MAX_GREASE => r.problems.push(finding(
+                        s,
+                        "secret-stanzas",
+                        format!("its file has {} recipient stanzas, not 1", c.real),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => r.problems.push(finding(
+                        s,
+                        "secret-file",
+                        format!("its file is malformed: {e}"),
+                    )),
+                }
+                if crypto::digest(&bytes) != entry.digest {
+                    r.problems.push(finding(
+                        s,
+                        "digest-mismatch",
+                        "its file does not match the manifest's digest (replaced, rolled back or damaged)",
+                    ));
+                }
+            }
+        }
+        if entry.mac.is_none() {
+            r.problems.push(finding(
+                s,
+                "unverified",
+                format!("an unverified contribution: a recipient must accept it with `coffer verify --accept --vault {name}`"),
+            ));
+        }
+        if let Some(rot) = &entry.rotation {
+            let who: Vec<&str> = rot.removed.iter().map(|n| n.as_str()).collect();
+            r.warnings.push(finding(
+                s,
+                "rotation-due",
+                format!(
+                    "due for rotation since {} ({} removed): set a new value with `coffer update`",
+                    rot.since,
+                    who.join(", ")
+                ),
+            ));
+        }
+    }
+
+    // Every file belongs.
+    for entry in fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+        let fname = entry.file_name().to_string_lossy().into_owned();
+        if fname == MANIFEST_FILE || fname == VAULT_KEY_FILE {
+            continue;
+        }
+        if fname.starts_with(TMP_PREFIX) {
+            r.warnings.push(finding(
+                None,
+                "leftover",
+                format!(
+                    "{fname} is left over from an interrupted command (the next write removes it)"
+                ),
+            ));
+            continue;
+        }
+        let listed = fname
+            .strip_suffix(".age")
+            .and_then(|s| s.parse::<SecretName>().ok())
+            .is_some_and(|n| manifest.secrets.contains_key(&n));
+        if !listed {
+            r.problems.push(finding(
+                None,
+                "unlisted-file",
+                format!("{fname} is not listed in the manifest"),
+            ));
+        }
+    }
+
+    if let Some(ids) = identities {
+        keyed_checks(store, name, &manifest, ids, &mut r)?;
+    }
+    Ok(r)
+}
+
+/// Reads a store file for verification, as a message on failure.
+fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+    match fsutil::read_store_file(path, max) {
+        Ok(b) => Ok(b),
+        Err(Error::Symlink { .. }) => Err("it is a symbolic link".into()),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err("its file is missing".into())
+        }
+        Err(Error::Io { source, .. }) => Err(source.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn keyed_checks(
+    store: &Store,
+    name: &VaultName,
+    manifest: &Manifest,
+    ids: &Identities,
+    r: &mut VaultReport,
+) -> Result<()> {
+    let vault = store.vault(name)?;
+    let key: VaultKey = match vault.unlock(ids) {
+        Ok(k) => k,
+        Err(Error::NoMatchingIdentity { .. }) => {
+            r.warnings.push(finding(
+                None,
+                "not-keyed",
+                "no identity can open this vault: checked without its key",
+            ));
+            return Ok(());
+        }
+        Err(e) => {
+            r.problems.push(finding(None, "vault-key", e.to_string()));
+            return Ok(());
+        }
+    };
+    r.keyed = true;
+    if key.public().to_string() != manifest.public_key {
+        // The manifest changed between unlock and our read: report, don't guess.
+        r.problems.push(finding(
+            None,
+            "vault-key",
+            "the vault key does not match the manifest",
+        ));
+        return Ok(());
+    }
+    if !manifest.recipients_verify(name, &key) {
+        let changes = team::diff(key.listed_recipients(), &manifest.recipients);
+        let list: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        r.problems.push(finding(
+            None,
+            "recipients-mac",
+            format!(
+                "the manifest's recipients were edited without the vault key{}",
+                if list.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", list.join(", "))
+                }
+            ),
+        ));
+    } else if key.listed_recipients() != &manifest.recipients {
+        r.problems.push(finding(
+            None,
+            "vault-key-recipients",
+            format!("vault-key.age is not encrypted to exactly the manifest's recipients; run `coffer rekey --vault {name}`"),
+        ));
+    }
+    for (sname, entry) in &manifest.secrets {
+        if entry.mac.is_none() {
+            continue; // already reported
+        }
+        let s = Some(sname.as_str());
+        if !Manifest::entry_verifies(name, sname, entry, &key) {
+            r.problems.push(finding(
+                s,
+                "bad-mac",
+                "its manifest entry does not verify (written without the vault key, or damaged)",
+            ));
+            continue;
+        }
+        let path = store.root().join(name.as_str()).join(sname.file_name());
+        if let Ok(bytes) = fsutil::read_store_file(&path, MAX_SECRET_FILE_LEN)
+            && crypto::digest(&bytes) == entry.digest
+            && let Err(p) = key.decrypt_value(&bytes)
+        {
+            r.problems
+                .push(finding(s, "decrypt", format!("it does not decrypt: {p}")));
+        }
+    }
+    Ok(())
+}
