@@ -89,4 +89,9 @@ fn sample_store_reads_with_the_demo_identity() {
             assert!(!r.ok().stdout().is_empty());
         }
     }
+    let r = env.run_with(&["verify"], |c| {
+        c.current_dir(repo).env("COFFER_AGE_KEY", &key);
+    });
+    let out = r.ok().stdout();
+    assert!(out.contains("api-keys: ok") && out.contains("with its key"), "{out}");
 }
