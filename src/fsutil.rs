@@ -3,16 +3,17 @@
 //! Every write goes to a temporary file in the same directory (named
 //! `.coffer-tmp-*`), is flushed to disk, and is renamed over its target; the
 //! directory is flushed after. A change that spans several files (a secret
-//! and the manifest, or every secret of a vault during a rekey) is a
-//! [`Txn`]: all new files are written and flushed first, then a journal
-//! (`.coffer-journal`) naming every rename and removal is written atomically,
-//! then the renames run. The journal's appearance is the commit point: a
-//! crash before it leaves the old state (plus temp files that the next
-//! writer deletes), a crash after it is rolled forward by [`recover`], which
-//! every lock holder runs before reading.
+//! and the manifest; every secret of a vault during a rekey; several vaults
+//! and `coffer.toml` when a recipient is removed) is a [`Txn`]: all new
+//! files are written and flushed first, then a journal at the store root
+//! (`.coffer-journal`) naming every rename and removal is written
+//! atomically, then the renames run. The journal's appearance is the commit
+//! point: a crash before it leaves the old state (plus temp files that the
+//! next writer deletes), a crash after it is rolled forward by [`recover`],
+//! which every lock holder runs before reading.
 //!
-//! Locks are `flock(2)` locks on the directory itself, so they leave no
-//! files behind for git to see: exclusive for writers, shared for readers.
+//! The lock is one `flock(2)` on the store directory itself, so it leaves no
+//! file behind for git to see: exclusive for writers, shared for readers.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -244,36 +245,52 @@ enum Op {
     Remove { target: String },
 }
 
-/// A set of file replacements and removals in one directory that become
-/// visible all together or not at all (see the module docs).
+/// A set of file replacements and removals anywhere in the store that
+/// become visible all together or not at all (see the module docs). Paths
+/// are relative to the store root: `coffer.toml`, `<vault>/vault.toml`,
+/// `<vault>/vault-key.age`, `<vault>/<secret>.age`. Each new file is first
+/// written next to its target, so that the final rename stays on one file
+/// system.
 pub(crate) struct Txn {
-    dir: PathBuf,
+    root: PathBuf,
     ops: Vec<Op>,
     temps: Vec<tempfile::NamedTempFile>,
+}
+
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Txn({} steps)", self.ops.len())
+    }
 }
 
 /// Above this many new files, one `syncfs` beats an fsync per file.
 const SYNCFS_THRESHOLD: usize = 32;
 
 impl Txn {
-    pub(crate) fn new(dir: &Path) -> Txn {
+    pub(crate) fn new(root: &Path) -> Txn {
         Txn {
-            dir: dir.to_owned(),
+            root: root.to_owned(),
             ops: Vec::new(),
             temps: Vec::new(),
         }
     }
 
-    /// Stages `target` (a file name in the directory) to hold `bytes`.
+    /// Stages `target` (relative to the store root) to hold `bytes`.
     pub(crate) fn put(&mut self, target: &str, bytes: &[u8]) -> Result<()> {
         debug_assert!(valid_target(target), "{target}");
-        let tmp = write_temp(&self.dir, bytes, STORE_FILE_MODE)?;
-        let temp = tmp
+        let (dir, _) = split_rel(target);
+        let tmp = write_temp(&self.root.join(dir), bytes, STORE_FILE_MODE)?;
+        let name = tmp
             .path()
             .file_name()
             .and_then(|n| n.to_str())
             .expect("tempfile names are ASCII")
             .to_owned();
+        let temp = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
         self.ops.push(Op::Put {
             temp,
             target: target.to_owned(),
@@ -282,12 +299,19 @@ impl Txn {
         Ok(())
     }
 
-    /// Stages the removal of `target`.
+    /// Stages the removal of `target` (relative to the store root).
     pub(crate) fn remove(&mut self, target: &str) {
         debug_assert!(valid_target(target), "{target}");
         self.ops.push(Op::Remove {
             target: target.to_owned(),
         });
+    }
+
+    /// Takes over another transaction's staged steps, after this one's.
+    pub(crate) fn absorb(&mut self, other: Txn) {
+        debug_assert_eq!(self.root, other.root);
+        self.ops.extend(other.ops);
+        self.temps.extend(other.temps);
     }
 
     /// Returns true if nothing is staged.
@@ -296,15 +320,16 @@ impl Txn {
     }
 
     /// Makes every staged change durable and visible, atomically with
-    /// respect to crashes (see the module docs).
+    /// respect to crashes (see the module docs). The caller holds the
+    /// store's exclusive lock.
     pub(crate) fn commit(mut self) -> Result<()> {
         if self.ops.is_empty() {
             return Ok(());
         }
         // 1. Every new file is on disk before the journal can name it.
         if self.temps.len() > SYNCFS_THRESHOLD {
-            let d = File::open(&self.dir).map_err(|e| Error::io("open", &self.dir, e))?;
-            rustix::fs::syncfs(&d).map_err(|e| Error::io("flush", &self.dir, e.into()))?;
+            let d = File::open(&self.root).map_err(|e| Error::io("open", &self.root, e))?;
+            rustix::fs::syncfs(&d).map_err(|e| Error::io("flush", &self.root, e.into()))?;
         } else {
             for t in &self.temps {
                 t.as_file()
@@ -323,26 +348,48 @@ impl Txn {
             }
         }
         journal.push_str("commit\n");
-        write_atomic(&self.dir, JOURNAL, journal.as_bytes(), 0o600)?;
+        write_atomic(&self.root, JOURNAL, journal.as_bytes(), 0o600)?;
         // From here on the temp files belong to the journal.
         for t in self.temps.drain(..) {
             let _ = t.into_temp_path().keep();
         }
         // 3. Apply, then retire the journal.
-        apply_journal(&self.dir, &journal)?;
-        Ok(())
+        apply_journal(&self.root, &journal)
     }
 }
 
-/// Returns whether `name` may be the target of a journal operation: the
-/// manifest, the vault key or a secret file. A journal is read from disk,
-/// so this is what keeps a planted one inside its directory.
-fn valid_target(name: &str) -> bool {
-    name == "vault.toml"
-        || name == "vault-key.age"
-        || name
-            .strip_suffix(".age")
-            .is_some_and(|s| s.parse::<crate::name::SecretName>().is_ok())
+/// Splits a store-relative path into its directory ("" or a vault) and
+/// file name.
+fn split_rel(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+/// Returns whether `rel` may be the target of a journal step:
+/// `coffer.toml`, or a vault's manifest, key or secret file. A journal is
+/// read from disk, so this is what keeps a planted one inside the store.
+fn valid_target(rel: &str) -> bool {
+    match rel.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => *name == crate::config::CONFIG_FILE,
+        [vault, name] => {
+            vault.parse::<crate::name::VaultName>().is_ok()
+                && (*name == "vault.toml"
+                    || *name == "vault-key.age"
+                    || name
+                        .strip_suffix(".age")
+                        .is_some_and(|s| s.parse::<crate::name::SecretName>().is_ok()))
+        }
+        _ => false,
+    }
+}
+
+/// Returns whether `temp` is a temporary file next to `target`.
+fn valid_temp(temp: &str, target: &str) -> bool {
+    let (tdir, tname) = split_rel(temp);
+    tdir == split_rel(target).0
+        && tname.starts_with(TMP_PREFIX)
+        && tname
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn parse_journal(text: &str) -> Option<Vec<Op>> {
@@ -354,9 +401,7 @@ fn parse_journal(text: &str) -> Option<Vec<Op>> {
     for line in lines {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
-            ["put", temp, target]
-                if temp.starts_with(TMP_PREFIX) && !temp.contains('/') && valid_target(target) =>
-            {
+            ["put", temp, target] if valid_target(target) && valid_temp(temp, target) => {
                 ops.push(Op::Put {
                     temp: (*temp).to_owned(),
                     target: (*target).to_owned(),
@@ -374,62 +419,92 @@ fn parse_journal(text: &str) -> Option<Vec<Op>> {
 
 /// Applies a committed journal: every step is idempotent, so running it
 /// again after a crash half-way converges.
-fn apply_journal(dir: &Path, journal: &str) -> Result<()> {
+fn apply_journal(root: &Path, journal: &str) -> Result<()> {
     let Some(ops) = parse_journal(journal) else {
         return Err(Error::Manifest {
-            path: dir.join(JOURNAL),
-            message: "the transaction journal is malformed; remove it by hand after checking `coffer verify`".into(),
+            path: root.join(JOURNAL),
+            message: "the transaction journal is malformed; move it aside and run `coffer verify`"
+                .into(),
         });
     };
+    let mut dirs = std::collections::BTreeSet::new();
     for op in &ops {
         match op {
             Op::Put { temp, target } => {
-                let from = dir.join(temp);
-                match fs::rename(&from, dir.join(target)) {
+                let to = root.join(target);
+                match fs::rename(root.join(temp), &to) {
                     Ok(()) => {}
                     // Already applied by an earlier, interrupted run.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("rename into place", dir.join(target), e)),
+                    Err(e) => return Err(Error::io("rename into place", to, e)),
                 }
+                dirs.insert(split_rel(target).0.to_owned());
             }
-            Op::Remove { target } => match fs::remove_file(dir.join(target)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", dir.join(target), e)),
-            },
+            Op::Remove { target } => {
+                let path = root.join(target);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("remove", path, e)),
+                }
+                dirs.insert(split_rel(target).0.to_owned());
+            }
         }
     }
-    fsync_dir(dir)?;
-    let jpath = dir.join(JOURNAL);
+    for d in &dirs {
+        fsync_dir(&root.join(d))?;
+    }
+    let jpath = root.join(JOURNAL);
     match fs::remove_file(&jpath) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove", jpath, e)),
     }
-    fsync_dir(dir)
+    fsync_dir(root)
 }
 
-/// Returns true if `dir` holds a committed transaction not yet applied.
-pub(crate) fn has_journal(dir: &Path) -> bool {
-    dir.join(JOURNAL).exists()
+/// Returns true if the store at `root` holds a committed transaction not
+/// yet applied.
+pub(crate) fn has_journal(root: &Path) -> bool {
+    root.join(JOURNAL).exists()
 }
 
-/// Finishes an interrupted transaction in `dir`, if any, and removes temp
-/// files left by commands that died before committing. The caller holds
-/// the directory's exclusive lock.
-pub(crate) fn recover(dir: &Path) -> Result<()> {
-    let jpath = dir.join(JOURNAL);
-    if check_not_symlink(&jpath)? {
+/// What [`recover`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// A committed transaction was finished.
+    pub journal: bool,
+    /// How many leftover temporary files were removed.
+    pub temps: usize,
+}
+
+/// Finishes an interrupted transaction in the store at `root`, if any, and
+/// removes temp files left by commands that died before committing, in
+/// `root` and in each of `dirs`. The caller holds the store's exclusive
+/// lock.
+pub(crate) fn recover(root: &Path, dirs: &[&Path]) -> Result<Recovered> {
+    let jpath = root.join(JOURNAL);
+    let applied = if check_not_symlink(&jpath)? {
         let text = read_store_file(&jpath, 64 << 20)?;
-        let text = String::from_utf8_lossy(&text);
-        apply_journal(dir, &text)?;
+        apply_journal(root, &String::from_utf8_lossy(&text))?;
+        true
+    } else {
+        false
+    };
+    let mut temps = remove_stray_temps(root)?;
+    for d in dirs {
+        temps += remove_stray_temps(d)?;
     }
-    remove_stray_temps(dir)
+    Ok(Recovered {
+        journal: applied,
+        temps,
+    })
 }
 
 /// Removes `.coffer-tmp-*` entries (files or directories) and
-/// `.coffer-trash-*` directories in `dir`.
-pub(crate) fn remove_stray_temps(dir: &Path) -> Result<()> {
+/// `.coffer-trash-*` directories in `dir`; returns how many.
+pub(crate) fn remove_stray_temps(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
     let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
@@ -444,75 +519,101 @@ pub(crate) fn remove_stray_temps(dir: &Path) -> Result<()> {
                 fs::remove_file(&path)
             };
             match r {
-                Ok(()) => {}
+                Ok(()) => removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", path, e)),
             }
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn store() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("api-keys")).unwrap();
+        d
+    }
+
     #[test]
     fn txn_commits_all_files() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("old-one.age"), "old").unwrap();
+        let d = store();
+        let v = d.path().join("api-keys");
+        fs::write(v.join("old-one.age"), "old").unwrap();
         let mut t = Txn::new(d.path());
-        t.put("vault.toml", b"m").unwrap();
-        t.put("new-one.age", b"n").unwrap();
-        t.remove("old-one.age");
+        t.put("api-keys/vault.toml", b"m").unwrap();
+        t.put("api-keys/new-one.age", b"n").unwrap();
+        t.put("coffer.toml", b"c").unwrap();
+        t.remove("api-keys/old-one.age");
         t.commit().unwrap();
-        assert_eq!(fs::read(d.path().join("vault.toml")).unwrap(), b"m");
-        assert_eq!(fs::read(d.path().join("new-one.age")).unwrap(), b"n");
-        assert!(!d.path().join("old-one.age").exists());
-        let left: Vec<_> = fs::read_dir(d.path()).unwrap().collect();
-        assert_eq!(left.len(), 2, "no temp or journal left");
+        assert_eq!(fs::read(v.join("vault.toml")).unwrap(), b"m");
+        assert_eq!(fs::read(v.join("new-one.age")).unwrap(), b"n");
+        assert_eq!(fs::read(d.path().join("coffer.toml")).unwrap(), b"c");
+        assert!(!v.join("old-one.age").exists());
+        assert_eq!(fs::read_dir(&v).unwrap().count(), 2, "no temp left");
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            2,
+            "no journal left"
+        );
     }
 
     #[test]
     fn dropped_txn_leaves_nothing() {
-        let d = tempfile::tempdir().unwrap();
+        let d = store();
         let mut t = Txn::new(d.path());
-        t.put("vault.toml", b"m").unwrap();
+        t.put("api-keys/vault.toml", b"m").unwrap();
         drop(t);
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(d.path().join("api-keys")).unwrap().count(), 0);
     }
 
     #[test]
     fn recover_rolls_a_half_applied_journal_forward() {
-        let d = tempfile::tempdir().unwrap();
+        let d = store();
         let p = d.path();
+        let v = p.join("api-keys");
         // The state after a crash right after the first rename.
-        fs::write(p.join("a-secret.age"), "new a").unwrap();
-        fs::write(p.join(".coffer-tmp-2"), "new manifest").unwrap();
-        fs::write(p.join("gone-one.age"), "x").unwrap();
-        fs::write(p.join(".coffer-tmp-junk"), "junk").unwrap();
+        fs::write(v.join("a-secret.age"), "new a").unwrap();
+        fs::write(v.join(".coffer-tmp-2"), "new manifest").unwrap();
+        fs::write(v.join("gone-one.age"), "x").unwrap();
+        fs::write(v.join(".coffer-tmp-junk"), "junk").unwrap();
+        fs::write(p.join(".coffer-tmp-c"), "new config").unwrap();
         fs::write(
             p.join(JOURNAL),
-            "coffer-journal 1\nput .coffer-tmp-1 a-secret.age\nremove gone-one.age\nput .coffer-tmp-2 vault.toml\ncommit\n",
+            "coffer-journal 1\nput api-keys/.coffer-tmp-1 api-keys/a-secret.age\nremove api-keys/gone-one.age\nput api-keys/.coffer-tmp-2 api-keys/vault.toml\nput .coffer-tmp-c coffer.toml\ncommit\n",
         )
         .unwrap();
-        recover(p).unwrap();
-        assert_eq!(fs::read(p.join("a-secret.age")).unwrap(), b"new a");
-        assert_eq!(fs::read(p.join("vault.toml")).unwrap(), b"new manifest");
-        assert!(!p.join("gone-one.age").exists());
+        assert_eq!(
+            recover(p, &[&v]).unwrap(),
+            Recovered {
+                journal: true,
+                temps: 1
+            }
+        );
+        assert_eq!(fs::read(v.join("a-secret.age")).unwrap(), b"new a");
+        assert_eq!(fs::read(v.join("vault.toml")).unwrap(), b"new manifest");
+        assert_eq!(fs::read(p.join("coffer.toml")).unwrap(), b"new config");
+        assert!(!v.join("gone-one.age").exists());
         assert!(!p.join(JOURNAL).exists());
-        assert!(!p.join(".coffer-tmp-junk").exists());
+        assert!(!v.join(".coffer-tmp-junk").exists());
         // Idempotent.
-        recover(p).unwrap();
+        assert_eq!(recover(p, &[&v]).unwrap(), Recovered::default());
     }
 
     #[test]
-    fn planted_journal_cannot_escape_the_directory() {
+    fn planted_journal_cannot_escape_the_store() {
         for bad in [
-            "coffer-journal 1\nput .coffer-tmp-1 ../x.age\ncommit\n",
+            "coffer-journal 1\nput api-keys/.coffer-tmp-1 ../x.age\ncommit\n",
+            "coffer-journal 1\nput api-keys/.coffer-tmp-1 api-keys/../../x.age\ncommit\n",
             "coffer-journal 1\nremove ../../etc/passwd\ncommit\n",
-            "coffer-journal 1\nput /etc/passwd vault.toml\ncommit\n",
-            "coffer-journal 1\nremove vault.toml\n", // no commit line
+            "coffer-journal 1\nput /etc/passwd api-keys/vault.toml\ncommit\n",
+            "coffer-journal 1\nput other-vault/.coffer-tmp-1 api-keys/vault.toml\ncommit\n",
+            "coffer-journal 1\nput api-keys/notatemp api-keys/vault.toml\ncommit\n",
+            "coffer-journal 1\nremove api-keys/README.md\ncommit\n",
+            "coffer-journal 1\nremove api-keys/vault.toml\n", // no commit line
             "something else\n",
         ] {
             assert!(parse_journal(bad).is_none(), "{bad}");

@@ -1,9 +1,12 @@
 //! The store: a directory (normally `vaults/` in a repository) holding
 //! `coffer.toml` and one directory per vault.
 //!
-//! Store-wide changes (creating or deleting a vault) hold an exclusive
-//! lock on the store directory; changes inside a vault hold that vault's
-//! lock (see [`crate::vault`]).
+//! One lock guards the whole store: a `flock` on the store directory,
+//! exclusive for any write, shared for reads. Every writer first finishes
+//! an interrupted transaction, if any (see [`crate::fsutil`]). A [`Batch`]
+//! groups changes to several vaults and `coffer.toml` into one
+//! transaction, so that removing a recipient from every vault is all or
+//! nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,13 +16,13 @@ use std::path::{Path, PathBuf};
 use crate::config::{CONFIG_FILE, Config};
 use crate::crypto::{self, VaultKey};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, LockWait};
+use crate::fsutil::{self, LockWait, Recovered, Txn};
 use crate::identity::Identities;
 use crate::manifest::Manifest;
 use crate::name::{RecipientName, VaultName};
 use crate::recipient::RecipientKey;
 use crate::time::Time;
-use crate::vault::{MANIFEST_FILE, VAULT_KEY_FILE, Vault};
+use crate::vault::{MANIFEST_FILE, VAULT_KEY_FILE, Vault, VaultWrite};
 
 /// The usual name of the store directory inside a repository.
 pub const STORE_DIR: &str = "vaults";
@@ -111,37 +114,67 @@ impl Store {
         Store::open(root)
     }
 
-    /// Edits `coffer.toml` under the store lock: re-reads it (another
-    /// process may have changed it), applies `edit`, and writes it back
-    /// atomically if its text changed. Comments and layout are kept.
-    pub fn update_config(&mut self, edit: impl FnOnce(&mut Config)) -> Result<()> {
-        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
-        let path = self.root.join(CONFIG_FILE);
-        let mut config = Config::load(&path)?;
-        let before = config.to_text();
-        edit(&mut config);
-        let after = config.to_text();
-        // Validate what we are about to write, as a reader would.
-        let config = Config::parse(&after, &path)?;
-        if after != before {
-            fsutil::write_atomic(
-                &self.root,
-                CONFIG_FILE,
-                after.as_bytes(),
-                fsutil::STORE_FILE_MODE,
-            )?;
+    /// Takes the store's shared lock, finishing an interrupted
+    /// transaction first if there is one.
+    pub(crate) fn lock_read(&self) -> Result<StoreLock> {
+        let lock = fsutil::lock_dir(&self.root, false, &self.lock_wait)?;
+        if !fsutil::has_journal(&self.root) {
+            return Ok(StoreLock {
+                _lock: lock,
+                recovered: Recovered::default(),
+            });
         }
-        self.config = config;
-        Ok(())
+        // A writer died after committing: finish its work first.
+        drop(lock);
+        drop(self.lock_write(&[])?);
+        Ok(StoreLock {
+            _lock: fsutil::lock_dir(&self.root, false, &self.lock_wait)?,
+            recovered: Recovered::default(),
+        })
+    }
+
+    /// Takes the store's exclusive lock, finishes an interrupted
+    /// transaction, and removes leftover temp files in the store root and
+    /// in `dirs`.
+    pub(crate) fn lock_write(&self, dirs: &[&Path]) -> Result<StoreLock> {
+        let lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
+        let recovered = fsutil::recover(&self.root, dirs)?;
+        Ok(StoreLock {
+            _lock: lock,
+            recovered,
+        })
+    }
+
+    /// Starts a [`Batch`]: takes the exclusive lock for the whole of it.
+    pub fn batch(&self) -> Result<Batch<'_>> {
+        let lock = self.lock_write(&[])?;
+        Ok(Batch {
+            store: self,
+            lock,
+            txn: Txn::new(&self.root),
+            config: None,
+        })
+    }
+
+    /// Returns true if a committed change is waiting to be finished (a
+    /// command was interrupted after its commit point); the next command
+    /// that reads or writes the store finishes it.
+    pub fn has_interrupted_change(&self) -> bool {
+        fsutil::has_journal(&self.root)
+    }
+
+    /// Finishes any interrupted change and removes every leftover temp
+    /// file in the store, reporting what it found (for `verify`).
+    pub fn recover(&self) -> Result<Recovered> {
+        let names = self.vault_names()?;
+        let dirs: Vec<PathBuf> = names.iter().map(|n| self.root.join(n.as_str())).collect();
+        let refs: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
+        Ok(self.lock_write(&refs)?.recovered)
     }
 
     /// Sets how long lock waits last and whom they notify.
     pub fn set_lock_wait(&mut self, wait: LockWait) {
         self.lock_wait = wait;
-    }
-
-    pub(crate) fn lock_wait(&self) -> &LockWait {
-        &self.lock_wait
     }
 
     /// Returns the store directory.
@@ -230,8 +263,6 @@ impl Store {
         identities: &Identities,
         callbacks: C,
     ) -> Result<()> {
-        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
-        fsutil::remove_stray_temps(&self.root)?;
         let dir = self.root.join(name.as_str());
         if fsutil::check_not_symlink(&dir)? {
             return Err(Error::VaultExists {
@@ -244,7 +275,14 @@ impl Store {
                 vault: name.to_string(),
             });
         }
+        // Before the lock: it opens other vaults' keys.
         self.check_vouched(name, &recipients, identities)?;
+        let _lock = self.lock_write(&[])?;
+        if fsutil::check_not_symlink(&dir)? {
+            return Err(Error::VaultExists {
+                name: name.to_string(),
+            });
+        }
         let key = VaultKey::generate();
         let keys: Vec<&RecipientKey> = recipients.values().collect();
         let key_file = crypto::encrypt_to_keys(
@@ -277,7 +315,6 @@ impl Store {
     /// Deletes an empty vault. Refuses a vault that still holds secrets
     /// (listed or not), saying how many.
     pub fn delete_vault(&self, name: &VaultName) -> Result<()> {
-        let _lock = fsutil::lock_dir(&self.root, true, &self.lock_wait)?;
         let vault = self.vault(name)?;
         let write = vault.write()?;
         let count = write.secret_count_on_disk()?;
@@ -292,12 +329,13 @@ impl Store {
             .join(format!("{}{}", fsutil::TRASH_PREFIX, name.as_str()));
         fs::rename(vault.dir(), &trash).map_err(|e| Error::io("remove", vault.dir(), e))?;
         fsutil::fsync_dir(&self.root)?;
-        drop(write);
-        match fs::remove_dir_all(&trash) {
+        let r = match fs::remove_dir_all(&trash) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", &trash, e)),
-        }
+        };
+        drop(write);
+        r
     }
 }
 
@@ -338,6 +376,65 @@ impl Store {
             manifest_edited: false,
             changes: crate::team::diff(&BTreeMap::new(), &unvouched),
         })
+    }
+}
+
+/// A held store lock.
+#[derive(Debug)]
+pub(crate) struct StoreLock {
+    _lock: fsutil::DirLock,
+    pub(crate) recovered: Recovered,
+}
+
+/// Changes to several vaults and `coffer.toml`, committed as one
+/// transaction under the store's exclusive lock (held from
+/// [`Store::batch`] to [`Batch::commit`]). Open each vault's
+/// [`VaultWrite`] with [`Vault::write_in`], change it, and [`Batch::stage`]
+/// it. Dropping a batch without committing changes nothing.
+#[derive(Debug)]
+pub struct Batch<'s> {
+    store: &'s Store,
+    lock: StoreLock,
+    txn: Txn,
+    config: Option<Config>,
+}
+
+impl<'s> Batch<'s> {
+    /// Returns whether taking the lock finished an interrupted change.
+    pub fn recovered_interrupted_change(&self) -> bool {
+        self.lock.recovered.journal
+    }
+
+    /// Returns the configuration as this batch will write it (re-read
+    /// under the lock: another process may have changed it).
+    pub fn config(&mut self) -> Result<&mut Config> {
+        if self.config.is_none() {
+            self.config = Some(Config::load(&self.store.root.join(CONFIG_FILE))?);
+        }
+        Ok(self.config.as_mut().expect("just set"))
+    }
+
+    /// Adds a vault's staged changes to the batch.
+    pub fn stage(&mut self, write: VaultWrite<'_>) -> Result<()> {
+        let txn = write.into_txn()?;
+        self.txn.absorb(txn);
+        Ok(())
+    }
+
+    /// Writes every staged change at once, atomically and durably.
+    pub fn commit(mut self) -> Result<()> {
+        if let Some(config) = &self.config {
+            let text = config.to_text();
+            // Validate what we are about to write, as a reader would.
+            Config::parse(&text, config.path())?;
+            let current = fs::read_to_string(self.store.root.join(CONFIG_FILE))
+                .map_err(|e| Error::io("read", self.store.root.join(CONFIG_FILE), e))?;
+            if text != current {
+                self.txn.put(CONFIG_FILE, text.as_bytes())?;
+            }
+        }
+        let txn = std::mem::replace(&mut self.txn, Txn::new(&self.store.root));
+        txn.commit()
     }
 }
 

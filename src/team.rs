@@ -15,15 +15,18 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::Config;
 use crate::crypto::{self, VaultKey};
 use crate::error::{ChangeKind, Error, IntegrityProblem, RecipientChange, Result};
 use crate::fsutil;
 use crate::manifest::{Entry, Manifest, RotationDue};
-use crate::name::{RecipientName, SecretName};
+use crate::name::{RecipientName, SecretName, VaultName};
 use crate::recipient::RecipientKey;
 use crate::secret::SecretValue;
 use crate::time::Time;
-use crate::vault::{MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, VaultWrite};
+use crate::vault::{
+    MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, VaultRead, VaultWrite,
+};
 
 /// A set of named recipients.
 pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
@@ -96,29 +99,61 @@ pub enum Outcome {
     },
 }
 
+/// Returns a vault's approved recipients: the manifest's list if its MAC
+/// verifies, else the list recorded inside `vault-key.age`. The flag is true
+/// in the second case.
+pub fn approved(vault: &VaultName, manifest: &Manifest, key: &VaultKey) -> (Recipients, bool) {
+    if manifest.recipients_verify(vault, key) {
+        (manifest.recipients.clone(), false)
+    } else {
+        (key.listed_recipients().clone(), true)
+    }
+}
+
+/// Compares a vault's approved recipients with what `config` asks for.
+pub fn plan(
+    vault: &VaultName,
+    manifest: &Manifest,
+    key: &VaultKey,
+    config: &Config,
+) -> RecipientPlan {
+    let (approved, manifest_edited) = approved(vault, manifest, key);
+    let desired = config.desired_for(vault);
+    let changes = diff(&approved, &desired);
+    RecipientPlan {
+        approved,
+        desired,
+        manifest_edited,
+        changes,
+    }
+}
+
+impl VaultRead<'_> {
+    /// Compares the approved recipients with `coffer.toml`.
+    pub fn recipient_plan(&self, key: &VaultKey) -> RecipientPlan {
+        plan(
+            self.vault().name(),
+            self.manifest(),
+            key,
+            self.vault().store().config(),
+        )
+    }
+}
+
 impl VaultWrite<'_> {
-    /// Returns the approved recipients: the manifest's list if its MAC
-    /// verifies, else the list recorded inside `vault-key.age`. The flag is
-    /// true in the second case.
+    /// Returns the approved recipients (see [`approved`]).
     pub fn approved_recipients(&self, key: &VaultKey) -> (Recipients, bool) {
-        if self.manifest.recipients_verify(self.vault.name(), key) {
-            (self.manifest.recipients.clone(), false)
-        } else {
-            (key.listed_recipients().clone(), true)
-        }
+        approved(self.vault.name(), &self.manifest, key)
     }
 
     /// Compares the approved recipients with `coffer.toml`.
     pub fn recipient_plan(&self, key: &VaultKey) -> RecipientPlan {
-        let (approved, manifest_edited) = self.approved_recipients(key);
-        let desired = self.vault.store().config().desired_for(self.vault.name());
-        let changes = diff(&approved, &desired);
-        RecipientPlan {
-            approved,
-            desired,
-            manifest_edited,
-            changes,
-        }
+        plan(
+            self.vault.name(),
+            &self.manifest,
+            key,
+            self.vault.store().config(),
+        )
     }
 
     /// Refuses to go on if the vault's recipients have unapproved changes
@@ -237,7 +272,7 @@ impl VaultWrite<'_> {
             key.to_identity_file(recipients).as_bytes(),
             callbacks,
         )?;
-        self.txn.put(VAULT_KEY_FILE, &file)?;
+        self.put(VAULT_KEY_FILE, &file)?;
         self.manifest.recipients = recipients.clone();
         self.manifest.seal_recipients(self.vault.name(), key);
         Ok(())
@@ -297,7 +332,7 @@ impl VaultWrite<'_> {
             if old_entry.mac.is_some() {
                 Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
             }
-            self.txn.put(&name.file_name(), &ct)?;
+            self.put(&name.file_name(), &ct)?;
             self.manifest.secrets.insert(name.clone(), entry);
         }
         self.manifest.public_key = new.public().to_string();
@@ -347,7 +382,7 @@ impl VaultWrite<'_> {
             value.expose_secret().as_bytes(),
         )?;
         let created = self.manifest.secrets.get(name).map_or(now, |e| e.created);
-        self.txn.put(&name.file_name(), &ct)?;
+        self.put(&name.file_name(), &ct)?;
         self.manifest.secrets.insert(
             name.clone(),
             Entry {

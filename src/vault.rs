@@ -10,17 +10,16 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, DecryptFailure, VaultKey};
 use crate::error::{Error, IntegrityProblem, Result};
-use crate::fsutil::{self, DirLock, Txn};
+use crate::fsutil::{self, Txn};
 use crate::identity::Identities;
 use crate::manifest::{Entry, MAX_MANIFEST_LEN, Manifest};
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
-use crate::store::Store;
+use crate::store::{Store, StoreLock};
 use crate::time::Time;
 
 /// The manifest's file name.
@@ -66,27 +65,9 @@ impl<'s> Vault<'s> {
         &self.dir
     }
 
-    /// Returns true if a committed change is waiting to be finished (a
-    /// command was interrupted after its commit point); the next
-    /// [`Vault::write`] or [`Vault::read`] finishes it.
-    pub fn has_interrupted_change(&self) -> bool {
-        fsutil::has_journal(&self.dir)
-    }
-
     /// Returns the store the vault belongs to.
     pub fn store(&self) -> &Store {
         self.store
-    }
-
-    /// Locks the directory and checks it is still this vault (it may have
-    /// been deleted while we waited).
-    fn lock(&self, exclusive: bool) -> Result<DirLock> {
-        let before = fs::metadata(&self.dir).map_err(|_| self.not_found())?;
-        let lock = fsutil::lock_dir(&self.dir, exclusive, self.store.lock_wait())?;
-        match fs::metadata(&self.dir) {
-            Ok(after) if after.ino() == before.ino() && after.dev() == before.dev() => Ok(lock),
-            _ => Err(self.not_found()),
-        }
     }
 
     fn not_found(&self) -> Error {
@@ -96,6 +77,11 @@ impl<'s> Vault<'s> {
     }
 
     fn load_manifest(&self) -> Result<(Manifest, Vec<u8>)> {
+        // The vault may have been deleted, or replaced by a link, while we
+        // waited for the lock.
+        if !fsutil::check_not_symlink(&self.dir)? {
+            return Err(self.not_found());
+        }
         let path = self.dir.join(MANIFEST_FILE);
         let bytes = match fsutil::read_store_file(&path, MAX_MANIFEST_LEN) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
@@ -107,17 +93,9 @@ impl<'s> Vault<'s> {
         Ok((m, bytes))
     }
 
-    /// Takes a shared lock and reads the manifest.
+    /// Takes the store's shared lock and reads the manifest.
     pub fn read(&self) -> Result<VaultRead<'_>> {
-        let mut lock = self.lock(false)?;
-        if fsutil::has_journal(&self.dir) {
-            // A writer died after committing: finish its work first.
-            drop(lock);
-            let ex = self.lock(true)?;
-            fsutil::recover(&self.dir)?;
-            drop(ex);
-            lock = self.lock(false)?;
-        }
+        let lock = self.store.lock_read()?;
         let (manifest, _) = self.load_manifest()?;
         Ok(VaultRead {
             vault: self,
@@ -126,18 +104,29 @@ impl<'s> Vault<'s> {
         })
     }
 
-    /// Takes the exclusive lock, finishes any interrupted transaction, and
-    /// reads the manifest.
+    /// Takes the store's exclusive lock (finishing any interrupted
+    /// transaction) and reads the manifest, for changes committed with
+    /// [`VaultWrite::commit`].
     pub fn write(&self) -> Result<VaultWrite<'_>> {
-        let lock = self.lock(true)?;
-        fsutil::recover(&self.dir)?;
+        let lock = self.store.lock_write(&[&self.dir])?;
+        self.write_with(Some(lock))
+    }
+
+    /// Reads the manifest for changes to be staged into `batch`, which
+    /// already holds the store's exclusive lock.
+    pub fn write_in<'a>(&'a self, _batch: &crate::store::Batch<'_>) -> Result<VaultWrite<'a>> {
+        fsutil::remove_stray_temps(&self.dir)?;
+        self.write_with(None)
+    }
+
+    fn write_with(&self, lock: Option<StoreLock>) -> Result<VaultWrite<'_>> {
         let (manifest, bytes) = self.load_manifest()?;
         Ok(VaultWrite {
             vault: self,
             _lock: lock,
             manifest,
             original: bytes,
-            txn: Txn::new(&self.dir),
+            txn: Txn::new(self.store.root()),
         })
     }
 
@@ -233,15 +222,20 @@ impl<'s> Vault<'s> {
     }
 }
 
-/// A vault under a shared lock.
+/// A vault under the store's shared lock.
 #[derive(Debug)]
 pub struct VaultRead<'v> {
     vault: &'v Vault<'v>,
-    _lock: DirLock,
+    _lock: StoreLock,
     manifest: Manifest,
 }
 
-impl VaultRead<'_> {
+impl<'v> VaultRead<'v> {
+    /// Returns the vault.
+    pub fn vault(&self) -> &'v Vault<'v> {
+        self.vault
+    }
+
     /// Returns the manifest as read under the lock.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -261,21 +255,17 @@ impl VaultRead<'_> {
     }
 }
 
-/// A vault under its exclusive lock, with changes staged until
-/// [`VaultWrite::commit`]. Dropping it without committing changes nothing.
+/// A vault under the store's exclusive lock, with changes staged until
+/// [`VaultWrite::commit`] (or [`crate::store::Batch::stage`]). Dropping it
+/// without committing changes nothing.
 #[derive(Debug)]
 pub struct VaultWrite<'v> {
     pub(crate) vault: &'v Vault<'v>,
-    _lock: DirLock,
+    /// `None` when a batch holds the lock.
+    _lock: Option<StoreLock>,
     pub(crate) manifest: Manifest,
     original: Vec<u8>,
-    pub(crate) txn: Txn,
-}
-
-impl std::fmt::Debug for Txn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Txn")
-    }
+    txn: Txn,
 }
 
 impl VaultWrite<'_> {
@@ -314,7 +304,7 @@ impl VaultWrite<'_> {
             rotation: None,
         };
         Manifest::seal_entry(&self.vault.name, name, &mut entry, key);
-        self.txn.put(&name.file_name(), &ct)?;
+        self.put(&name.file_name(), &ct)?;
         self.manifest.secrets.insert(name.clone(), entry);
         Ok(())
     }
@@ -373,7 +363,7 @@ impl VaultWrite<'_> {
                 name: name.to_string(),
             });
         }
-        self.txn.remove(&name.file_name());
+        self.remove(&name.file_name());
         Ok(())
     }
 
@@ -397,18 +387,39 @@ impl VaultWrite<'_> {
         Ok(count)
     }
 
-    /// Writes every staged change atomically and durably. Returns whether
-    /// anything was written: a manifest that serialises to the same bytes
-    /// is not rewritten.
-    pub fn commit(mut self) -> Result<Change> {
+    /// Stages `bytes` as the vault's file `name`.
+    pub(crate) fn put(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.txn.put(&format!("{}/{name}", self.vault.name), bytes)
+    }
+
+    /// Stages the removal of the vault's file `name`.
+    fn remove(&mut self, name: &str) {
+        self.txn.remove(&format!("{}/{name}", self.vault.name));
+    }
+
+    /// Returns the staged changes, with the manifest if it changed (a
+    /// manifest that serialises to the same bytes is not rewritten).
+    pub(crate) fn into_txn(mut self) -> Result<Txn> {
         let bytes = self.manifest.to_bytes();
         if bytes != self.original {
-            self.txn.put(MANIFEST_FILE, &bytes)?;
+            self.put(MANIFEST_FILE, &bytes)?;
         }
-        if self.txn.is_empty() {
+        Ok(std::mem::replace(
+            &mut self.txn,
+            Txn::new(self.vault.store.root()),
+        ))
+    }
+
+    /// Writes every staged change atomically and durably. Returns whether
+    /// anything was written.
+    pub fn commit(self) -> Result<Change> {
+        if self._lock.is_none() {
+            panic!("a VaultWrite opened with write_in is committed by its Batch");
+        }
+        let txn = self.into_txn()?;
+        if txn.is_empty() {
             return Ok(Change::Unchanged);
         }
-        let txn = std::mem::replace(&mut self.txn, Txn::new(&self.vault.dir));
         txn.commit()?;
         Ok(Change::Changed)
     }

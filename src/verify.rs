@@ -8,8 +8,10 @@
 //! recipients. With a key: also the vault key against the manifest, the
 //! recipients MAC, every entry's MAC, and that every secret decrypts.
 //!
-//! Verification reads and never writes: a half-applied transaction is
-//! reported (the next write finishes it), not repaired.
+//! Before checking, verification finishes a change that was interrupted
+//! after its commit point and removes temp files left by interrupted
+//! commands, as any coffer command would, and says so: the state it then
+//! checks is the one every later command sees.
 
 use std::fs;
 use std::path::Path;
@@ -17,7 +19,7 @@ use std::path::Path;
 use crate::config::CONFIG_FILE;
 use crate::crypto::{self, MAX_GREASE, VaultKey};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, JOURNAL, TMP_PREFIX, TRASH_PREFIX};
+use crate::fsutil::{self, TMP_PREFIX, TRASH_PREFIX};
 use crate::identity::Identities;
 use crate::manifest::{MAX_MANIFEST_LEN, Manifest};
 use crate::name::{SecretName, VaultName};
@@ -85,6 +87,37 @@ pub fn verify(
     identities: Option<&Identities>,
 ) -> Result<Report> {
     let mut report = Report::default();
+    let recovered = store.recover()?;
+    if recovered.journal {
+        report.warnings.push(finding(
+            None,
+            "interrupted",
+            "a change had been committed but not fully applied (a command was interrupted); it is now finished",
+        ));
+    }
+    if recovered.temps > 0 {
+        report.warnings.push(finding(
+            None,
+            "leftover",
+            format!(
+                "removed {} temporary file{} left by an interrupted command",
+                recovered.temps,
+                if recovered.temps == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    // Vault keys are opened before the lock (a hardware key may wait).
+    let mut keys = std::collections::BTreeMap::new();
+    if let Some(ids) = identities {
+        for name in store.vault_names()? {
+            if !only.is_empty() && !only.contains(&name) {
+                continue;
+            }
+            let unlocked = store.vault(&name).and_then(|v| v.unlock(ids));
+            keys.insert(name, unlocked);
+        }
+    }
+    let _lock = store.lock_read()?;
     let root = store.root();
     let mut vault_dirs = Vec::new();
     for entry in fs::read_dir(root).map_err(|e| Error::io("list", root, e))? {
@@ -154,7 +187,8 @@ pub fn verify(
     }
     vault_dirs.sort();
     for name in vault_dirs {
-        report.vaults.push(verify_vault(store, &name, identities)?);
+        let key = keys.remove(&name);
+        report.vaults.push(verify_vault(store, &name, key)?);
     }
     Ok(report)
 }
@@ -162,7 +196,7 @@ pub fn verify(
 fn verify_vault(
     store: &Store,
     name: &VaultName,
-    identities: Option<&Identities>,
+    key: Option<Result<VaultKey>>,
 ) -> Result<VaultReport> {
     let dir = store.root().join(name.as_str());
     let mut r = VaultReport {
@@ -175,17 +209,6 @@ fn verify_vault(
             None,
             "no-manifest",
             "the directory has no vault.toml",
-        ));
-        return Ok(r);
-    }
-    let _lock = fsutil::lock_dir(&dir, false, store.lock_wait())?;
-    if fsutil::has_journal(&dir) {
-        r.problems.push(finding(
-            None,
-            "interrupted",
-            format!(
-                "a change was committed but not fully applied ({JOURNAL} is present); run `coffer rekey --vault {name}` (or any write) to finish it"
-            ),
         ));
         return Ok(r);
     }
@@ -326,8 +349,8 @@ fn verify_vault(
         }
     }
 
-    if let Some(ids) = identities {
-        keyed_checks(store, name, &manifest, ids, &mut r)?;
+    if let Some(key) = key {
+        keyed_checks(store, name, &manifest, key, &mut r);
     }
     Ok(r)
 }
@@ -349,11 +372,10 @@ fn keyed_checks(
     store: &Store,
     name: &VaultName,
     manifest: &Manifest,
-    ids: &Identities,
+    key: Result<VaultKey>,
     r: &mut VaultReport,
-) -> Result<()> {
-    let vault = store.vault(name)?;
-    let key: VaultKey = match vault.unlock(ids) {
+) {
+    let key = match key {
         Ok(k) => k,
         Err(Error::NoMatchingIdentity { .. }) => {
             r.warnings.push(finding(
@@ -361,11 +383,11 @@ fn keyed_checks(
                 "not-keyed",
                 "no identity can open this vault: checked without its key",
             ));
-            return Ok(());
+            return;
         }
         Err(e) => {
             r.problems.push(finding(None, "vault-key", e.to_string()));
-            return Ok(());
+            return;
         }
     };
     r.keyed = true;
@@ -376,7 +398,7 @@ fn keyed_checks(
             "vault-key",
             "the vault key does not match the manifest",
         ));
-        return Ok(());
+        return;
     }
     if !manifest.recipients_verify(name, &key) {
         let changes = team::diff(key.listed_recipients(), &manifest.recipients);
@@ -422,5 +444,4 @@ fn keyed_checks(
                 .push(finding(s, "decrypt", format!("it does not decrypt: {p}")));
         }
     }
-    Ok(())
 }

@@ -2,12 +2,14 @@
 //! `coffer rotation`: who can open which vault.
 
 use std::collections::{BTreeMap, BTreeSet};
+
 use std::io::Read;
 
 use clap::{Args, Subcommand};
 use coffer::config::Member;
+use coffer::crypto::VaultKey;
 use coffer::error::ChangeKind;
-use coffer::team::{Outcome, Recipients};
+use coffer::team::Outcome;
 use coffer::{Identities, RecipientKey, RecipientName, Store, Time, VaultName};
 use serde::Serialize;
 
@@ -269,15 +271,28 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
 }
 
 /// Opens a vault's key, or says why not (`None` when no identity matches).
-fn unlock(
-    vault: &coffer::Vault<'_>,
-    ids: &Identities,
-) -> CliResult<Option<coffer::crypto::VaultKey>> {
+fn unlock(vault: &coffer::Vault<'_>, ids: &Identities) -> CliResult<Option<VaultKey>> {
     match vault.unlock(ids) {
         Ok(k) => Ok(Some(k)),
         Err(coffer::Error::NoMatchingIdentity { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Opens the vaults and their keys, before any lock is taken: a hardware
+/// key may wait for a touch, and nobody should wait on us meanwhile.
+fn open_all<'s>(
+    store: &'s Store,
+    names: &[VaultName],
+    ids: &Identities,
+) -> CliResult<Vec<(coffer::Vault<'s>, Option<VaultKey>)>> {
+    let mut out = Vec::new();
+    for n in names {
+        let vault = store.vault(n)?;
+        let key = unlock(&vault, ids)?;
+        out.push((vault, key));
+    }
+    Ok(out)
 }
 
 fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
@@ -295,15 +310,27 @@ fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
     }
 }
 
+fn edited_warning(ctx: &Ctx, v: &VaultName) {
+    ctx.ui.warn(format!(
+        "vault {v}: its recipient list was edited without the key; review it with `coffer recipients approve --vault {v}`"
+    ));
+}
+
 fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let name: RecipientName = args.name.parse()?;
     let key = read_key(&args.key)?;
-    let mut store = ctx.store()?;
+    let store = ctx.store()?;
     let scope = parse_vaults(&args.vaults)?;
     for v in &scope {
         store.vault(v)?;
     }
-    let existing = store.config().recipients().get(&name).cloned();
+    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let vaults = open_all(&store, &store.vault_names()?, &ids)?;
+
+    // Everything from here on is one transaction.
+    let mut batch = store.batch()?;
+    let config = batch.config()?;
+    let existing = config.recipients().get(&name).cloned();
     if let Some(m) = &existing
         && m.key != key
     {
@@ -315,8 +342,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
             "to change their key, remove them first (`coffer recipients remove {name}`, which rotates the vault keys), then add the new one"
         )));
     }
-    if let Some((other, _)) = store
-        .config()
+    if let Some((other, _)) = config
         .recipients()
         .iter()
         .find(|(n, m)| **n != name && m.key == key)
@@ -325,57 +351,51 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
             "this key already belongs to recipient {other}"
         )));
     }
-    let vaults = if scope.is_empty() {
-        None
-    } else {
-        let mut set: BTreeSet<VaultName> = scope.iter().cloned().collect();
-        match existing.as_ref().map(|m| &m.vaults) {
-            Some(None) => None, // already everywhere
-            Some(Some(old)) => {
-                set.extend(old.iter().cloned());
-                Some(set)
-            }
-            None => Some(set),
-        }
-    };
     let member = Member {
         key: key.clone(),
-        vaults,
+        vaults: if scope.is_empty() {
+            None
+        } else {
+            match existing.as_ref().map(|m| &m.vaults) {
+                Some(None) => None, // already everywhere
+                Some(Some(old)) => Some(old.iter().chain(&scope).cloned().collect()),
+                None => Some(scope.iter().cloned().collect()),
+            }
+        },
     };
-    store.update_config(|c| c.set_recipient(&name, &member))?;
+    config.set_recipient(&name, &member);
+
+    let mut done = Vec::new();
+    let mut missed = Vec::new();
+    for (vault, vkey) in &vaults {
+        let v = vault.name();
+        if !member.covers(v) {
+            continue;
+        }
+        let Some(vkey) = vkey else {
+            missed.push(v.to_string());
+            continue;
+        };
+        let mut w = vault.write_in(&batch)?;
+        let (mut target, edited) = w.approved_recipients(vkey);
+        if edited {
+            edited_warning(ctx, v);
+            missed.push(v.to_string());
+            continue;
+        }
+        target.insert(name.clone(), key.clone());
+        let outcome = w.set_recipients(vkey, &target, Time::now(), ctx.callbacks.clone())?;
+        batch.stage(w)?;
+        done.push((v.clone(), outcome));
+    }
+    batch.commit()?;
     ctx.ui.status(format!(
         "Recipient {name} ({}, {}) is in coffer.toml",
         key.kind(),
         key.fingerprint()
     ));
-
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
-    let targets: Vec<VaultName> = store
-        .vault_names()?
-        .into_iter()
-        .filter(|v| member.covers(v))
-        .collect();
-    let mut missed = Vec::new();
-    for v in &targets {
-        let vault = store.vault(v)?;
-        let Some(vkey) = unlock(&vault, &ids)? else {
-            missed.push(v.to_string());
-            continue;
-        };
-        let mut w = vault.write()?;
-        let (approved, edited) = w.approved_recipients(&vkey);
-        if edited {
-            missed.push(v.to_string());
-            ctx.ui.warn(format!(
-                "vault {v}: its recipient list was edited without the key; review it with `coffer recipients approve --vault {v}`"
-            ));
-            continue;
-        }
-        let mut target: Recipients = approved;
-        target.insert(name.clone(), key.clone());
-        let outcome = w.set_recipients(&vkey, &target, Time::now(), ctx.callbacks.clone())?;
-        w.commit()?;
-        describe(ctx, v, &outcome, &format!("added {name}"));
+    for (v, outcome) in &done {
+        describe(ctx, v, outcome, &format!("added {name}"));
     }
     if !missed.is_empty() {
         ctx.ui.warn(format!(
@@ -389,38 +409,39 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
 
 fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
     let name: RecipientName = args.name.parse()?;
-    let mut store = ctx.store()?;
+    let store = ctx.store()?;
     let only = parse_vaults(&args.vaults)?;
     for v in &only {
         store.vault(v)?;
     }
     let all = store.vault_names()?;
-    // Where they can open a vault now, according to the manifests.
+    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let vaults = open_all(&store, &all, &ids)?;
+
+    // Everything from here on is one transaction: coffer.toml and every
+    // vault change together, or nothing does.
+    let mut batch = store.batch()?;
     let mut holding = Vec::new();
-    for v in &all {
-        if store
-            .vault(v)?
-            .read()?
+    for (vault, _) in &vaults {
+        if vault
+            .write_in(&batch)?
             .manifest()
             .recipients
             .contains_key(&name)
         {
-            holding.push(v.clone());
+            holding.push(vault.name().clone());
         }
     }
-    let member = store.config().recipients().get(&name).cloned();
+    let config = batch.config()?;
+    let member = config.recipients().get(&name).cloned();
     if member.is_none() && holding.is_empty() {
         return Err(coffer::Error::UnknownRecipient {
             name: name.to_string(),
         }
         .into());
     }
-    // Intent first: coffer.toml stops asking for them, so that an
-    // interrupted removal shows up as pending, not as done.
     if only.is_empty() {
-        store.update_config(|c| {
-            c.remove_recipient(&name);
-        })?;
+        config.remove_recipient(&name);
     } else if let Some(m) = &member {
         let remaining: BTreeSet<VaultName> = all
             .iter()
@@ -431,33 +452,34 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
             key: m.key.clone(),
             vaults: Some(remaining),
         };
-        store.update_config(|c| c.set_recipient(&name, &scoped))?;
+        config.set_recipient(&name, &scoped);
     }
-    let targets: Vec<VaultName> = holding
-        .into_iter()
-        .filter(|v| only.is_empty() || only.contains(v))
-        .collect();
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let mut done = Vec::new();
     let mut missed = Vec::new();
-    for v in &targets {
-        let vault = store.vault(v)?;
-        let Some(vkey) = unlock(&vault, &ids)? else {
+    for (vault, vkey) in &vaults {
+        let v = vault.name();
+        if !holding.contains(v) || !(only.is_empty() || only.contains(v)) {
+            continue;
+        }
+        let Some(vkey) = vkey else {
             missed.push(v.to_string());
             continue;
         };
-        let mut w = vault.write()?;
-        let (mut target, edited) = w.approved_recipients(&vkey);
+        let mut w = vault.write_in(&batch)?;
+        let (mut target, edited) = w.approved_recipients(vkey);
         if edited {
+            edited_warning(ctx, v);
             missed.push(v.to_string());
-            ctx.ui.warn(format!(
-                "vault {v}: its recipient list was edited without the key; review it with `coffer recipients approve --vault {v}`"
-            ));
             continue;
         }
         target.remove(&name);
-        let outcome = w.set_recipients(&vkey, &target, Time::now(), ctx.callbacks.clone())?;
-        w.commit()?;
-        describe(ctx, v, &outcome, &format!("removed {name}"));
+        let outcome = w.set_recipients(vkey, &target, Time::now(), ctx.callbacks.clone())?;
+        batch.stage(w)?;
+        done.push((v.clone(), outcome));
+    }
+    batch.commit()?;
+    for (v, outcome) in &done {
+        describe(ctx, v, outcome, &format!("removed {name}"));
     }
     if !missed.is_empty() {
         return Err(CliError::new(format!(
@@ -470,7 +492,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
             if missed.len() == 1 { "it" } else { "them" }
         )));
     }
-    if targets.is_empty() {
+    if done.is_empty() {
         ctx.ui
             .status(format!("{name} could not open any of those vaults."));
     } else {
@@ -483,22 +505,19 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
 
 fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
     let store = ctx.store()?;
-    let vaults = target_vaults(&store, &args.vaults)?;
+    let names = target_vaults(&store, &args.vaults)?;
     let ids = ctx.identities()?;
-    let mut unopened = Vec::new();
-    let mut nothing = true;
-    for v in &vaults {
-        let vault = store.vault(v)?;
-        let Some(vkey) = unlock(&vault, &ids)? else {
-            unopened.push(v.to_string());
-            continue;
-        };
-        let mut w = vault.write()?;
-        let plan = w.recipient_plan(&vkey);
+    let vaults = open_all(&store, &names, &ids)?;
+
+    // Show everything, and ask, before taking the lock.
+    let mut shown = Vec::new();
+    for (vault, vkey) in &vaults {
+        let Some(vkey) = vkey else { continue };
+        let plan = vault.read()?.recipient_plan(vkey);
         if plan.is_settled() {
             continue;
         }
-        nothing = false;
+        let v = vault.name();
         eprintln!("Vault {v}:");
         if plan.manifest_edited {
             eprintln!(
@@ -518,20 +537,50 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
             };
             eprintln!("  {c} [{kind}]: {effect}");
         }
-        if !args.yes {
-            confirm(&format!("Approve these changes to vault {v}?"))?;
-        }
-        let outcome = w.set_recipients(&vkey, &plan.desired, Time::now(), ctx.callbacks.clone())?;
-        w.commit()?;
-        describe(ctx, v, &outcome, "approved");
+        shown.push((v.clone(), plan));
     }
-    if nothing {
+    let unopened: Vec<String> = vaults
+        .iter()
+        .filter(|(_, k)| k.is_none())
+        .map(|(v, _)| v.name().to_string())
+        .collect();
+    if shown.is_empty() {
         ctx.ui
             .status("Nothing to approve in the vaults you can open.");
+    } else {
+        if !args.yes {
+            confirm("Approve these changes?")?;
+        }
+        let mut batch = store.batch()?;
+        let config = batch.config()?.clone();
+        let mut done = Vec::new();
+        for (vault, vkey) in &vaults {
+            let Some((_, seen)) = shown.iter().find(|(n, _)| n == vault.name()) else {
+                continue;
+            };
+            let vkey = vkey.as_ref().expect("shown vaults were opened");
+            let mut w = vault.write_in(&batch)?;
+            let plan = coffer::team::plan(vault.name(), w.manifest(), vkey, &config);
+            if plan.changes != seen.changes || plan.manifest_edited != seen.manifest_edited {
+                return Err(CliError::new(format!(
+                    "the recipients of vault {} changed while you were reviewing them; nothing was approved",
+                    vault.name()
+                ))
+                .hint("run the command again to see the current changes"));
+            }
+            let outcome =
+                w.set_recipients(vkey, &plan.desired, Time::now(), ctx.callbacks.clone())?;
+            batch.stage(w)?;
+            done.push((vault.name().clone(), outcome));
+        }
+        batch.commit()?;
+        for (v, outcome) in &done {
+            describe(ctx, v, outcome, "approved");
+        }
     }
     if !unopened.is_empty() {
         ctx.ui.warn(format!(
-            "you cannot open {}: their changes need someone who can",
+            "you cannot open {}: any changes there need someone who can",
             unopened.join(", ")
         ));
     }
@@ -562,28 +611,31 @@ fn confirm(question: &str) -> CliResult {
 pub fn rekey(ctx: &Ctx, args: RekeyArgs) -> CliResult {
     let store = ctx.store()?;
     let explicit = !args.vaults.is_empty();
-    let vaults = target_vaults(&store, &args.vaults)?;
+    let names = target_vaults(&store, &args.vaults)?;
+    // Finish an interrupted change first: it may have replaced vault keys.
+    if store.recover()?.journal {
+        ctx.ui.status("Finished an interrupted change");
+    }
     let ids = ctx.identities()?;
+    let vaults = open_all(&store, &names, &ids)?;
+    let mut batch = store.batch()?;
+    let mut done = Vec::new();
     let mut unopened = Vec::new();
-    for v in &vaults {
-        let vault = store.vault(v)?;
-        let Some(vkey) = unlock(&vault, &ids)? else {
-            unopened.push(v.to_string());
+    for (vault, vkey) in &vaults {
+        let Some(vkey) = vkey else {
+            unopened.push(vault.name().to_string());
             continue;
         };
-        let resumed = vault.has_interrupted_change();
-        let mut w = vault.write()?;
-        if resumed {
-            ctx.ui
-                .status(format!("Vault {v}: finished an interrupted change"));
-        }
-        // The key may have changed if the interrupted change was a rotation.
-        let vkey = if resumed { vault.unlock(&ids)? } else { vkey };
-        let outcome = w.rekey(&vkey, args.new_key, Time::now(), ctx.callbacks.clone())?;
-        w.commit()?;
+        let mut w = vault.write_in(&batch)?;
+        let outcome = w.rekey(vkey, args.new_key, Time::now(), ctx.callbacks.clone())?;
+        batch.stage(w)?;
+        done.push((vault.name().clone(), outcome));
+    }
+    batch.commit()?;
+    for (v, outcome) in &done {
         match outcome {
             Outcome::Unchanged => ctx.ui.status(format!("Vault {v}: up to date")),
-            o => describe(ctx, v, &o, "rekeyed"),
+            o => describe(ctx, v, o, "rekeyed"),
         }
     }
     if !unopened.is_empty() {
