@@ -16,6 +16,8 @@ mod completion;
 mod error;
 mod keys;
 mod secret;
+#[cfg(feature = "sync")]
+mod sync;
 mod ui;
 mod vault;
 
@@ -74,6 +76,17 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// Push the store to the Tailor Platform's Secret Manager
+    ///
+    /// Computes a plan (vaults and secrets to create, update or leave; with
+    /// --prune, remote ones the store lacks to delete), prints it without
+    /// values, then applies it. Only changes are pushed: coffer remembers,
+    /// outside the repository, a keyed digest of each value it pushed and
+    /// the platform's update time. Reads TAILOR_PLATFORM_TOKEN,
+    /// TAILOR_PLATFORM_WORKSPACE_ID and TAILOR_PLATFORM_URL; see
+    /// docs/sync.md.
+    #[cfg(feature = "sync")]
+    Sync(sync::SyncArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -218,6 +231,8 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        #[cfg(feature = "sync")]
+        Command::Sync(a) => sync::sync(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

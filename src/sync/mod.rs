@@ -897,6 +897,9 @@ pub fn apply(
         &|a| *a == Action::Delete,
         &|a| *a == Action::DeleteVault,
     ];
+    // A token that is refused once will be refused every time: stop there
+    // rather than send every other request to be refused too.
+    let refused = std::sync::atomic::AtomicBool::new(false);
     let mut written_without_time: BTreeSet<String> = BTreeSet::new();
     for in_phase in phases {
         let idx: Vec<usize> = (0..plan.steps.len())
@@ -916,10 +919,20 @@ pub fn apply(
                     _ => None,
                 }
             };
+            let blocked = blocked.or_else(|| {
+                refused
+                    .load(Ordering::Relaxed)
+                    .then_some("an earlier request was refused for lack of authorisation")
+            });
             let (outcome, time) = match blocked {
                 Some(why) => (Outcome::NotAttempted(why), None),
                 None => run_step(remote, s, value_of(s).map(|(v, _)| v)),
             };
+            if let Outcome::Failed(e) = &outcome
+                && matches!(e.code, Code::Unauthenticated | Code::PermissionDenied)
+            {
+                refused.store(true, Ordering::Relaxed);
+            }
             if let Outcome::Applied(_) = outcome {
                 let mut st = state.lock().expect("not poisoned");
                 match (&s.action, &s.secret) {
