@@ -559,10 +559,22 @@ pub fn fetch(
         let ownership = match remote.vault_labels(name) {
             Ok(labels) if labels.contains_key(SDK_MANAGED_LABEL) => Ownership::ManagedBySdk,
             Ok(_) => Ownership::Free,
-            // A platform (or stand-in) without metadata for the vault.
-            Err(e) if matches!(e.code, Code::NotFound | Code::Unimplemented) => Ownership::Free,
             Err(e) if matches!(e.code, Code::Unauthenticated | Code::Transport) => return Err(e),
-            Err(e) => Ownership::Unknown(e.to_string()),
+            // The labels exist but could not be read now.
+            Err(e)
+                if matches!(
+                    e.code,
+                    Code::PermissionDenied
+                        | Code::Unavailable
+                        | Code::ResourceExhausted
+                        | Code::DeadlineExceeded
+                ) =>
+            {
+                Ownership::Unknown(e.to_string())
+            }
+            // No metadata for the vault (not_found), or a platform or
+            // stand-in without the metadata methods: nobody labelled it.
+            Err(_) => Ownership::Free,
         };
         let secrets = if ownership == Ownership::ManagedBySdk {
             BTreeMap::new()
@@ -834,7 +846,10 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
                         (Some(_), Some(rec)) if rec.digest != *digest => {
                             Action::Update(UpdateReason::ChangedLocally)
                         }
-                        (Some(r), Some(rec)) if rec.update_time != r.update_time => {
+                        // A platform that lists no updateTime cannot show drift.
+                        (Some(r), Some(rec))
+                            if r.update_time.is_some() && rec.update_time != r.update_time =>
+                        {
                             Action::Update(UpdateReason::ChangedRemotely)
                         }
                         (Some(_), Some(_)) => Action::Keep,

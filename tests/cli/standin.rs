@@ -405,6 +405,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
 }
 
 fn serve(conn: TcpStream, world: &Mutex<World>, config: &Config) {
+    let _ = conn.set_nodelay(true);
     let Ok(write_half) = conn.try_clone() else {
         return;
     };
@@ -437,7 +438,11 @@ fn serve(conn: TcpStream, world: &Mutex<World>, config: &Config) {
             body.len(),
             if close { "Connection: close\r\n" } else { "" }
         );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+        // One write: a head and a body sent apart meet Nagle's algorithm
+        // and delayed ACKs, and every response waits 40 ms.
+        let mut response = head.into_bytes();
+        response.extend_from_slice(&body);
+        if out.write_all(&response).is_err() {
             return;
         }
         if close {
