@@ -242,7 +242,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
         DEFAULT_WORKERS,
         &|step, _| {
             if let Some(b) = &bar {
-                b.set_message(step.path());
+                b.set_message(display_path(step));
                 b.inc(1);
             }
         },

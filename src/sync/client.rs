@@ -253,6 +253,10 @@ impl Client {
             .read_to_vec()
             .map_err(|e| err(transport_code(&e), e.to_string()))?;
         if status == 200 {
+            // An empty message may come as no body at all.
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Object(Default::default()));
+            }
             return serde_json::from_slice(&bytes).map_err(|e| {
                 err(
                     Code::Internal,

@@ -549,7 +549,12 @@ pub fn fetch(
     scope: Scope,
     workers: usize,
 ) -> Result<RemoteSnapshot, RemoteError> {
-    let remote_names: BTreeSet<String> = remote.list_vaults()?.into_iter().collect();
+    let remote_names: BTreeSet<String> = match remote.list_vaults() {
+        Ok(names) => names.into_iter().collect(),
+        // What the platform SDK's deploy takes to mean "no vaults yet".
+        Err(e) if e.code == Code::NotFound => BTreeSet::new(),
+        Err(e) => return Err(e),
+    };
     let local_names: BTreeSet<&str> = local.iter().map(|v| v.name.as_str()).collect();
     let relevant: Vec<&String> = remote_names
         .iter()
