@@ -16,7 +16,7 @@ use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::secrecy::ExposeSecret;
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use std::collections::BTreeMap;
 
@@ -31,6 +31,9 @@ pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
 /// HKDF `info` for the manifest MAC key.
 const MAC_KEY_INFO: &[u8] = b"coffer.v1 manifest mac key";
 
+/// HKDF `info` for the key of [`VaultKey::value_digest`].
+const VALUE_DIGEST_INFO: &[u8] = b"coffer.v1 sync state";
+
 /// A vault's own identity, decrypted from `vault-key.age`, and the MAC key
 /// derived from it. Never printed: no `Display`, redacted `Debug`.
 pub struct VaultKey {
@@ -40,6 +43,7 @@ pub struct VaultKey {
     /// The recipients `vault-key.age` was encrypted to, as recorded inside
     /// it (empty for a key that was just generated).
     listed: BTreeMap<RecipientName, RecipientKey>,
+    digest_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for VaultKey {
@@ -63,12 +67,17 @@ impl VaultKey {
         hkdf::Hkdf::<Sha256>::new(None, &raw)
             .expand(MAC_KEY_INFO, mac_key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut digest_key = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<Sha256>::new(None, &raw)
+            .expand(VALUE_DIGEST_INFO, digest_key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         let public = identity.to_public();
         VaultKey {
             identity,
             public,
             mac_key,
             listed: BTreeMap::new(),
+            digest_key,
         }
     }
 
@@ -167,6 +176,22 @@ impl VaultKey {
             .expect("HMAC takes any key length");
         m.update(&input.0);
         m.verify_slice(mac).is_ok()
+    }
+
+    /// Returns a keyed digest of a value: HMAC-SHA256 under a key derived
+    /// from the vault key (HKDF info `coffer.v1 sync state`) over the
+    /// length-prefixed `domain` and value. Someone who reads a stored
+    /// digest but holds no vault key learns nothing about the value, not
+    /// even whether two secrets share it (their domains differ).
+    pub fn value_digest(&self, domain: &str, value: &SecretValue) -> [u8; 32] {
+        let mut input = MacInput::new(domain);
+        input.field(value.expose_secret().as_bytes());
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.digest_key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(&input.0);
+        let out = m.finalize().into_bytes().into();
+        input.0.zeroize();
+        out
     }
 
     /// Encrypts a value to this vault key (one X25519 stanza, armored).
@@ -462,6 +487,19 @@ mod tests {
             k.decrypt_value(&ct).unwrap().expose_secret(),
             v.expose_secret()
         );
+    }
+
+    #[test]
+    fn value_digests_are_keyed_and_bound_to_their_domain() {
+        let (a, b) = (VaultKey::generate(), VaultKey::generate());
+        let v = SecretValue::from_string("same value".into()).unwrap();
+        let w = SecretValue::from_string("other value".into()).unwrap();
+        assert_eq!(a.value_digest("d", &v), a.value_digest("d", &v));
+        assert_ne!(a.value_digest("d", &v), a.value_digest("d", &w));
+        assert_ne!(a.value_digest("d", &v), a.value_digest("e", &v));
+        assert_ne!(a.value_digest("d", &v), b.value_digest("d", &v));
+        // Not the plain SHA-256 of the value, nor the manifest MAC key.
+        assert_ne!(a.value_digest("d", &v), digest(b"same value"));
     }
 
     #[test]

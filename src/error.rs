@@ -378,6 +378,10 @@ pub enum Error {
         /// The vault.
         vault: String,
     },
+
+    /// `sync` could not start, or could not read the platform.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
 }
 
 impl Error {

@@ -27,6 +27,7 @@ pub mod name;
 pub mod recipient;
 pub mod secret;
 pub mod store;
+pub mod sync;
 pub mod team;
 pub mod time;
 pub mod vault;

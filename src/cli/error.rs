@@ -110,8 +110,48 @@ impl From<coffer::Error> for CliError {
             E::Manifest { .. } => err
                 .hint("vault.toml is written by coffer; restore it from git, and see docs/format.md"),
             E::Config { .. } => err.hint("fix the file by hand; docs/format.md describes it"),
+            E::Sync(e) => sync_hints(err, e),
             _ => err,
         }
+    }
+}
+
+fn sync_hints(err: CliError, e: &coffer::sync::SyncError) -> CliError {
+    use coffer::sync::SyncError as S;
+    match e {
+        S::InvalidWorkspaceId { .. } => err.hint(
+            "a workspace id looks like 123e4567-e89b-12d3-a456-426614174000 (`tailor-sdk workspace list` shows yours)",
+        ),
+        S::InvalidUrl { .. } => err.hint(
+            "set TAILOR_PLATFORM_URL to https://api.tailor.tech (the default), or http://127.0.0.1:PORT for a local stand-in",
+        ),
+        S::InvalidToken => err.hint("copy the token into TAILOR_PLATFORM_TOKEN again, without spaces or line breaks"),
+        S::Remote(r) => remote_hints(r.code).into_iter().fold(err, CliError::hint),
+        _ => err,
+    }
+}
+
+/// What to do about a platform error with this code.
+pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
+    use coffer::sync::Code as C;
+    match code {
+        C::Unauthenticated => vec![
+            "TAILOR_PLATFORM_TOKEN was refused: it may have expired, or belong to another platform (TAILOR_PLATFORM_URL)",
+        ],
+        C::PermissionDenied => vec![
+            "personal access tokens are read-only unless created with --write: `tailor-sdk user pat create NAME --write`",
+            "the token must also have access to the workspace",
+        ],
+        C::NotFound => {
+            vec!["check the workspace id (--workspace-id or TAILOR_PLATFORM_WORKSPACE_ID)"]
+        }
+        C::InvalidArgument => vec![
+            "check the workspace id; names follow the platform's rule already, so this may be a platform limit",
+        ],
+        C::Unavailable | C::ResourceExhausted | C::Transport | C::DeadlineExceeded => {
+            vec!["check the network and TAILOR_PLATFORM_URL"]
+        }
+        _ => vec![],
     }
 }
 

@@ -17,6 +17,8 @@ mod error;
 mod keys;
 mod recipients;
 mod secret;
+#[cfg(feature = "sync")]
+mod sync;
 mod ui;
 mod vault;
 mod verify;
@@ -85,6 +87,17 @@ enum Command {
     Rotation(recipients::RotationArgs),
     /// Check the store's integrity (what CI runs on every pull request)
     Verify(verify::VerifyArgs),
+    /// Push the store to the Tailor Platform's Secret Manager
+    ///
+    /// Computes a plan (vaults and secrets to create, update or leave; with
+    /// --prune, remote ones the store lacks to delete), prints it without
+    /// values, then applies it. Only changes are pushed: coffer remembers,
+    /// outside the repository, a keyed digest of each value it pushed and
+    /// the platform's update time. Reads TAILOR_PLATFORM_TOKEN,
+    /// TAILOR_PLATFORM_WORKSPACE_ID and TAILOR_PLATFORM_URL; see
+    /// docs/sync.md.
+    #[cfg(feature = "sync")]
+    Sync(sync::SyncArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -233,6 +246,8 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Rekey(a) => recipients::rekey(ctx, a),
         Command::Rotation(a) => recipients::rotation(ctx, a),
         Command::Verify(a) => verify::verify(ctx, a),
+        #[cfg(feature = "sync")]
+        Command::Sync(a) => sync::sync(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

@@ -13,6 +13,11 @@ mod keys;
 mod meta;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
+/// A local stand-in of the Tailor Platform's API, for `sync`.
+mod standin;
+/// `sync` against the stand-in.
+#[cfg(feature = "sync")]
+mod sync;
 /// Recipients, rotation, rekey, contributions, hardware keys, verify.
 mod teams;
 /// `vault create|list|delete`.

@@ -1,0 +1,566 @@
+//! The Tailor Platform client: the Connect protocol with JSON, one unary
+//! `POST {base}/tailor.v1.OperatorService/<Method>` per call, over
+//! HTTP/1.1 (rustls for https).
+//!
+//! Requests that get no answer, or `unavailable` or `resource_exhausted`,
+//! are sent again after an exponential backoff with jitter, up to
+//! [`Retry::attempts`] times. Every page of a list is followed to the end.
+//!
+//! Nothing the client returns or keeps holds a value or the token: error
+//! messages from the platform or the network stack are scrubbed of both
+//! before they leave this module, and a response that is not the expected
+//! JSON is reported by position, never by content. The HTTP stack honours
+//! the usual proxy variables (`HTTPS_PROXY`, `NO_PROXY`), like curl.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::{Code, PlatformUrl, Remote, RemoteError, RemoteSecret, SyncError, WorkspaceId};
+use crate::secret::SecretValue;
+
+/// The service every method belongs to.
+const SERVICE: &str = "tailor.v1.OperatorService";
+
+/// The page size asked for (the SDK's own); the platform may return less,
+/// and the client follows `nextPageToken` whatever it returns.
+const PAGE_SIZE: u32 = 1000;
+
+/// The most pages one list may span before the client gives up (a
+/// platform that keeps returning tokens would otherwise loop forever).
+const MAX_PAGES: usize = 100_000;
+
+/// The largest response body read.
+const MAX_RESPONSE: u64 = 32 << 20;
+
+/// How failed requests are sent again.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// How many times a request is sent at most (1 = never retried).
+    pub attempts: u32,
+    /// The delay before the first retry; it doubles each time.
+    pub base: Duration,
+    /// The longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            attempts: 6,
+            base: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl Retry {
+    /// Returns the delay before attempt `n + 1` (n ≥ 1): `base · 2^(n-1)`,
+    /// capped, then scaled by a random factor in [0.5, 1] so that
+    /// concurrent clients do not retry in step.
+    pub fn delay(&self, n: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << (n.saturating_sub(1)).min(20))
+            .min(self.max_delay);
+        let jitter = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+            % 1000;
+        exp.mul_f64(0.5 + jitter as f64 / 2000.0)
+    }
+}
+
+/// Everything the client needs; the CLI fills it from flags and the
+/// environment.
+pub struct ClientConfig {
+    /// The platform's base URL.
+    pub url: PlatformUrl,
+    /// The bearer token.
+    pub token: SecretString,
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// Retries.
+    pub retry: Retry,
+    /// The longest one request may take.
+    pub timeout: Duration,
+}
+
+/// How many requests a client sent (every attempt counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// All requests.
+    pub requests: u64,
+    /// Requests that change something (create, update, delete).
+    pub writes: u64,
+}
+
+/// A client of one workspace.
+pub struct Client {
+    agent: ureq::Agent,
+    url: PlatformUrl,
+    authorization: SecretString,
+    token: SecretString,
+    workspace: WorkspaceId,
+    retry: Retry,
+    requests: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("workspace", &self.workspace)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListRequest<'a> {
+    workspace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secretmanager_vault_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    page_token: &'a str,
+    page_size: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VaultRequest<'a> {
+    workspace_id: &'a str,
+    secretmanager_vault_name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretRequest<'a> {
+    workspace_id: &'a str,
+    secretmanager_vault_name: &'a str,
+    secretmanager_secret_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secretmanager_secret_value: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct MetadataRequest<'a> {
+    trn: &'a str,
+}
+
+impl Client {
+    /// Returns a client. Checks the token can be sent; sends nothing.
+    pub fn new(config: ClientConfig) -> Result<Client, SyncError> {
+        let t = config.token.expose_secret();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SyncError::InvalidToken);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // The token must never follow a redirect to another host.
+            .max_redirects(0)
+            .https_only(config.url.as_str().starts_with("https://"))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(config.timeout))
+            .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            authorization: SecretString::from(format!("Bearer {t}")),
+            token: config.token,
+            url: config.url,
+            workspace: config.workspace,
+            retry: config.retry,
+            requests: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// Returns how many requests were sent so far.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            requests: self.requests.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls `method` with `body`, retrying transient failures. `value`
+    /// is the secret value inside the body, if any, so that it can be
+    /// scrubbed from error messages.
+    fn call(
+        &self,
+        method: &'static str,
+        body: &impl Serialize,
+        write: bool,
+        value: Option<&SecretValue>,
+    ) -> Result<Value, RemoteError> {
+        let bytes = Zeroizing::new(serde_json::to_vec(body).expect("requests serialise"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            if write {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            match self.send_once(method, &bytes, value) {
+                Ok(v) => return Ok(v),
+                Err(mut e) => {
+                    if e.code.is_transient() && attempt < self.retry.attempts {
+                        std::thread::sleep(self.retry.delay(attempt));
+                        continue;
+                    }
+                    e.attempts = attempt;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &'static str,
+        body: &[u8],
+        value: Option<&SecretValue>,
+    ) -> Result<Value, RemoteError> {
+        let url = format!("{}/{SERVICE}/{method}", self.url);
+        let err =
+            |code, message: String| RemoteError::new(method, code, self.scrub(message, value));
+        let sent = self
+            .agent
+            .post(&url)
+            .header("Authorization", self.authorization.expose_secret())
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("Connect-Protocol-Version", "1")
+            .send(body);
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(err(transport_code(&e), e.to_string())),
+        };
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| err(transport_code(&e), e.to_string()))?;
+        if status == 200 {
+            // An empty message may come as no body at all.
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Object(Default::default()));
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                err(
+                    Code::Internal,
+                    format!(
+                        "the response is not the expected JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            });
+        }
+        // A Connect error: {"code": "...", "message": "..."}; a proxy or an
+        // unknown route may answer something else, mapped by status.
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let code = parsed
+            .as_ref()
+            .and_then(|v| v.get("code")?.as_str())
+            .and_then(Code::from_name)
+            .unwrap_or_else(|| Code::from_http_status(status));
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v.get("message")?.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP status {status}"));
+        Err(err(code, message))
+    }
+
+    /// Removes the token and the value from a message, and anything a
+    /// terminal would interpret; keeps it short.
+    fn scrub(&self, message: String, value: Option<&SecretValue>) -> String {
+        let mut m = message;
+        let token = self.token.expose_secret();
+        if m.contains(token) {
+            m = m.replace(token, "[redacted]");
+        }
+        if let Some(v) = value.map(SecretValue::expose_secret)
+            && m.contains(v)
+        {
+            m = if v.len() >= 4 {
+                m.replace(v, "[redacted]")
+            } else {
+                "(message withheld: it may contain the value)".to_owned()
+            };
+        }
+        let mut out: String = m
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(300)
+            .collect();
+        if m.chars().count() > 300 {
+            out.push('…');
+        }
+        out
+    }
+
+    /// Lists every item of `field` across all pages.
+    fn list_all(
+        &self,
+        method: &'static str,
+        vault: Option<&str>,
+        field: &str,
+    ) -> Result<Vec<Value>, RemoteError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        for _ in 0..MAX_PAGES {
+            let req = ListRequest {
+                workspace_id: self.workspace.as_str(),
+                secretmanager_vault_name: vault,
+                page_token: &token,
+                page_size: PAGE_SIZE,
+            };
+            let resp = self.call(method, &req, false, None)?;
+            match resp.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => out.extend(items.iter().cloned()),
+                Some(_) => return Err(unexpected(method, field)),
+            }
+            let next = resp
+                .get("nextPageToken")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if next.is_empty() {
+                return Ok(out);
+            }
+            if next == token {
+                return Err(RemoteError::new(
+                    method,
+                    Code::Internal,
+                    "the platform returned the same page token twice",
+                ));
+            }
+            token = next.to_owned();
+        }
+        Err(RemoteError::new(
+            method,
+            Code::Internal,
+            format!("the list did not end after {MAX_PAGES} pages"),
+        ))
+    }
+
+    fn secret_request<'a>(
+        &'a self,
+        vault: &'a str,
+        name: &'a str,
+        value: Option<&'a SecretValue>,
+    ) -> SecretRequest<'a> {
+        SecretRequest {
+            workspace_id: self.workspace.as_str(),
+            secretmanager_vault_name: vault,
+            secretmanager_secret_name: name,
+            secretmanager_secret_value: value.map(SecretValue::expose_secret),
+        }
+    }
+
+    fn vault_request<'a>(&'a self, vault: &'a str) -> VaultRequest<'a> {
+        VaultRequest {
+            workspace_id: self.workspace.as_str(),
+            secretmanager_vault_name: vault,
+        }
+    }
+
+    fn write_secret(
+        &self,
+        method: &'static str,
+        vault: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<Option<String>, RemoteError> {
+        let req = self.secret_request(vault, name, Some(value));
+        let resp = self.call(method, &req, true, Some(value))?;
+        Ok(resp
+            .get("secret")
+            .and_then(|s| s.get("updateTime"))
+            .and_then(Value::as_str)
+            .map(super::normalize_time))
+    }
+}
+
+fn unexpected(method: &'static str, field: &str) -> RemoteError {
+    RemoteError::new(
+        method,
+        Code::Internal,
+        format!("the response's {field:?} is not a list"),
+    )
+}
+
+/// Maps a failure of the HTTP stack: anything that may pass (no
+/// connection, a reset, a timeout, a garbled response) is `Transport`,
+/// retried; the rest (TLS, a bad URL) is not.
+fn transport_code(e: &ureq::Error) -> Code {
+    use ureq::Error as E;
+    match e {
+        E::Io(_)
+        | E::Timeout(_)
+        | E::HostNotFound
+        | E::ConnectionFailed
+        | E::Protocol(_)
+        | E::BodyStalled => Code::Transport,
+        _ => Code::Unknown,
+    }
+}
+
+impl Remote for Client {
+    fn list_vaults(&self) -> Result<Vec<String>, RemoteError> {
+        let method = "ListSecretManagerVaults";
+        let items = self.list_all(method, None, "vaults")?;
+        items
+            .iter()
+            .map(|v| {
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| unexpected(method, "vaults"))
+            })
+            .collect()
+    }
+
+    fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
+        let trn = format!("trn:v1:workspace:{}:vault:{vault}", self.workspace);
+        let resp = self.call("GetMetadata", &MetadataRequest { trn: &trn }, false, None)?;
+        let labels = resp
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(labels)
+    }
+
+    fn list_secrets(&self, vault: &str) -> Result<Vec<RemoteSecret>, RemoteError> {
+        let method = "ListSecretManagerSecrets";
+        let items = self.list_all(method, Some(vault), "secrets")?;
+        items
+            .iter()
+            .map(|v| {
+                let name = v
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| unexpected(method, "secrets"))?;
+                Ok(RemoteSecret {
+                    name: name.to_owned(),
+                    update_time: v
+                        .get("updateTime")
+                        .and_then(Value::as_str)
+                        .map(super::normalize_time),
+                })
+            })
+            .collect()
+    }
+
+    fn create_vault(&self, vault: &str) -> Result<(), RemoteError> {
+        let req = self.vault_request(vault);
+        self.call("CreateSecretManagerVault", &req, true, None)
+            .map(drop)
+    }
+
+    fn delete_vault(&self, vault: &str) -> Result<(), RemoteError> {
+        let req = self.vault_request(vault);
+        self.call("DeleteSecretManagerVault", &req, true, None)
+            .map(drop)
+    }
+
+    fn create_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<Option<String>, RemoteError> {
+        self.write_secret("CreateSecretManagerSecret", vault, name, value)
+    }
+
+    fn update_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<Option<String>, RemoteError> {
+        self.write_secret("UpdateSecretManagerSecret", vault, name, value)
+    }
+
+    fn delete_secret(&self, vault: &str, name: &str) -> Result<(), RemoteError> {
+        let req = self.secret_request(vault, name, None);
+        self.call("DeleteSecretManagerSecret", &req, true, None)
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let r = Retry {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+        };
+        for _ in 0..20 {
+            let d1 = r.delay(1);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d2 = r.delay(2);
+            assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
+            let d9 = r.delay(9);
+            assert!(d9 <= Duration::from_millis(350));
+        }
+    }
+
+    #[test]
+    fn scrubbing_removes_the_token_and_the_value() {
+        let c = Client::new(ClientConfig {
+            url: "http://127.0.0.1:1".parse().unwrap(),
+            token: SecretString::from("tpp_sentinel_token".to_owned()),
+            workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            retry: Retry::default(),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let v = SecretValue::from_string("hunter2-value".into()).unwrap();
+        let m = c.scrub(
+            "bad token tpp_sentinel_token for value hunter2-value\n\x1b[31m".into(),
+            Some(&v),
+        );
+        assert!(!m.contains("tpp_sentinel") && !m.contains("hunter2"), "{m}");
+        assert!(!m.contains('\x1b') && !m.contains('\n'));
+        let short = SecretValue::from_string("ab".into()).unwrap();
+        let m = c.scrub("value ab is bad".into(), Some(&short));
+        assert!(!m.contains("ab is"), "{m}");
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_without_echoing_it() {
+        let r = Client::new(ClientConfig {
+            url: "http://127.0.0.1:1".parse().unwrap(),
+            token: SecretString::from("bad token\n".to_owned()),
+            workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            retry: Retry::default(),
+            timeout: Duration::from_secs(1),
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(!e.contains("bad token"), "{e}");
+    }
+}

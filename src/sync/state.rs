@@ -1,0 +1,335 @@
+//! The sync state: for each secret, what this machine last pushed.
+//!
+//! One JSON file per (platform URL, workspace, store), in a directory the
+//! caller chooses (the CLI uses `$XDG_STATE_HOME/coffer/sync/`, never the
+//! repository). Each record holds a keyed digest of the value last pushed
+//! ([`crate::crypto::VaultKey::value_digest`]: useless without the vault
+//! key) and the remote `updateTime` seen after the push. The file is
+//! replaced atomically, and a lock file next to it keeps two syncs of the
+//! same target from interleaving. A missing or damaged file only means
+//! that every secret is pushed once more.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::{PlatformUrl, WorkspaceId};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, DirLock, LockWait};
+use crate::manifest::{hex, unhex32};
+
+/// The state format this version reads and writes.
+const STATE_VERSION: u32 = 1;
+
+/// What was last pushed for one secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The keyed digest of the value.
+    pub digest: [u8; 32],
+    /// The remote `updateTime` after the push, if known.
+    pub update_time: Option<String>,
+}
+
+impl Record {
+    /// Returns a record.
+    pub fn new(digest: [u8; 32], update_time: Option<String>) -> Record {
+        Record {
+            digest,
+            update_time,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRecord {
+    digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    update_time: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawState {
+    version: u32,
+    platform: String,
+    workspace_id: String,
+    store: String,
+    #[serde(default)]
+    vaults: BTreeMap<String, BTreeMap<String, RawRecord>>,
+}
+
+/// The state of one sync target, locked while it is open.
+#[derive(Debug)]
+pub struct State {
+    file: Option<(PathBuf, String)>,
+    _lock: Option<DirLock>,
+    ident: (String, String, String),
+    records: BTreeMap<String, BTreeMap<String, Record>>,
+    damaged: bool,
+}
+
+impl State {
+    /// Returns an empty state that is never saved (for a plan without a
+    /// state directory, and for tests).
+    pub fn in_memory() -> State {
+        State {
+            file: None,
+            _lock: None,
+            ident: Default::default(),
+            records: BTreeMap::new(),
+            damaged: false,
+        }
+    }
+
+    /// Opens (creating `dir`, mode 0700, if needed) and locks the state
+    /// of syncing the store at `store_root` to `workspace` on `platform`.
+    pub fn open(
+        dir: &Path,
+        platform: &PlatformUrl,
+        workspace: &WorkspaceId,
+        store_root: &Path,
+        wait: &LockWait,
+    ) -> Result<State> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("create", dir, e))?;
+        let store = fs::canonicalize(store_root).unwrap_or_else(|_| store_root.to_owned());
+        let store = store.to_string_lossy().into_owned();
+        let ident = (
+            platform.as_str().to_owned(),
+            workspace.as_str().to_owned(),
+            store,
+        );
+        let stem = file_stem(&ident);
+        let lock_path = dir.join(format!("{stem}.lock"));
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io("create", &lock_path, e))?;
+        let lock = fsutil::lock_dir(&lock_path, true, wait)?;
+        let name = format!("{stem}.json");
+        let path = dir.join(&name);
+        let (records, damaged) = match fs::read(&path) {
+            Ok(bytes) => match parse(&bytes, &ident) {
+                Some(r) => (r, false),
+                None => (BTreeMap::new(), true),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (BTreeMap::new(), false),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        Ok(State {
+            file: Some((dir.to_owned(), name)),
+            _lock: Some(lock),
+            ident,
+            records,
+            damaged,
+        })
+    }
+
+    /// Returns the state file's path (`None` for an in-memory state).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.file.as_ref().map(|(d, n)| d.join(n))
+    }
+
+    /// Returns whether the file existed but could not be read (it was
+    /// set aside: every secret is pushed once more).
+    pub fn was_damaged(&self) -> bool {
+        self.damaged
+    }
+
+    /// Returns how many secrets have a record.
+    pub fn len(&self) -> usize {
+        self.records.values().map(BTreeMap::len).sum()
+    }
+
+    /// Returns whether no secret has a record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns the record of a secret.
+    pub fn get(&self, vault: &str, name: &str) -> Option<&Record> {
+        self.records.get(vault)?.get(name)
+    }
+
+    /// Records a push.
+    pub fn set(&mut self, vault: &str, name: &str, record: Record) {
+        self.records
+            .entry(vault.to_owned())
+            .or_default()
+            .insert(name.to_owned(), record);
+    }
+
+    /// Fills in the remote `updateTime` of a record that has none.
+    pub fn set_update_time(&mut self, vault: &str, name: &str, time: Option<String>) {
+        if let Some(r) = self.records.get_mut(vault).and_then(|v| v.get_mut(name))
+            && r.update_time.is_none()
+        {
+            r.update_time = time;
+        }
+    }
+
+    /// Forgets a secret (deleted remotely).
+    pub fn remove(&mut self, vault: &str, name: &str) {
+        if let Some(v) = self.records.get_mut(vault) {
+            v.remove(name);
+            if v.is_empty() {
+                self.records.remove(vault);
+            }
+        }
+    }
+
+    /// Forgets a vault (deleted remotely).
+    pub fn remove_vault(&mut self, vault: &str) {
+        self.records.remove(vault);
+    }
+
+    /// Writes the state atomically (mode 0600). An in-memory state is not
+    /// written.
+    pub fn save(&self) -> Result<()> {
+        let Some((dir, name)) = &self.file else {
+            return Ok(());
+        };
+        let raw = RawState {
+            version: STATE_VERSION,
+            platform: self.ident.0.clone(),
+            workspace_id: self.ident.1.clone(),
+            store: self.ident.2.clone(),
+            vaults: self
+                .records
+                .iter()
+                .map(|(v, secrets)| {
+                    let secrets = secrets
+                        .iter()
+                        .map(|(n, r)| {
+                            let raw = RawRecord {
+                                digest: hex(&r.digest),
+                                update_time: r.update_time.clone(),
+                            };
+                            (n.clone(), raw)
+                        })
+                        .collect();
+                    (v.clone(), secrets)
+                })
+                .collect(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&raw).expect("the state serialises");
+        bytes.push(b'\n');
+        fsutil::write_atomic(dir, name, &bytes, 0o600)
+    }
+}
+
+/// The file name of a target's state: a digest of its identity, so that
+/// paths and URLs never need escaping.
+fn file_stem(ident: &(String, String, String)) -> String {
+    let mut h = Sha256::new();
+    for field in [&ident.0, &ident.1, &ident.2] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex(&h.finalize()[..16])
+}
+
+fn parse(
+    bytes: &[u8],
+    ident: &(String, String, String),
+) -> Option<BTreeMap<String, BTreeMap<String, Record>>> {
+    let raw: RawState = serde_json::from_slice(bytes).ok()?;
+    if raw.version != STATE_VERSION
+        || (
+            raw.platform.as_str(),
+            raw.workspace_id.as_str(),
+            raw.store.as_str(),
+        ) != (ident.0.as_str(), ident.1.as_str(), ident.2.as_str())
+    {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for (vault, secrets) in raw.vaults {
+        let mut v = BTreeMap::new();
+        for (name, r) in secrets {
+            v.insert(name, Record::new(unhex32(&r.digest)?, r.update_time));
+        }
+        out.insert(vault, v);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn target() -> (PlatformUrl, WorkspaceId) {
+        (
+            "http://127.0.0.1:9".parse().unwrap(),
+            "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn records_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, ws) = target();
+        let wait = LockWait::default();
+        {
+            let mut s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+            assert!(s.is_empty() && !s.was_damaged());
+            s.set("v1", "a", Record::new([1; 32], Some("t1".into())));
+            s.set("v1", "b", Record::new([2; 32], None));
+            s.set_update_time("v1", "b", Some("t2".into()));
+            s.set("v2", "c", Record::new([3; 32], None));
+            s.remove_vault("v2");
+            s.save().unwrap();
+        }
+        let s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.get("v1", "b").unwrap().update_time.as_deref(), Some("t2"));
+        assert_eq!(s.get("v1", "a").unwrap().digest, [1; 32]);
+        let path = s.path().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn each_workspace_has_its_own_file_and_a_damaged_one_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, ws) = target();
+        let other: WorkspaceId = "00000000-0000-0000-0000-000000000001".parse().unwrap();
+        let wait = LockWait::default();
+        let a = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+        let b = State::open(dir.path(), &url, &other, dir.path(), &wait).unwrap();
+        assert_ne!(a.path(), b.path());
+        let path = a.path().unwrap();
+        drop((a, b));
+        fs::write(&path, b"{not json").unwrap();
+        let s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+        assert!(s.was_damaged() && s.is_empty());
+    }
+
+    #[test]
+    fn a_second_sync_of_the_same_target_waits_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, ws) = target();
+        let _held = State::open(dir.path(), &url, &ws, dir.path(), &LockWait::default()).unwrap();
+        let short = LockWait {
+            timeout: Duration::from_millis(100),
+            ..LockWait::default()
+        };
+        assert!(matches!(
+            State::open(dir.path(), &url, &ws, dir.path(), &short),
+            Err(Error::LockTimeout { .. })
+        ));
+    }
+}

@@ -1,0 +1,476 @@
+//! Plan and apply against an in-memory remote.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::*;
+use crate::crypto::VaultKey;
+
+/// Secret name → (value, update time).
+type Secrets = BTreeMap<String, (String, u64)>;
+
+/// A local vault for [`local`]: its name and its secrets' values (`None`
+/// for an unverified contribution).
+type Spec<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
+
+/// An in-memory platform: vault → secret → (value, update time).
+#[derive(Default)]
+struct Fake {
+    vaults: Mutex<BTreeMap<String, Secrets>>,
+    labels: BTreeMap<String, BTreeMap<String, String>>,
+    clock: Mutex<u64>,
+    writes: Mutex<Vec<String>>,
+    /// Methods that fail (once each) with `unavailable`, keyed by
+    /// `method vault[/secret]`.
+    fail: Mutex<BTreeSet<String>>,
+}
+
+impl Fake {
+    fn tick(&self) -> u64 {
+        let mut c = self.clock.lock().unwrap();
+        *c += 1;
+        *c
+    }
+    fn write(&self, what: String) -> Result<(), RemoteError> {
+        if self.fail.lock().unwrap().remove(&what) {
+            return Err(RemoteError::new("Fake", Code::Unavailable, ""));
+        }
+        self.writes.lock().unwrap().push(what);
+        Ok(())
+    }
+    fn value(&self, v: &str, s: &str) -> Option<String> {
+        Some(self.vaults.lock().unwrap().get(v)?.get(s)?.0.clone())
+    }
+    fn set_remotely(&self, v: &str, s: &str, value: &str) {
+        let t = self.tick();
+        self.vaults
+            .lock()
+            .unwrap()
+            .entry(v.into())
+            .or_default()
+            .insert(s.into(), (value.into(), t));
+    }
+    fn take_writes(&self) -> Vec<String> {
+        std::mem::take(&mut self.writes.lock().unwrap())
+    }
+}
+
+fn nf() -> RemoteError {
+    RemoteError::new("Fake", Code::NotFound, "")
+}
+
+impl Remote for Fake {
+    fn list_vaults(&self) -> Result<Vec<String>, RemoteError> {
+        Ok(self.vaults.lock().unwrap().keys().cloned().collect())
+    }
+    fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
+        self.labels.get(vault).cloned().ok_or_else(nf)
+    }
+    fn list_secrets(&self, vault: &str) -> Result<Vec<RemoteSecret>, RemoteError> {
+        let vaults = self.vaults.lock().unwrap();
+        let v = vaults.get(vault).ok_or_else(nf)?;
+        Ok(v.iter()
+            .map(|(n, (_, t))| RemoteSecret {
+                name: n.clone(),
+                update_time: Some(t.to_string()),
+            })
+            .collect())
+    }
+    fn create_vault(&self, vault: &str) -> Result<(), RemoteError> {
+        self.write(format!("CreateVault {vault}"))?;
+        let mut vaults = self.vaults.lock().unwrap();
+        if vaults.contains_key(vault) {
+            return Err(RemoteError::new("Fake", Code::AlreadyExists, ""));
+        }
+        vaults.insert(vault.into(), BTreeMap::new());
+        Ok(())
+    }
+    fn delete_vault(&self, vault: &str) -> Result<(), RemoteError> {
+        self.write(format!("DeleteVault {vault}"))?;
+        self.vaults.lock().unwrap().remove(vault).ok_or_else(nf)?;
+        Ok(())
+    }
+    fn create_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<Option<String>, RemoteError> {
+        self.write(format!("Create {vault}/{name}"))?;
+        let t = self.tick();
+        let mut vaults = self.vaults.lock().unwrap();
+        let v = vaults.get_mut(vault).ok_or_else(nf)?;
+        if v.contains_key(name) {
+            return Err(RemoteError::new("Fake", Code::AlreadyExists, ""));
+        }
+        v.insert(name.into(), (value.expose_secret().into(), t));
+        Ok(Some(t.to_string()))
+    }
+    fn update_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<Option<String>, RemoteError> {
+        self.write(format!("Update {vault}/{name}"))?;
+        let t = self.tick();
+        let mut vaults = self.vaults.lock().unwrap();
+        let s = vaults
+            .get_mut(vault)
+            .and_then(|v| v.get_mut(name))
+            .ok_or_else(nf)?;
+        *s = (value.expose_secret().into(), t);
+        Ok(Some(t.to_string()))
+    }
+    fn delete_secret(&self, vault: &str, name: &str) -> Result<(), RemoteError> {
+        self.write(format!("Delete {vault}/{name}"))?;
+        let mut vaults = self.vaults.lock().unwrap();
+        vaults
+            .get_mut(vault)
+            .and_then(|v| v.remove(name))
+            .ok_or_else(nf)?;
+        Ok(())
+    }
+}
+
+const WS: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+/// A local store, read as [`read_local`] would.
+fn local(key: &VaultKey, spec: &[Spec]) -> Vec<LocalVault> {
+    let ws: WorkspaceId = WS.parse().unwrap();
+    spec.iter()
+        .map(|(v, secrets)| {
+            let vault: VaultName = v.parse().unwrap();
+            let secrets = secrets
+                .iter()
+                .map(|(n, value)| {
+                    let name: SecretName = n.parse().unwrap();
+                    let ls = match value {
+                        Some(x) => {
+                            let value = SecretValue::from_string((*x).into()).unwrap();
+                            LocalSecret::Ready {
+                                digest: key
+                                    .value_digest(&digest_domain(&ws, &vault, &name), &value),
+                                value,
+                                rotation_due: false,
+                            }
+                        }
+                        None => LocalSecret::Unverified,
+                    };
+                    (name, ls)
+                })
+                .collect();
+            LocalVault {
+                name: vault,
+                secrets,
+            }
+        })
+        .collect()
+}
+
+const ALL: Scope = Scope {
+    prune: false,
+    all_vaults: true,
+};
+const PRUNE: Scope = Scope {
+    prune: true,
+    all_vaults: true,
+};
+
+/// Fetches, plans and applies; returns the plan and the outcomes.
+fn sync(
+    remote: &Fake,
+    local: &[LocalVault],
+    state: &mut State,
+    scope: Scope,
+) -> (Plan, Vec<Option<Outcome>>) {
+    let snap = fetch(remote, local, scope, 3).unwrap();
+    let p = plan(local, &snap, state, scope);
+    let out = apply(remote, local, &p, state, 3, &|_, _| {});
+    (p, out)
+}
+
+fn lines(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .map(|s| format!("{} {}", s.action.marker(), s.path()))
+        .collect()
+}
+
+#[test]
+fn a_first_sync_creates_everything_and_a_second_sends_nothing() {
+    let key = VaultKey::generate();
+    let l = local(
+        &key,
+        &[
+            (
+                "api-keys",
+                &[("stripe", Some("s1")), ("sendgrid", Some("s2"))],
+            ),
+            ("database", &[("password", Some("p1"))]),
+        ],
+    );
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    let (p, out) = sync(&remote, &l, &mut state, ALL);
+    assert_eq!(
+        lines(&p),
+        [
+            "+ api-keys",
+            "+ api-keys/sendgrid",
+            "+ api-keys/stripe",
+            "+ database",
+            "+ database/password"
+        ]
+    );
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, Some(Outcome::Applied(None))))
+    );
+    assert_eq!(remote.value("api-keys", "stripe").as_deref(), Some("s1"));
+    assert_eq!(state.len(), 3);
+    remote.take_writes();
+
+    let (p, _) = sync(&remote, &l, &mut state, ALL);
+    assert_eq!(p.writes(), 0, "{:?}", lines(&p));
+    assert!(remote.take_writes().is_empty());
+}
+
+#[test]
+fn changes_are_pushed_for_the_right_reason() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    let before = local(&key, &[("app", &[("aaa", Some("1")), ("bbb", Some("2"))])]);
+    sync(&remote, &before, &mut state, ALL);
+    remote.take_writes();
+
+    // a changed here; b changed on the platform by someone else.
+    let after = local(&key, &[("app", &[("aaa", Some("1b")), ("bbb", Some("2"))])]);
+    remote.set_remotely("app", "bbb", "2-elsewhere");
+    let snap = fetch(&remote, &after, ALL, 2).unwrap();
+    let p = plan(&after, &snap, &state, ALL);
+    assert_eq!(
+        p.steps.iter().map(|s| s.action.clone()).collect::<Vec<_>>(),
+        [
+            Action::Update(UpdateReason::ChangedLocally),
+            Action::Update(UpdateReason::ChangedRemotely)
+        ]
+    );
+    apply(&remote, &after, &p, &mut state, 2, &|_, _| {});
+    assert_eq!(remote.value("app", "bbb").as_deref(), Some("2"));
+
+    // A fresh clone (no state) pushes each secret once.
+    let mut fresh = State::in_memory();
+    let (p, _) = sync(&remote, &after, &mut fresh, ALL);
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| s.action == Action::Update(UpdateReason::NotInState))
+    );
+    let (p, _) = sync(&remote, &after, &mut fresh, ALL);
+    assert_eq!(p.writes(), 0);
+}
+
+#[test]
+fn nothing_is_deleted_without_prune() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    remote.set_remotely("app", "gone", "x");
+    remote.set_remotely("old-vault", "x", "y");
+    let l = local(&key, &[("app", &[("kept", Some("1"))])]);
+    let mut state = State::in_memory();
+    let (p, _) = sync(&remote, &l, &mut state, ALL);
+    assert_eq!(lines(&p), ["+ app/kept"]);
+    assert!(remote.value("app", "gone").is_some());
+    assert!(remote.value("old-vault", "x").is_some());
+}
+
+#[test]
+fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    remote.set_remotely("app", "gone", "x");
+    remote.set_remotely("old-vault", "x", "y");
+    let l = local(&key, &[("app", &[("kept", Some("1"))])]);
+    let mut state = State::in_memory();
+
+    // With -V, only the named vault's secrets are pruned.
+    let one = Scope {
+        prune: true,
+        all_vaults: false,
+    };
+    let snap = fetch(&remote, &l, one, 2).unwrap();
+    assert_eq!(
+        lines(&plan(&l, &snap, &state, one)),
+        ["- app/gone", "+ app/kept"]
+    );
+
+    let (p, out) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(
+        lines(&p),
+        ["- app/gone", "+ app/kept", "- old-vault/x", "- old-vault"]
+    );
+    assert!(out.iter().all(|o| matches!(o, Some(Outcome::Applied(_)))));
+    let writes = remote.take_writes();
+    let pos = |w: &str| writes.iter().position(|x| x == w).unwrap();
+    assert!(pos("Delete old-vault/x") < pos("DeleteVault old-vault"));
+    assert_eq!(remote.list_vaults().unwrap(), ["app"]);
+    assert!(remote.value("app", "gone").is_none());
+}
+
+#[test]
+fn managed_idp_and_unverified_things_are_left_alone() {
+    let key = VaultKey::generate();
+    let mut remote = Fake::default();
+    remote.set_remotely("managed", "xyz", "sdk-value");
+    remote.set_remotely("idp-ns-client", "client-secret-ns-client", "x");
+    remote.set_remotely("app", "pending", "older");
+    remote
+        .labels
+        .insert("managed".into(), [("sdk-name".into(), "app".into())].into());
+    let l = local(
+        &key,
+        &[
+            ("app", &[("pending", None), ("fine", Some("1"))]),
+            ("managed", &[("xyz", Some("mine"))]),
+        ],
+    );
+    let mut state = State::in_memory();
+    let (p, _) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(
+        lines(&p),
+        [
+            "+ app/fine",
+            "! app/pending",
+            "! idp-ns-client",
+            "! managed"
+        ]
+    );
+    assert_eq!(remote.value("app", "pending").as_deref(), Some("older"));
+    assert_eq!(remote.value("managed", "xyz").as_deref(), Some("sdk-value"));
+    assert!(
+        remote
+            .value("idp-ns-client", "client-secret-ns-client")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_failed_run_reports_what_was_not_applied_and_the_next_finishes() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    remote
+        .fail
+        .lock()
+        .unwrap()
+        .extend(["CreateVault dbs".to_owned(), "Create app/bbb".to_owned()]);
+    let l = local(
+        &key,
+        &[
+            ("app", &[("aaa", Some("1")), ("bbb", Some("2"))]),
+            ("dbs", &[("ccc", Some("3"))]),
+        ],
+    );
+    let mut state = State::in_memory();
+    let (p, out) = sync(&remote, &l, &mut state, ALL);
+    let by_path: BTreeMap<String, Outcome> = p
+        .steps
+        .iter()
+        .zip(out)
+        .map(|(s, o)| (s.path(), o.unwrap()))
+        .collect();
+    assert!(matches!(by_path["app/aaa"], Outcome::Applied(None)));
+    assert!(matches!(by_path["app/bbb"], Outcome::Failed(_)));
+    assert!(matches!(by_path["dbs"], Outcome::Failed(_)));
+    assert!(matches!(by_path["dbs/ccc"], Outcome::NotAttempted(_)));
+    assert_eq!(state.len(), 1);
+
+    let (p, out) = sync(&remote, &l, &mut state, ALL);
+    assert_eq!(lines(&p), ["= app/aaa", "+ app/bbb", "+ dbs", "+ dbs/ccc"]);
+    assert!(
+        out.iter()
+            .flatten()
+            .all(|o| matches!(o, Outcome::Applied(_)))
+    );
+    assert_eq!(state.len(), 3);
+}
+
+#[test]
+fn a_secret_created_meanwhile_is_updated_to_the_local_value() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    remote.set_remotely("app", "other", "x");
+    let l = local(&key, &[("app", &[("aaa", Some("mine"))])]);
+    let mut state = State::in_memory();
+    let snap = fetch(&remote, &l, ALL, 1).unwrap();
+    let p = plan(&l, &snap, &state, ALL);
+    // Someone creates it between the list and the create.
+    remote.set_remotely("app", "aaa", "theirs");
+    let out = apply(&remote, &l, &p, &mut state, 1, &|_, _| {});
+    assert_eq!(
+        out[0],
+        Some(Outcome::Applied(Some("it already existed; updated")))
+    );
+    assert_eq!(remote.value("app", "aaa").as_deref(), Some("mine"));
+    let (p, _) = sync(&remote, &l, &mut state, ALL);
+    assert_eq!(p.writes(), 0);
+}
+
+#[test]
+fn workspace_ids_and_urls_are_validated() {
+    assert!(WS.parse::<WorkspaceId>().is_ok());
+    assert!(WS.to_uppercase().parse::<WorkspaceId>().is_ok());
+    for bad in [
+        "",
+        "not-a-uuid",
+        &WS[1..],
+        &format!("{WS}0"),
+        &WS.replace('-', "_"),
+    ] {
+        assert!(bad.parse::<WorkspaceId>().is_err(), "{bad}");
+    }
+    for ok in [
+        "https://api.tailor.tech",
+        "https://api.tailor.tech/",
+        "http://127.0.0.1:8080",
+        "http://localhost:1",
+        "http://[::1]:9",
+    ] {
+        assert!(ok.parse::<PlatformUrl>().is_ok(), "{ok}");
+    }
+    assert_eq!(
+        "https://x.example/"
+            .parse::<PlatformUrl>()
+            .unwrap()
+            .as_str(),
+        "https://x.example"
+    );
+    for bad in [
+        "api.tailor.tech",
+        "http://api.tailor.tech",
+        "http://10.0.0.1",
+        "ftp://x",
+        "https://user:pw@x.example",
+        "https://x.example?q=1",
+        "https://",
+    ] {
+        assert!(bad.parse::<PlatformUrl>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn times_compare_by_instant() {
+    assert_eq!(
+        normalize_time("2024-01-02T03:04:05.000Z"),
+        normalize_time("2024-01-02T03:04:05Z")
+    );
+    assert_eq!(normalize_time("100.5"), "100.5");
+}
+
+#[test]
+fn debug_output_of_local_secrets_holds_no_value() {
+    let key = VaultKey::generate();
+    let l = local(&key, &[("app", &[("aaa", Some("sentinel-value"))])]);
+    assert!(!format!("{l:?}").contains("sentinel"));
+}

@@ -1,0 +1,565 @@
+//! `coffer sync` against the local stand-in of the platform's API.
+
+use std::fs;
+
+use crate::common::{Run, TestEnv};
+use crate::standin::{Config, Fault, StandIn};
+
+const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
+const TOKEN: &str = "standin-token";
+
+/// A store with two vaults and three secrets, and a stand-in.
+fn setup() -> (TestEnv, StandIn) {
+    let env = TestEnv::new();
+    env.init(&["api-keys", "database"]);
+    env.put("api-keys", "stripe-secret-key", "sk_live_one");
+    env.put("api-keys", "sendgrid-api-key", "SG.two");
+    env.put("database", "read-replica-password", "three");
+    (env, StandIn::start(Config::default()))
+}
+
+/// Runs `coffer sync ARGS` against the stand-in with `token`.
+fn sync_with(env: &TestEnv, s: &StandIn, token: &str, args: &[&str]) -> Run {
+    let mut all = vec!["sync"];
+    all.extend_from_slice(args);
+    env.run_with(&all, |c| {
+        c.env("TAILOR_PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_TOKEN", token)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+            .env("COFFER_SYNC_RETRY_BASE_MS", "1");
+    })
+}
+
+fn sync(env: &TestEnv, s: &StandIn, args: &[&str]) -> Run {
+    sync_with(env, s, TOKEN, args)
+}
+
+#[test]
+fn first_sync_creates_every_vault_and_secret_with_the_platforms_names() {
+    let (env, s) = setup();
+    let r = sync(&env, &s, &[]).ok();
+    assert_eq!(
+        r.stdout(),
+        "+ api-keys/\n+ api-keys/sendgrid-api-key\n+ api-keys/stripe-secret-key\n\
+         + database/\n+ database/read-replica-password\n"
+    );
+    assert!(r.stderr().contains("Synced to workspace"), "{}", r.stderr());
+    assert_eq!(s.vaults(WS), ["api-keys", "database"]);
+    assert_eq!(
+        s.value(WS, "api-keys", "stripe-secret-key").as_deref(),
+        Some("sk_live_one")
+    );
+    assert_eq!(
+        s.value(WS, "database", "read-replica-password").as_deref(),
+        Some("three")
+    );
+    let calls = s.calls();
+    let create = calls
+        .iter()
+        .find(|c| c.method == "CreateSecretManagerSecret")
+        .unwrap();
+    assert_eq!(
+        create.fields,
+        [
+            "secretmanagerSecretName",
+            "secretmanagerSecretValue",
+            "secretmanagerVaultName",
+            "workspaceId"
+        ]
+    );
+    let vault = calls
+        .iter()
+        .find(|c| c.method == "CreateSecretManagerVault")
+        .unwrap();
+    assert_eq!(vault.fields, ["secretmanagerVaultName", "workspaceId"]);
+    for c in &calls {
+        assert_eq!(c.headers["content-type"], "application/json");
+        assert_eq!(c.headers["connect-protocol-version"], "1");
+        assert_eq!(c.headers["authorization"], format!("Bearer {TOKEN}"));
+    }
+    let mut writes = s.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "CreateSecretManagerSecret",
+            "CreateSecretManagerSecret",
+            "CreateSecretManagerSecret",
+            "CreateSecretManagerVault",
+            "CreateSecretManagerVault"
+        ]
+    );
+}
+
+#[test]
+fn a_second_sync_with_nothing_changed_sends_no_write() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert_eq!(
+        r.stdout(),
+        "= api-keys/sendgrid-api-key\n= api-keys/stripe-secret-key\n\
+         = database/read-replica-password\n"
+    );
+}
+
+#[test]
+fn a_changed_value_sends_exactly_one_update() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
+        b"sk_live_rotated",
+    )
+    .ok();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert_eq!(s.writes(), ["UpdateSecretManagerSecret"]);
+    assert!(
+        r.stdout()
+            .contains("~ api-keys/stripe-secret-key (changed locally)"),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(
+        s.value(WS, "api-keys", "stripe-secret-key").as_deref(),
+        Some("sk_live_rotated")
+    );
+}
+
+#[test]
+fn a_value_changed_on_the_platform_is_pushed_again() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    s.set_value(WS, "api-keys", "sendgrid-api-key", "changed-in-the-console");
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(
+        r.stdout()
+            .contains("~ api-keys/sendgrid-api-key (changed on the platform since the last sync)"),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(s.writes(), ["UpdateSecretManagerSecret"]);
+    assert_eq!(
+        s.value(WS, "api-keys", "sendgrid-api-key").as_deref(),
+        Some("SG.two")
+    );
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty());
+}
+
+#[test]
+fn a_fresh_clone_without_state_pushes_each_secret_once() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    fs::remove_dir_all(env.home.join(".local/state/coffer/sync")).unwrap();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(r.stdout().contains("(no record of a previous sync)"));
+    assert_eq!(s.writes().len(), 3);
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty());
+}
+
+#[test]
+fn the_state_lives_outside_the_repository_and_holds_no_value() {
+    let (env, s) = setup();
+    let before = env.snapshot();
+    sync(&env, &s, &[]).ok();
+    assert_eq!(env.snapshot(), before, "sync wrote into the store");
+    let dir = env.dir.path().join("state");
+    sync(&env, &s, &[]).ok();
+    let r = env.run_with(&["sync"], |c| {
+        c.env("TAILOR_PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+            .env("COFFER_SYNC_STATE_DIR", &dir);
+    });
+    r.ok();
+    let files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let json = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let text = fs::read_to_string(json).unwrap();
+    for v in ["sk_live_one", "SG.two", "three"] {
+        assert!(!text.contains(v), "{text}");
+    }
+    assert!(text.contains("updateTime"), "{text}");
+}
+
+#[test]
+fn a_state_directory_inside_the_store_is_refused() {
+    let (env, s) = setup();
+    let r = env.run_with(&["sync"], |c| {
+        c.env("TAILOR_PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+            .env("COFFER_SYNC_STATE_DIR", env.store().join("state"));
+    });
+    r.fails("refusing to keep the sync state inside the store");
+    assert!(s.calls().is_empty());
+}
+
+#[test]
+fn nothing_is_deleted_remotely_without_prune() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    env.run(&[
+        "delete",
+        "-V",
+        "api-keys",
+        "-n",
+        "sendgrid-api-key",
+        "--yes",
+    ])
+    .ok();
+    s.set_value(WS, "old-vault", "leftover", "x");
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert!(s.value(WS, "api-keys", "sendgrid-api-key").is_some());
+    assert!(s.value(WS, "old-vault", "leftover").is_some());
+}
+
+#[test]
+fn prune_deletes_what_the_store_no_longer_has() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    env.run(&[
+        "delete",
+        "-V",
+        "api-keys",
+        "-n",
+        "sendgrid-api-key",
+        "--yes",
+    ])
+    .ok();
+    s.set_value(WS, "old-vault", "leftover", "x");
+    s.clear_calls();
+    let r = sync(&env, &s, &["--prune"]).ok();
+    assert!(r.stdout().contains("- api-keys/sendgrid-api-key\n"));
+    assert!(r.stdout().contains("- old-vault/leftover\n- old-vault/\n"));
+    assert_eq!(s.secrets(WS, "api-keys"), ["stripe-secret-key"]);
+    assert_eq!(s.vaults(WS), ["api-keys", "database"]);
+    // Secrets first, then their vault.
+    assert_eq!(
+        s.writes(),
+        [
+            "DeleteSecretManagerSecret",
+            "DeleteSecretManagerSecret",
+            "DeleteSecretManagerVault"
+        ]
+    );
+}
+
+#[test]
+fn prune_with_a_vault_flag_only_touches_that_vault() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    s.set_value(WS, "api-keys", "stale", "x");
+    s.set_value(WS, "database", "stale", "x");
+    s.set_value(WS, "old-vault", "leftover", "x");
+    sync(&env, &s, &["--prune", "-V", "api-keys"]).ok();
+    assert!(s.value(WS, "api-keys", "stale").is_none());
+    assert!(s.value(WS, "database", "stale").is_some());
+    assert!(s.value(WS, "old-vault", "leftover").is_some());
+}
+
+#[test]
+fn a_large_prune_without_a_terminal_needs_yes() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    for i in 0..4 {
+        s.set_value(WS, "api-keys", &format!("stale-{i}"), "x");
+    }
+    s.clear_calls();
+    sync(&env, &s, &["--prune"])
+        .fails("refusing to delete 4 things from the platform without confirmation")
+        .stderr_has("hint: check the plan above, then pass --yes");
+    assert!(s.writes().is_empty());
+    sync(&env, &s, &["--prune", "--yes"]).ok();
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_sends_no_write() {
+    let (env, s) = setup();
+    let r = sync(&env, &s, &["--dry-run"]).ok();
+    assert!(r.stdout().contains("+ api-keys/stripe-secret-key"));
+    assert!(r.stderr().contains("Dry run"), "{}", r.stderr());
+    assert!(s.writes().is_empty());
+    assert!(s.vaults(WS).is_empty());
+}
+
+#[test]
+fn sync_completes_through_injected_503s_429s_and_dropped_connections() {
+    let (env, s) = setup();
+    s.fail_next(2, Fault::Unavailable);
+    s.fail_next(1, Fault::ResourceExhausted);
+    s.fail_next(1, Fault::Drop);
+    s.fail_next(1, Fault::Unavailable);
+    sync(&env, &s, &[]).ok();
+    assert_eq!(
+        s.value(WS, "api-keys", "stripe-secret-key").as_deref(),
+        Some("sk_live_one")
+    );
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty());
+}
+
+#[test]
+fn writes_whose_responses_were_lost_count_as_done() {
+    let (env, s) = setup();
+    s.commit_then_fail_next_writes(5);
+    sync(&env, &s, &[]).ok();
+    assert_eq!(s.vaults(WS), ["api-keys", "database"]);
+    assert_eq!(
+        s.value(WS, "api-keys", "sendgrid-api-key").as_deref(),
+        Some("SG.two")
+    );
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+}
+
+#[test]
+fn a_run_that_fails_part_way_says_what_was_not_applied_and_the_next_finishes() {
+    let (env, s) = setup();
+    s.break_vault("database");
+    let r = sync(&env, &s, &[])
+        .fails("2 of 5 changes were not applied (3 were)")
+        .stderr_has("failed: + database/: CreateSecretManagerVault: the platform is unavailable")
+        .stderr_has(
+            "not attempted: + database/read-replica-password: its vault could not be created",
+        )
+        .stderr_has("hint: run `coffer sync` again to finish");
+    assert!(r.stderr().contains("attempts"), "{}", r.stderr());
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+    s.repair();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert_eq!(
+        r.stdout(),
+        "= api-keys/sendgrid-api-key\n= api-keys/stripe-secret-key\n\
+         + database/\n+ database/read-replica-password\n"
+    );
+    let mut writes = s.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        ["CreateSecretManagerSecret", "CreateSecretManagerVault"]
+    );
+}
+
+#[test]
+fn a_wrong_token_fails_clearly() {
+    let (env, s) = setup();
+    sync_with(&env, &s, "not-the-token", &[])
+        .fails("could not read the workspace: ListSecretManagerVaults: the platform did not accept the token (unauthenticated)")
+        .stderr_has("hint: TAILOR_PLATFORM_TOKEN was refused");
+    assert!(s.writes().is_empty());
+}
+
+#[test]
+fn a_read_only_token_is_told_to_get_a_write_token() {
+    let (env, s) = setup();
+    sync_with(&env, &s, "standin-read-only-token", &[])
+        .fails("were not applied")
+        .stderr_has("permission_denied")
+        .stderr_has("hint: personal access tokens are read-only unless created with --write");
+    // Refused once, it stops rather than send every other write: only
+    // the two vault creations, sent together, reach the platform.
+    assert_eq!(s.writes().len(), 2, "{:?}", s.writes());
+}
+
+#[test]
+fn missing_or_invalid_settings_are_clear_errors() {
+    let (env, s) = setup();
+    env.run_with(&["sync"], |c| {
+        c.env("TAILOR_PLATFORM_TOKEN", TOKEN);
+    })
+    .fails("no workspace given")
+    .stderr_has("hint: pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID");
+    env.run_with(&["sync", "--workspace-id", WS], |_| {})
+        .fails("no platform token: TAILOR_PLATFORM_TOKEN is not set")
+        .stderr_has("--write");
+    env.run_with(&["sync", "--workspace-id", "my-workspace"], |c| {
+        c.env("TAILOR_PLATFORM_TOKEN", TOKEN);
+    })
+    .fails("invalid workspace id \"my-workspace\": it must be a UUID");
+    env.run_with(&["sync", "-w", WS], |c| {
+        c.env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_URL", "http://platform.example.com");
+    })
+    .fails("plain http is accepted for a loopback host only");
+    sync(&env, &s, &["-V", "no-such-vault"]).fails("vault \"no-such-vault\" not found");
+    assert!(s.calls().is_empty());
+}
+
+#[test]
+fn lists_longer_than_a_page_are_followed_to_the_end() {
+    let env = TestEnv::new();
+    env.init(&["many"]);
+    for i in 0..8 {
+        env.put("many", &format!("secret-{i}"), &format!("value-{i}"));
+    }
+    let s = StandIn::start(Config {
+        page_size: 3,
+        ..Config::default()
+    });
+    sync(&env, &s, &[]).ok();
+    assert_eq!(s.secrets(WS, "many").len(), 8);
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty());
+    let pages = s
+        .calls()
+        .iter()
+        .filter(|c| c.method == "ListSecretManagerSecrets")
+        .count();
+    assert_eq!(pages, 3);
+    // With a remote secret on the last page only, prune finds it.
+    s.set_value(WS, "many", "zz-last", "x");
+    sync(&env, &s, &["--prune"]).ok();
+    assert!(s.value(WS, "many", "zz-last").is_none());
+}
+
+#[test]
+fn vaults_managed_by_define_secret_manager_are_skipped_with_a_warning() {
+    let (env, s) = setup();
+    s.set_value(WS, "database", "from-the-sdk", "x");
+    s.set_labels(WS, "database", &[("sdk-name", "my-app")]);
+    let r = sync(&env, &s, &["--prune"]).ok();
+    assert!(
+        r.stderr()
+            .contains("warning: database/: managed by the SDK's defineSecretManager()"),
+        "{}",
+        r.stderr()
+    );
+    assert!(s.value(WS, "database", "read-replica-password").is_none());
+    assert!(s.value(WS, "database", "from-the-sdk").is_some());
+    assert!(
+        s.writes()
+            .iter()
+            .all(|w| !w.contains("Vault") || w == "CreateSecretManagerVault")
+    );
+}
+
+#[test]
+fn unverified_and_tampered_secrets_are_never_pushed() {
+    let (env, s) = setup();
+    // An entry without a MAC: a contribution nobody accepted yet.
+    let manifest = env.store().join("api-keys/vault.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let mut out = String::new();
+    let mut in_stripe = false;
+    for line in text.lines() {
+        if line.starts_with("[secrets.") {
+            in_stripe = line == "[secrets.stripe-secret-key]";
+        }
+        if !(in_stripe && line.starts_with("mac = ")) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    fs::write(&manifest, out).unwrap();
+    // A swapped file: its digest no longer matches.
+    fs::copy(
+        env.store().join("api-keys/stripe-secret-key.age"),
+        env.store().join("database/read-replica-password.age"),
+    )
+    .unwrap();
+    let r = sync(&env, &s, &[])
+        .fails("1 secret failed verification and was not pushed")
+        .stderr_has("warning: api-keys/stripe-secret-key: unverified contribution");
+    assert!(
+        r.stderr()
+            .contains("database/read-replica-password failed verification")
+    );
+    assert!(r.stdout().contains("! api-keys/stripe-secret-key"));
+    assert_eq!(s.secrets(WS, "api-keys"), ["sendgrid-api-key"]);
+    assert!(s.secrets(WS, "database").is_empty());
+}
+
+#[test]
+fn json_output_describes_the_plan_and_its_outcome() {
+    let (env, s) = setup();
+    let r = sync(&env, &s, &["--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["workspaceId"], WS);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[0]["vault"], "api-keys");
+    assert!(steps[0].get("secret").is_none());
+    assert_eq!(steps[0]["action"], "create");
+    assert_eq!(steps[1]["secret"], "sendgrid-api-key");
+    assert!(steps.iter().all(|s| s["result"] == "applied"));
+    assert_eq!(v["writes"], 5);
+    let r = sync(&env, &s, &["--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["writes"], 0);
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["result"] == "unchanged")
+    );
+}
+
+#[test]
+fn no_value_or_token_appears_in_any_output() {
+    let sentinel = "SENTINEL-VALUE-7d1e";
+    let token = "SENTINEL-TOKEN-93ab";
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "sentinel", sentinel);
+    let s = StandIn::start(Config {
+        token: token.into(),
+        read_only_token: Some("SENTINEL-RO-TOKEN-5c2f".into()),
+        ..Config::default()
+    });
+    let mut runs = Vec::new();
+    for json in [&[][..], &["--json"][..]] {
+        runs.push(sync_with(&env, &s, token, json));
+        runs.push(sync_with(&env, &s, "SENTINEL-RO-TOKEN-5c2f", json));
+        runs.push(sync_with(&env, &s, "SENTINEL-BAD-TOKEN-0000", json));
+        s.set_value(WS, "api-keys", "sentinel", "elsewhere");
+        s.break_vault("api-keys");
+        runs.push(sync_with(&env, &s, token, json));
+        s.repair();
+        s.commit_then_fail_next_writes(1);
+        runs.push(sync_with(
+            &env,
+            &s,
+            token,
+            &[json, &["--prune", "--dry-run"]].concat(),
+        ));
+        runs.push(sync_with(&env, &s, token, json));
+    }
+    assert!(runs.iter().any(|r| r.code() == 0));
+    assert!(runs.iter().any(|r| r.code() == 1));
+    for r in &runs {
+        for out in [r.stdout(), r.stderr()] {
+            for secret in [sentinel, token, "SENTINEL-RO-TOKEN", "SENTINEL-BAD-TOKEN"] {
+                assert!(!out.contains(secret), "{secret} leaked in:\n{out}");
+            }
+        }
+    }
+    assert_eq!(
+        s.value(WS, "api-keys", "sentinel").as_deref(),
+        Some(sentinel)
+    );
+}
