@@ -417,6 +417,18 @@ fn parse_journal(text: &str) -> Option<Vec<Op>> {
     None
 }
 
+/// Returns every path a journal would touch, if it parses (for fuzzing).
+pub(crate) fn journal_paths(text: &str) -> Vec<String> {
+    parse_journal(text)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|op| match op {
+            Op::Put { temp, target } => vec![temp, target],
+            Op::Remove { target } => vec![target],
+        })
+        .collect()
+}
+
 /// Applies a committed journal: every step is idempotent, so running it
 /// again after a crash half-way converges.
 fn apply_journal(root: &Path, journal: &str) -> Result<()> {

@@ -21,6 +21,8 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub(crate) mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod manifest;
 pub mod name;

@@ -1,0 +1,102 @@
+//! Fuzz targets, shared by `cargo fuzz` (in `fuzz/`) and by the corpus
+//! replay that `cargo test` runs on stable (`tests/corpus.rs`).
+//!
+//! Each target feeds arbitrary bytes to one parser of untrusted input and
+//! checks the properties that must hold whatever the input: no panic, and
+//! for anything that parses, a round trip to the same value and the same
+//! bytes. Not part of the API.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::config::Config;
+use crate::manifest::Manifest;
+use crate::name::{RecipientName, SecretName, VaultName};
+use crate::recipient::RecipientKey;
+
+/// Every target, by name, as `cargo fuzz` and the replay know them.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("manifest", manifest),
+    ("config", config),
+    ("recipient", recipient),
+    ("names", names),
+    ("journal", journal),
+];
+
+/// Runs the target called `name` on `data`. Panics on an unknown name.
+pub fn run(name: &str, data: &[u8]) {
+    let (_, f) = TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no fuzz target named {name}"));
+    f(data)
+}
+
+/// `vault.toml`: parses, and what parses serialises to bytes that parse
+/// back to the same manifest and serialise the same way.
+pub fn manifest(data: &[u8]) {
+    let path = Path::new("vault.toml");
+    if let Ok(m) = Manifest::parse(data, path) {
+        let bytes = m.to_bytes();
+        let again = Manifest::parse(&bytes, path).expect("a written manifest parses");
+        assert_eq!(again, m);
+        assert_eq!(again.to_bytes(), bytes);
+    }
+}
+
+/// `coffer.toml`: parses, and edits keep it parseable.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let path = Path::new("coffer.toml");
+    if let Ok(mut c) = Config::parse(text, path) {
+        let again = Config::parse(&c.to_text(), path).expect("a parsed config re-parses");
+        assert_eq!(again.recipients(), c.recipients());
+        if let Some(name) = c.recipients().keys().next().cloned() {
+            c.remove_recipient(&name);
+            let removed = Config::parse(&c.to_text(), path).expect("removal keeps it valid");
+            assert!(!removed.recipients().contains_key(&name));
+        }
+    }
+}
+
+/// A recipient key: what parses prints canonically and parses back equal.
+pub fn recipient(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(k) = RecipientKey::from_str(text) {
+        let canonical = k.to_string();
+        let again: RecipientKey = canonical.parse().expect("canonical form parses");
+        assert_eq!(again, k);
+        assert_eq!(again.to_string(), canonical);
+        assert!(k.fingerprint().starts_with("SHA256:"));
+        if let Some(p) = k.plugin_name() {
+            assert!(!p.contains('/') && !p.contains('\\'));
+        }
+    }
+}
+
+/// Names: anything accepted is safe as a file name.
+pub fn names(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for ok in [
+        VaultName::from_str(text).map(|n| n.to_string()).ok(),
+        SecretName::from_str(text).map(|n| n.to_string()).ok(),
+        RecipientName::from_str(text).map(|n| n.to_string()).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert_eq!(ok, text);
+        assert!(ok.is_ascii() && !ok.contains('/') && !ok.contains('\0') && ok != "." && ok != "..");
+        assert!(!ok.is_empty() && ok.len() <= 64);
+    }
+}
+
+/// The transaction journal: a planted one never names a path outside the
+/// store.
+pub fn journal(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    for path in crate::fsutil::journal_paths(text) {
+        assert!(!path.starts_with('/') && !path.split('/').any(|c| c == ".." || c == "." || c.is_empty()));
+        assert!(path.split('/').count() <= 2);
+    }
+}
