@@ -19,12 +19,16 @@
 
 pub mod config;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub(crate) mod fsutil;
+pub mod git;
 pub mod identity;
 pub mod manifest;
+pub mod merge;
 pub mod name;
 pub mod recipient;
+pub mod scan;
 pub mod secret;
 pub mod store;
 pub mod team;
