@@ -71,11 +71,6 @@ impl Git {
         }
     }
 
-    /// Returns the program's path.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(&self.program);
         c.args(args)
@@ -292,22 +287,6 @@ impl Git {
         Ok(out)
     }
 
-    /// Returns a configuration value, or `None` if it is not set.
-    pub fn config_get(&self, key: &str) -> Result<Option<String>> {
-        let (ok, out, stderr) = self.output(&["config", "--get", key])?;
-        if ok {
-            return Ok(Some(
-                String::from_utf8_lossy(&out)
-                    .trim_end_matches('\n')
-                    .to_owned(),
-            ));
-        }
-        if stderr.is_empty() {
-            return Ok(None); // exit 1, silent: not set
-        }
-        Err(Self::failed(&["config", key], stderr))
-    }
-
     /// Returns a boolean configuration value as git reads booleans.
     pub fn config_get_bool(&self, key: &str) -> Result<Option<bool>> {
         let (ok, out, stderr) = self.output(&["config", "--type=bool", "--get", key])?;
@@ -348,17 +327,6 @@ impl Git {
         let out = self.run(&["rev-parse", "--git-path", name])?;
         let p = PathBuf::from(String::from_utf8_lossy(&out).trim_end_matches('\n'));
         Ok(if p.is_absolute() { p } else { self.dir.join(p) })
-    }
-
-    /// Reads one file of a revision (`REV:path`); `None` if it is absent.
-    pub fn show_file(&self, rev: &str, path: &str, max: u64) -> Result<Option<Vec<u8>>> {
-        let spec = format!("{rev}:{path}");
-        let (ok, out, _) = self.output(&["rev-parse", "--verify", "--quiet", &spec])?;
-        if !ok {
-            return Ok(None);
-        }
-        let oid = String::from_utf8_lossy(&out).trim().to_owned();
-        Ok(self.read_blobs(&[oid], max)?.pop().flatten())
     }
 }
 

@@ -173,3 +173,26 @@ fn diff_outside_a_git_repository_says_so() {
     env.run(&["diff"]).fails("is not inside a git work tree");
     let _ = git; // (the helper is shared with the other modules)
 }
+
+#[test]
+fn diff_of_a_vault_that_never_existed_names_it() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    env.run(&["diff", "-V", "no-such-vault"])
+        .fails("vault \"no-such-vault\" not found");
+}
+
+#[test]
+fn git_missing_from_path_is_an_error_that_says_so() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    // Only a relative PATH entry, which coffer never searches.
+    std::fs::create_dir_all(env.work.join("bin")).unwrap();
+    env.run_with(&["diff"], |c| {
+        c.env("PATH", "bin");
+    })
+    .fails("git was not found on PATH")
+    .stderr_has("hint: install git");
+}

@@ -108,3 +108,11 @@ fn scan_without_any_identity_has_nothing_to_look_for() {
         .ok()
         .stderr_has("no identity found: there are no values to look for");
 }
+
+#[test]
+fn scan_of_a_path_that_does_not_exist_says_so() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_original_value");
+    env.run(&["scan", "no/such/dir"]).fails("does not exist");
+}
