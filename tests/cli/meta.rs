@@ -93,5 +93,8 @@ fn sample_store_reads_with_the_demo_identity() {
         c.current_dir(repo).env("COFFER_AGE_KEY", &key);
     });
     let out = r.ok().stdout();
-    assert!(out.contains("api-keys: ok") && out.contains("with its key"), "{out}");
+    assert!(
+        out.contains("api-keys: ok") && out.contains("with its key"),
+        "{out}"
+    );
 }
