@@ -287,6 +287,35 @@ impl Git {
         Ok(out)
     }
 
+    /// Returns every blob id that files matching `pathspec` have had in
+    /// the history of any ref, newest first, each once.
+    pub fn blob_history(&self, pathspec: &str) -> Result<Vec<String>> {
+        let out = self.run(&[
+            "log",
+            "--all",
+            "--format=",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--",
+            pathspec,
+        ])?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut oids = Vec::new();
+        for line in String::from_utf8_lossy(&out).lines() {
+            let Some(rest) = line.strip_prefix(':') else {
+                continue;
+            };
+            for oid in rest.split_whitespace().skip(2).take(2) {
+                if oid.bytes().all(|b| b == b'0') || !seen.insert(oid.to_owned()) {
+                    continue;
+                }
+                oids.push(oid.to_owned());
+            }
+        }
+        Ok(oids)
+    }
+
     /// Returns a boolean configuration value as git reads booleans.
     pub fn config_get_bool(&self, key: &str) -> Result<Option<bool>> {
         let (ok, out, stderr) = self.output(&["config", "--type=bool", "--get", key])?;

@@ -457,6 +457,27 @@ fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<cof
             return Some(value);
         }
     }
+    // An old version may be encrypted to a vault key replaced since: try
+    // the vault keys the repository's history holds.
+    let repo = repo_for(ctx, &store).ok()?;
+    let spec = if repo.prefix.is_empty() {
+        format!("*/{}", coffer::vault::VAULT_KEY_FILE)
+    } else {
+        format!("{}/*/{}", repo.prefix, coffer::vault::VAULT_KEY_FILE)
+    };
+    let oids = repo.git.blob_history(&spec).ok()?;
+    let blobs = repo
+        .git
+        .read_blobs(&oids, coffer::vault::MAX_VAULT_KEY_FILE_LEN)
+        .ok()?;
+    let path = Path::new(coffer::vault::VAULT_KEY_FILE);
+    for blob in blobs.into_iter().flatten() {
+        if let Ok(Some(key)) = open_vault_key(&blob, path, &ids)
+            && let Ok(value) = key.decrypt_value(bytes)
+        {
+            return Some(value);
+        }
+    }
     None
 }
 

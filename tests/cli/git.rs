@@ -446,6 +446,28 @@ fn git_diff_shows_which_secret_changed_but_not_its_value() {
 }
 
 #[test]
+fn git_log_shows_values_encrypted_to_a_vault_key_replaced_since() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    update(&env, "api-keys", "stripe-key", "sk_live_before_rotation");
+    commit_all(&env, "before");
+    let bob_key = env.identity_file(&env.dir.path().join("bob.txt"), 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    commit_all(&env, "bob");
+    env.run(&["recipients", "remove", "bob"]).ok();
+    commit_all(&env, "rotated");
+    git(&env, &["config", "coffer.showValues", "true"]);
+    let log = git(&env, &["log", "-p", "--", "vaults/api-keys/stripe-key.age"]);
+    assert!(
+        log.contains("-sk_live_original_value\n+sk_live_before_rotation\n"),
+        "{log}"
+    );
+    assert!(!log.contains("no vault key you hold opens it"), "{log}");
+}
+
+#[test]
 fn git_diff_of_the_vault_key_shows_the_recipient_count() {
     if !have_tool("git") {
         return;
@@ -520,7 +542,8 @@ fn the_merge_driver_keeps_a_store_elsewhere_working() {
         let mut c = env.cmd();
         c.args(["create", "-V", "api-keys", "-n", name, "--value-file", "-"])
             .current_dir(&store)
-            .stdin(std::process::Stdio::piped());
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
         let mut child = c.spawn().unwrap();
         use std::io::Write;
         child
