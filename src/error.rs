@@ -256,6 +256,29 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Running `git` failed.
+    #[error("{command} failed: {message}")]
+    Git {
+        /// The git command (its first words).
+        command: String,
+        /// What git said (its first line of stderr).
+        message: String,
+    },
+
+    /// The directory is not inside a git work tree.
+    #[error("{} is not inside a git work tree", path.display())]
+    NotARepository {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// A revision does not name a commit.
+    #[error("unknown revision {rev:?}: no such commit")]
+    UnknownRevision {
+        /// The revision as given.
+        rev: String,
+    },
+
     /// A stored secret failed its integrity checks.
     #[error("secret {name:?} in vault {vault:?} failed verification: {problem}")]
     Integrity {

@@ -14,8 +14,11 @@ use crate::manifest::Manifest;
 use crate::name::{RecipientName, SecretName, VaultName};
 use crate::recipient::RecipientKey;
 
+/// A fuzz target: arbitrary bytes in, a panic if a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name, as `cargo fuzz` and the replay know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("config", config),
     ("recipient", recipient),
@@ -46,7 +49,9 @@ pub fn manifest(data: &[u8]) {
 
 /// `coffer.toml`: parses, and edits keep it parseable.
 pub fn config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let path = Path::new("coffer.toml");
     if let Ok(mut c) = Config::parse(text, path) {
         let again = Config::parse(&c.to_text(), path).expect("a parsed config re-parses");
@@ -61,7 +66,9 @@ pub fn config(data: &[u8]) {
 
 /// A recipient key: what parses prints canonically and parses back equal.
 pub fn recipient(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(k) = RecipientKey::from_str(text) {
         let canonical = k.to_string();
         let again: RecipientKey = canonical.parse().expect("canonical form parses");
@@ -76,7 +83,9 @@ pub fn recipient(data: &[u8]) {
 
 /// Names: anything accepted is safe as a file name.
 pub fn names(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for ok in [
         VaultName::from_str(text).map(|n| n.to_string()).ok(),
         SecretName::from_str(text).map(|n| n.to_string()).ok(),
@@ -86,7 +95,9 @@ pub fn names(data: &[u8]) {
     .flatten()
     {
         assert_eq!(ok, text);
-        assert!(ok.is_ascii() && !ok.contains('/') && !ok.contains('\0') && ok != "." && ok != "..");
+        assert!(
+            ok.is_ascii() && !ok.contains('/') && !ok.contains('\0') && ok != "." && ok != ".."
+        );
         assert!(!ok.is_empty() && ok.len() <= 64);
     }
 }
@@ -94,9 +105,16 @@ pub fn names(data: &[u8]) {
 /// The transaction journal: a planted one never names a path outside the
 /// store.
 pub fn journal(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for path in crate::fsutil::journal_paths(text) {
-        assert!(!path.starts_with('/') && !path.split('/').any(|c| c == ".." || c == "." || c.is_empty()));
+        assert!(
+            !path.starts_with('/')
+                && !path
+                    .split('/')
+                    .any(|c| c == ".." || c == "." || c.is_empty())
+        );
         assert!(path.split('/').count() <= 2);
     }
 }

@@ -19,14 +19,18 @@
 
 pub mod config;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub(crate) mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod git;
 pub mod identity;
 pub mod manifest;
+pub mod merge;
 pub mod name;
 pub mod recipient;
+pub mod scan;
 pub mod secret;
 pub mod store;
 pub mod sync;

@@ -12,7 +12,9 @@ fn fuzz_corpus_and_regressions_replay_without_panics() {
     for (target, _) in coffer::fuzzing::TARGETS {
         for kind in ["corpus", "regressions"] {
             let dir = root.join(kind).join(target);
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries {
                 let path = e.unwrap().path();
                 let data = fs::read(&path).unwrap();

@@ -31,8 +31,21 @@ impl CliError {
         self
     }
 
+    /// An exit status with nothing to say (`diff --exit-code`): the output
+    /// already told the story.
+    pub fn silent(code: u8) -> CliError {
+        CliError {
+            message: String::new(),
+            hints: Vec::new(),
+            code,
+        }
+    }
+
     /// Renders the error for stderr: `error: …` then `hint: …` lines.
     pub fn render(&self) -> String {
+        if self.message.is_empty() && self.hints.is_empty() {
+            return String::new();
+        }
         let mut s = format!("error: {}\n", self.message);
         for h in &self.hints {
             let _ = writeln!(s, "hint: {h}");
@@ -104,6 +117,8 @@ impl From<coffer::Error> for CliError {
             E::UnknownRecipient { .. } => err.hint("`coffer recipients list` shows the recipients"),
             E::VaultKeyMismatch { .. } => err
                 .hint("vault-key.age or vault.toml was replaced or damaged; restore both from git"),
+            E::NotARepository { .. } => err.hint("run it inside a git repository (`git init` makes one)"),
+            E::UnknownRevision { .. } => err.hint("`git log --oneline` shows the commits; a new repository needs a first commit"),
             E::Concurrent { .. } => err.hint("run the command again"),
             E::LockTimeout { .. } => err.hint("another coffer command is still running on this vault; retry when it is done"),
             E::Symlink { .. } => err.hint("replace the link with the file or directory itself"),

@@ -13,9 +13,12 @@ use coffer::{Identities, IdentitySources, LockWait, Store};
 use secrecy::SecretString;
 
 mod completion;
+mod diff;
 mod error;
+mod git;
 mod keys;
 mod recipients;
+mod scan;
 mod secret;
 #[cfg(feature = "sync")]
 mod sync;
@@ -98,6 +101,13 @@ enum Command {
     /// docs/sync.md.
     #[cfg(feature = "sync")]
     Sync(sync::SyncArgs),
+    /// Show what changed between two states of the store (values masked)
+    Diff(diff::DiffArgs),
+    /// Set up git: decrypted diffs, secret-level merges, a pre-commit hook
+    #[command(subcommand)]
+    Git(git::GitCommand),
+    /// Find files that contain the value of a secret
+    Scan(scan::ScanArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -114,6 +124,10 @@ pub struct Env {
     pub coffer_age_key: Option<SecretString>,
     pub coffer_identity: Option<PathBuf>,
     pub user: Option<String>,
+    /// `PATH`, to find `git` (absolute entries only).
+    pub path: Option<OsString>,
+    /// `COFFER_SHOW_VALUES`: decrypted values in `git diff`.
+    pub show_values: bool,
 }
 
 fn non_empty(v: Option<OsString>) -> Option<OsString> {
@@ -139,6 +153,9 @@ impl Env {
                 .ok()
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|s| !s.is_empty()),
+            path: var("PATH"),
+            show_values: var("COFFER_SHOW_VALUES")
+                .is_some_and(|v| matches!(v.to_str(), Some("1" | "true" | "yes"))),
         }
     }
 
@@ -248,6 +265,9 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Verify(a) => verify::verify(ctx, a),
         #[cfg(feature = "sync")]
         Command::Sync(a) => sync::sync(ctx, a),
+        Command::Diff(a) => diff::diff(ctx, a),
+        Command::Git(c) => git::run(ctx, c),
+        Command::Scan(a) => scan::scan(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

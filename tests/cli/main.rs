@@ -3,6 +3,10 @@
 
 mod common;
 
+/// `coffer diff` across commits.
+mod diff;
+/// `coffer git setup`, merges and textconv with real git.
+mod git;
 /// Tampered stores: swapped, rolled-back and forged files.
 mod integrity;
 /// The real `age` CLI and real `git`.
@@ -11,6 +15,8 @@ mod interop;
 mod keys;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `coffer scan` and the pre-commit hook.
+mod scan;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
 /// A local stand-in of the Tailor Platform's API, for `sync`.
