@@ -19,6 +19,8 @@
 
 pub mod config;
 pub mod crypto;
+pub mod dotenv;
+pub mod envname;
 pub mod error;
 pub(crate) mod fsutil;
 pub mod identity;
