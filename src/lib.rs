@@ -29,6 +29,7 @@ pub mod manifest;
 pub mod name;
 pub mod output;
 pub mod recipient;
+pub mod refs;
 pub mod secret;
 pub mod store;
 pub mod time;
