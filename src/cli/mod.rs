@@ -15,6 +15,7 @@ use secrecy::SecretString;
 mod completion;
 mod error;
 mod keys;
+mod run;
 mod secret;
 mod ui;
 mod vault;
@@ -74,6 +75,8 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// Run a program with secrets in its environment
+    Run(run::RunArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -218,6 +221,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }
