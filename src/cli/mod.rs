@@ -17,6 +17,7 @@ mod error;
 mod keys;
 mod run;
 mod secret;
+mod transfer;
 mod ui;
 mod vault;
 
@@ -77,6 +78,10 @@ enum Command {
     Delete(secret::DeleteArgs),
     /// Run a program with secrets in its environment
     Run(run::RunArgs),
+    /// Write a vault's secrets as a dotenv or JSON file
+    Export(transfer::ExportArgs),
+    /// Create and update secrets from a dotenv or JSON file
+    Import(transfer::ImportArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -222,6 +227,8 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
         Command::Run(a) => run::run(ctx, a),
+        Command::Export(a) => transfer::export(ctx, a),
+        Command::Import(a) => transfer::import(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

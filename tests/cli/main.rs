@@ -15,5 +15,7 @@ mod meta;
 mod run;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
+/// `export` and `import`.
+mod transfer;
 /// `vault create|list|delete`.
 mod vaults;
