@@ -15,6 +15,7 @@ use secrecy::SecretString;
 mod completion;
 mod error;
 mod keys;
+mod resolve;
 mod run;
 mod secret;
 mod transfer;
@@ -78,6 +79,8 @@ enum Command {
     Delete(secret::DeleteArgs),
     /// Run a program with secrets in its environment
     Run(run::RunArgs),
+    /// Replace {"vault", "key"} references in a JSON document with values
+    Resolve(resolve::ResolveArgs),
     /// Write a vault's secrets as a dotenv or JSON file
     Export(transfer::ExportArgs),
     /// Create and update secrets from a dotenv or JSON file
@@ -227,6 +230,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
         Command::Run(a) => run::run(ctx, a),
+        Command::Resolve(a) => resolve::resolve(ctx, a),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),

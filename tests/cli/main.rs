@@ -11,6 +11,8 @@ mod interop;
 mod keys;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `resolve`: references in JSON replaced by values.
+mod resolve;
 /// `run`: secrets in a program's environment.
 mod run;
 /// `create|update|get|list|delete` and value input.
