@@ -15,6 +15,7 @@ use secrecy::SecretString;
 mod completion;
 mod error;
 mod keys;
+mod refs;
 mod resolve;
 mod run;
 mod secret;
@@ -81,6 +82,9 @@ enum Command {
     Run(run::RunArgs),
     /// Replace {"vault", "key"} references in a JSON document with values
     Resolve(resolve::ResolveArgs),
+    /// Find { vault, key } references in source files and check them
+    #[command(subcommand)]
+    Refs(refs::RefsCommand),
     /// Write a vault's secrets as a dotenv or JSON file
     Export(transfer::ExportArgs),
     /// Create and update secrets from a dotenv or JSON file
@@ -231,6 +235,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Delete(a) => secret::delete(ctx, a),
         Command::Run(a) => run::run(ctx, a),
         Command::Resolve(a) => resolve::resolve(ctx, a),
+        Command::Refs(c) => refs::run(ctx, c),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),

@@ -11,6 +11,8 @@ mod interop;
 mod keys;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `refs check`: references in source files.
+mod refs;
 /// `resolve`: references in JSON replaced by values.
 mod resolve;
 /// `run`: secrets in a program's environment.
