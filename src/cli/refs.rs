@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, cmd: RefsCommand) -> CliResult {
 /// Whether a reference names something that exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum Status {
+pub enum Status {
     Ok,
     InvalidVaultName,
     InvalidSecretName,
@@ -82,14 +82,23 @@ struct JsonReport {
     dangling: usize,
 }
 
-/// The vaults' secret names, read once per vault.
-struct Names<'s> {
+/// The store's vaults and their secret names, read from the manifests
+/// (no key needed) once per vault, to tell whether references resolve.
+pub struct Names<'s> {
     store: &'s Store,
     vaults: BTreeMap<VaultName, Option<Vec<SecretName>>>,
 }
 
-impl Names<'_> {
-    fn status(&mut self, vault: &str, key: &str) -> CliResult<Status> {
+impl<'s> Names<'s> {
+    pub fn new(store: &'s Store) -> Names<'s> {
+        Names {
+            store,
+            vaults: BTreeMap::new(),
+        }
+    }
+
+    /// Returns whether `vault` and `key` name a secret in the store.
+    pub fn status(&mut self, vault: &str, key: &str) -> CliResult<Status> {
         let Ok(vault) = vault.parse::<VaultName>() else {
             return Ok(Status::InvalidVaultName);
         };
@@ -112,11 +121,21 @@ impl Names<'_> {
     }
 }
 
-fn describe(status: Status, vault: &str, key: &str) -> String {
+/// Says what is wrong with a reference, naming it (never a value).
+pub fn describe(status: Status, vault: &str, key: &str) -> String {
+    let invalid = |e: coffer::Error| e.to_string();
     match status {
         Status::Ok => String::new(),
-        Status::InvalidVaultName => format!("{vault:?} is not a valid vault name"),
-        Status::InvalidSecretName => format!("{key:?} is not a valid secret name"),
+        Status::InvalidVaultName => vault
+            .parse::<VaultName>()
+            .err()
+            .map(invalid)
+            .unwrap_or_default(),
+        Status::InvalidSecretName => key
+            .parse::<SecretName>()
+            .err()
+            .map(invalid)
+            .unwrap_or_default(),
         Status::MissingVault => format!("vault {vault:?} not found"),
         Status::MissingSecret => format!("secret {key:?} not found in vault {vault:?}"),
     }
@@ -147,10 +166,7 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
     // .gitignore applies even outside a git checkout (a CI tarball).
     walk.require_git(false).sort_by_file_name(|a, b| a.cmp(b));
 
-    let mut names = Names {
-        store: &store,
-        vaults: BTreeMap::new(),
-    };
+    let mut names = Names::new(&store);
     let mut report = JsonReport {
         references: Vec::new(),
         unchecked: Vec::new(),

@@ -2,13 +2,16 @@
 //! replaced by the secrets' values.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::Args;
-use coffer::{SecretName, SecretValue, VaultName, json};
+use coffer::{SecretName, VaultName, json};
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::refs::{Names, Status, describe};
+use super::run::decrypt;
 use super::transfer::{read_input, write_output};
 
 #[derive(Args, Debug)]
@@ -36,44 +39,17 @@ pub fn resolve(ctx: &Ctx, args: ResolveArgs) -> CliResult {
 
     // Every reference must name a secret that exists: check them all
     // against the manifests before asking for any key.
-    let mut wanted: BTreeMap<VaultName, Vec<SecretName>> = BTreeMap::new();
+    let mut names = Names::new(&store);
+    let mut resolved: Vec<(Range<usize>, VaultName, SecretName)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    let mut manifests: BTreeMap<VaultName, Option<Vec<SecretName>>> = BTreeMap::new();
     for r in &found.references {
-        let at = format!("{source}:{}", r.at);
-        let vault_name = match r.vault.parse::<VaultName>() {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(format!("{at}: {e}"));
-                continue;
-            }
-        };
-        let name = match r.key.parse::<SecretName>() {
-            Ok(n) => n,
-            Err(e) => {
-                problems.push(format!("{at}: {e}"));
-                continue;
-            }
-        };
-        let names = match manifests.get(&vault_name) {
-            Some(n) => n,
-            None => {
-                let names = match store.vault(&vault_name) {
-                    Ok(v) => Some(v.read()?.manifest().secrets.keys().cloned().collect()),
-                    Err(coffer::Error::VaultNotFound { .. }) => None,
-                    Err(e) => return Err(e.into()),
-                };
-                manifests.entry(vault_name.clone()).or_insert(names)
-            }
-        };
-        match names {
-            None => problems.push(format!("{at}: vault {:?} not found", vault_name.as_str())),
-            Some(names) if !names.contains(&name) => problems.push(format!(
-                "{at}: secret {:?} not found in vault {:?}",
-                name.as_str(),
-                vault_name.as_str()
+        match names.status(&r.vault, &r.key)? {
+            Status::Ok => resolved.push((r.span.clone(), r.vault.parse()?, r.key.parse()?)),
+            s => problems.push(format!(
+                "{source}:{}: {}",
+                r.at,
+                describe(s, &r.vault, &r.key)
             )),
-            Some(_) => wanted.entry(vault_name).or_default().push(name),
         }
     }
     if !problems.is_empty() {
@@ -97,26 +73,19 @@ pub fn resolve(ctx: &Ctx, args: ResolveArgs) -> CliResult {
     }
 
     // Each vault's key is opened once; only the secrets used are decrypted.
-    let mut values: BTreeMap<(VaultName, SecretName), SecretValue> = BTreeMap::new();
-    if !wanted.is_empty() {
-        let ids = ctx.identities()?;
-        for (vault_name, names) in &wanted {
-            let vault = store.vault(vault_name)?;
-            let key = vault.unlock(&ids)?;
-            for (name, value) in vault.read()?.get_many(&key, names)? {
-                values.insert((vault_name.clone(), name), value?);
-            }
-        }
+    let mut wanted: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
+    for (_, vault, name) in &resolved {
+        wanted.entry(vault).or_default().push(name);
     }
-    let mut spans = Vec::with_capacity(found.references.len());
-    for r in &found.references {
-        // Every reference was checked above, so each has a value.
-        if let (Ok(v), Ok(k)) = (r.vault.parse(), r.key.parse())
-            && let Some(value) = values.get(&(v, k))
-        {
-            spans.push((r.span.clone(), value.expose_secret()));
-        }
-    }
-    let out = json::replace_spans(&input, spans.iter().map(|(s, v)| (s.clone(), *v)));
+    let values = decrypt(ctx, &store, &wanted)?;
+    let spans: Vec<(Range<usize>, &str)> = resolved
+        .iter()
+        .filter_map(|(span, vault, name)| {
+            // decrypt returns every secret it was given, or fails.
+            let value = values.get(&(vault.clone(), name.clone()))?;
+            Some((span.clone(), value.expose_secret()))
+        })
+        .collect();
+    let out = json::replace_spans(&input, spans.iter().cloned());
     write_output(ctx, args.output.as_deref(), &out)
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use clap::Args;
 use coffer::envname;
-use coffer::{SecretName, SecretValue, VaultName};
+use coffer::{SecretName, SecretValue, Store, VaultName};
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
@@ -138,8 +138,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         args.replace || !set
     });
 
-    let values = decrypt(ctx, &store, &plan)?;
-    for (p, value) in plan.iter().zip(&values) {
+    let mut wanted: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
+    for p in &plan {
+        wanted.entry(&p.vault).or_default().push(&p.name);
+    }
+    let values = decrypt(ctx, &store, &wanted)?;
+    for p in &plan {
+        // decrypt returns every secret it was given, or fails.
+        let value = &values[&(p.vault.clone(), p.name.clone())];
         if value.expose_secret().contains('\0') {
             return Err(CliError::new(format!(
                 "secret {:?} in vault {:?} contains a NUL byte, which an environment variable cannot hold",
@@ -177,34 +183,28 @@ fn check_collisions(plan: &[Planned]) -> CliResult {
     Ok(())
 }
 
-/// Decrypts the planned secrets: each vault's key is opened once, and its
-/// secrets are decrypted in parallel. Returns the values in plan order.
-fn decrypt(ctx: &Ctx, store: &coffer::Store, plan: &[Planned]) -> CliResult<Vec<SecretValue>> {
-    let mut by_vault: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
-    for p in plan {
-        by_vault.entry(&p.vault).or_default().push(&p.name);
-    }
-    if by_vault.is_empty() {
-        return Ok(Vec::new());
+/// Decrypts secrets of several vaults: each vault's key is opened once and
+/// its secrets are decrypted in parallel. The first secret that fails is
+/// the error.
+pub fn decrypt(
+    ctx: &Ctx,
+    store: &Store,
+    wanted: &BTreeMap<&VaultName, Vec<&SecretName>>,
+) -> CliResult<BTreeMap<(VaultName, SecretName), SecretValue>> {
+    let mut values = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(values);
     }
     let ids = ctx.identities()?;
-    let mut values: BTreeMap<(VaultName, SecretName), SecretValue> = BTreeMap::new();
-    for (vault_name, names) in by_vault {
+    for (&vault_name, names) in wanted {
         let vault = store.vault(vault_name)?;
         // Unlocked outside the vault's lock: a hardware key may wait for a touch.
         let key = vault.unlock(&ids)?;
-        for (name, value) in vault.read()?.get_many(&key, names)? {
+        for (name, value) in vault.read()?.get_many(&key, names.iter().copied())? {
             values.insert((vault_name.clone(), name), value?);
         }
     }
-    Ok(plan
-        .iter()
-        .map(|p| {
-            values
-                .remove(&(p.vault.clone(), p.name.clone()))
-                .expect("get_many returns a result for every name it is given")
-        })
-        .collect())
+    Ok(values)
 }
 
 /// Reports a program that could not be started with the shell's codes:

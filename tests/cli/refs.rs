@@ -110,8 +110,8 @@ fn refs_check_reports_missing_vaults_and_invalid_names() {
     env.run(&["refs", "check", "app.js"])
         .fails("3 of 3 references do not name a secret in the store:")
         .stderr_has("app.js:1:3: vault \"nope\" not found")
-        .stderr_has("app.js:2:3: \"Bad_Vault\" is not a valid vault name")
-        .stderr_has("app.js:3:3: \"Bad_Key\" is not a valid secret name")
+        .stderr_has("app.js:2:3: invalid vault name \"Bad_Vault\": it contains an uppercase letter")
+        .stderr_has("app.js:3:3: invalid secret name \"Bad_Key\": it contains an uppercase letter")
         .stderr_has("note: app.js:4:3: a reference built from variables cannot be checked");
 }
 
