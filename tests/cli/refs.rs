@@ -199,3 +199,14 @@ fn refs_check_with_nothing_to_find_says_so() {
         .stderr_has("No references found");
     assert!(r.stdout().is_empty());
 }
+
+#[test]
+fn refs_check_skips_files_too_large_to_be_configuration() {
+    let env = store();
+    let mut big = String::from("x = { vault: 'api-keys', key: 'gone' };\n");
+    big.push_str(&" ".repeat(16 << 20));
+    write(&env, "dist.js", &big);
+    env.run(&["refs", "check"])
+        .ok()
+        .stderr_has("warning: skipped dist.js: it is larger than 16 MiB");
+}

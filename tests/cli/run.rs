@@ -382,3 +382,12 @@ fn arguments_after_the_command_are_the_program_s_own() {
         .ok();
     assert_eq!(r.stdout(), "-q --store x -V\n");
 }
+
+#[test]
+fn run_in_a_store_without_vaults_says_there_is_nothing_to_pass() {
+    let env = TestEnv::new();
+    env.init(&[]);
+    env.run(&["run", "--", "true"])
+        .fails("the store holds no vaults, so there is nothing to pass")
+        .stderr_has("coffer vault create");
+}

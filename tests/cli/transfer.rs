@@ -159,6 +159,19 @@ fn import_errors_name_the_line_and_never_the_value() {
 }
 
 #[test]
+fn import_refuses_a_value_over_the_limit_and_says_so_for_an_empty_file() {
+    let env = store();
+    let big = format!("SMALL=1\nBIG={}\n", "x".repeat(128 * 1024 + 1));
+    env.run_stdin(&["import", "-V", "api-keys", "-"], big.as_bytes())
+        .fails("line 2: BIG: the value is 131073 bytes, over the limit of 131072 bytes");
+    let before = env.snapshot();
+    env.run_stdin(&["import", "-V", "api-keys", "-"], b"# nothing here\n\n")
+        .ok()
+        .stderr_has("stdin holds no entries: nothing to import.");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
 fn import_json_takes_secret_names_or_variable_names() {
     let env = store();
     fs::write(
