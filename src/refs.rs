@@ -824,23 +824,9 @@ mod tests {
         (v.into(), k.into(), line)
     }
 
-    const EXECUTOR: &str = r#"import { createExecutor } from "@tailor-platform/sdk";
-
-// A webhook with one header from the secret manager.
-export default createExecutor({
-  name: "notify-external",
-  trigger: { kind: "recordCreated", typeName: "Order" },
-  operation: {
-    kind: "webhook",
-    url: () => "https://example.com/hooks/order",
-    headers: {
-      "Content-Type": "application/json",
-      Authorization: { vault: "api-keys", key: "external-api-token" },
-    },
-    body: ({ newRecord }) => ({ id: newRecord.id }),
-  },
-});
-"#;
+    /// An executor like the seed's: a webhook header from the secret
+    /// manager, on line 12.
+    const EXECUTOR: &str = include_str!("../tests/fixtures/executor.ts");
 
     #[test]
     fn finds_the_executor_webhook_reference() {

@@ -6,23 +6,7 @@ use crate::common::TestEnv;
 
 /// An executor like the seed's, with its webhook header from the secret
 /// manager (line 12).
-const EXECUTOR: &str = r#"import { createExecutor } from "@tailor-platform/sdk";
-
-// Tell the external service about every new order.
-export default createExecutor({
-  name: "notify-external",
-  trigger: { kind: "recordCreated", typeName: "Order" },
-  operation: {
-    kind: "webhook",
-    url: () => "https://example.com/hooks/order",
-    headers: {
-      "Content-Type": "application/json",
-      Authorization: { vault: "api-keys", key: "KEY" },
-    },
-    body: ({ newRecord }) => ({ id: newRecord.id }),
-  },
-});
-"#;
+const EXECUTOR: &str = include_str!("../fixtures/executor.ts");
 
 fn store() -> TestEnv {
     let env = TestEnv::new();
@@ -44,13 +28,9 @@ fn refs_check_fails_naming_the_line_of_a_reference_to_a_missing_secret() {
     write(
         &env,
         "src/executors/notify.ts",
-        &EXECUTOR.replace("KEY", "missing-api-token"),
+        &EXECUTOR.replace("external-api-token", "missing-api-token"),
     );
-    write(
-        &env,
-        "src/executors/ok.ts",
-        &EXECUTOR.replace("KEY", "external-api-token"),
-    );
+    write(&env, "src/executors/ok.ts", EXECUTOR);
     let r = env
         .run(&["refs", "check"])
         .fails("1 of 2 references does not name a secret in the store:")
@@ -67,11 +47,7 @@ fn refs_check_fails_naming_the_line_of_a_reference_to_a_missing_secret() {
 #[test]
 fn refs_check_passes_when_every_reference_names_a_secret() {
     let env = store();
-    write(
-        &env,
-        "src/executors/ok.ts",
-        &EXECUTOR.replace("KEY", "external-api-token"),
-    );
+    write(&env, "src/executors/ok.ts", EXECUTOR);
     write(
         &env,
         "config/headers.json",
