@@ -16,7 +16,7 @@
 //! line that is none of these, an unclosed quote, or a name given twice is
 //! an error naming the line (never its content: it may be a value).
 //!
-//! [`write`] quotes each value as the simplest form that reads back
+//! [`write()`] quotes each value as the simplest form that reads back
 //! exactly: bare when it is made of `A-Z a-z 0-9 _ - . , : / @ % + = ^`
 //! only; single quotes when it has no `'` and no line break; double quotes
 //! otherwise, escaping `\`, `"` and carriage returns and keeping newlines
