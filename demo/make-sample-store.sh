@@ -18,6 +18,8 @@ put() { printf '%s' "$3" | "$coffer" -q create -V "$1" -n "$2"; }
 put api-keys stripe-secret-key 'sk_test_DEMO_0000000000000000000000000'
 put api-keys sendgrid-api-key 'SG.DEMO-not-a-real-key.0000000000000000'
 put api-keys external-service-token 'demo-external-service-token-0000'
+# The seed's webhook header refers to this one: { vault: "api-keys", key: "external-api-token" }.
+put api-keys external-api-token 'demo-external-api-token-0000'
 put database read-replica-password 'demo-replica-password-0000'
 put database analytics-connection-string 'postgres://analytics:demo-password-0000@localhost:5432/analytics'
 echo "Rebuilt vaults/ (demo values, demo identity)." >&2

@@ -20,16 +20,21 @@
 pub mod config;
 pub mod crypto;
 pub mod diff;
+pub mod dotenv;
+pub mod envname;
 pub mod error;
 pub(crate) mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
 pub mod identity;
+pub mod json;
 pub mod manifest;
 pub mod merge;
 pub mod name;
+pub mod output;
 pub mod recipient;
+pub mod refs;
 pub mod scan;
 pub mod secret;
 pub mod store;

@@ -253,6 +253,35 @@ impl<'v> VaultRead<'v> {
     pub fn recipients_verify(&self, key: &VaultKey) -> bool {
         self.manifest.recipients_verify(&self.vault.name, key)
     }
+
+    /// Reads several secrets, decrypting them in parallel across cores
+    /// with the one vault key. Each is checked exactly as
+    /// [`VaultRead::get`] checks one (MAC, digest, a single stanza), and
+    /// fails or succeeds on its own: returns one result per distinct name,
+    /// in name order. A name the manifest does not list is a
+    /// [`Error::SecretNotFound`] result.
+    pub fn get_many<'n>(
+        &self,
+        key: &VaultKey,
+        names: impl IntoIterator<Item = &'n SecretName>,
+    ) -> Result<Vec<(SecretName, Result<SecretValue>)>> {
+        use rayon::prelude::*;
+        self.vault.check_key(&self.manifest, key)?;
+        let names: std::collections::BTreeSet<&SecretName> = names.into_iter().collect();
+        let names: Vec<&SecretName> = names.into_iter().collect();
+        Ok(names
+            .into_par_iter()
+            .map(|name| {
+                let value = self.vault.get_in(&self.manifest, key, name);
+                (name.clone(), value)
+            })
+            .collect())
+    }
+
+    /// Reads every secret in the vault (see [`VaultRead::get_many`]).
+    pub fn get_all(&self, key: &VaultKey) -> Result<Vec<(SecretName, Result<SecretValue>)>> {
+        self.get_many(key, self.manifest.secrets.keys())
+    }
 }
 
 /// A vault under the store's exclusive lock, with changes staged until

@@ -18,10 +18,14 @@ mod error;
 mod git;
 mod keys;
 mod recipients;
+mod refs;
+mod resolve;
+mod run;
 mod scan;
 mod secret;
 #[cfg(feature = "sync")]
 mod sync;
+mod transfer;
 mod ui;
 mod vault;
 mod verify;
@@ -108,6 +112,17 @@ enum Command {
     Git(git::GitCommand),
     /// Find files that contain the value of a secret
     Scan(scan::ScanArgs),
+    /// Run a program with secrets in its environment
+    Run(run::RunArgs),
+    /// Replace {"vault", "key"} references in a JSON document with values
+    Resolve(resolve::ResolveArgs),
+    /// Find { vault, key } references in source files and check them
+    #[command(subcommand)]
+    Refs(refs::RefsCommand),
+    /// Write a vault's secrets as a dotenv or JSON file
+    Export(transfer::ExportArgs),
+    /// Create and update secrets from a dotenv or JSON file
+    Import(transfer::ImportArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
     /// Print the man page (roff)
@@ -268,6 +283,11 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Diff(a) => diff::diff(ctx, a),
         Command::Git(c) => git::run(ctx, c),
         Command::Scan(a) => scan::scan(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Resolve(a) => resolve::resolve(ctx, a),
+        Command::Refs(c) => refs::run(ctx, c),
+        Command::Export(a) => transfer::export(ctx, a),
+        Command::Import(a) => transfer::import(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man => completion::man(ctx),
     }

@@ -15,6 +15,12 @@ mod interop;
 mod keys;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `refs check`: references in source files.
+mod refs;
+/// `resolve`: references in JSON replaced by values.
+mod resolve;
+/// `run`: secrets in a program's environment.
+mod run;
 /// `coffer scan` and the pre-commit hook.
 mod scan;
 /// `create|update|get|list|delete` and value input.
@@ -26,5 +32,7 @@ mod standin;
 mod sync;
 /// Recipients, rotation, rekey, contributions, hardware keys, verify.
 mod teams;
+/// `export` and `import`.
+mod transfer;
 /// `vault create|list|delete`.
 mod vaults;

@@ -65,6 +65,7 @@ fn sample_store_reads_with_the_demo_identity() {
         (
             "api-keys",
             &[
+                "external-api-token",
                 "external-service-token",
                 "sendgrid-api-key",
                 "stripe-secret-key",

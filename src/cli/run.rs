@@ -1,0 +1,234 @@
+//! `coffer run`: a program with secrets in its environment.
+//!
+//! coffer decrypts what the program needs, builds its environment, and
+//! then *becomes* the program (`execve`): there is no parent process left
+//! to forward signals or relay an exit status, so both are exactly the
+//! program's own, and its stdin, stdout and stderr are coffer's.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use clap::Args;
+use coffer::envname;
+use coffer::{SecretName, SecretValue, Store, VaultName};
+
+use super::Ctx;
+use super::error::{CliError, CliResult};
+
+/// Variables coffer reads its own key from; the program never sees them.
+const KEY_VARIABLES: [&str; 2] = ["COFFER_AGE_KEY", "COFFER_IDENTITY"];
+
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "coffer run [-V VAULT]... [--prefix P] [--only NAME]... [--override] -- COMMAND [ARGS]..."
+)]
+pub struct RunArgs {
+    /// A vault whose secrets the program gets; repeatable [default: every
+    /// vault in the store]
+    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    vaults: Vec<String>,
+    /// Put P before every variable name (e.g. APP_ gives APP_STRIPE_SECRET_KEY)
+    #[arg(long, value_name = "P")]
+    prefix: Option<String>,
+    /// Pass only this secret; repeatable. Other secrets are not decrypted
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
+    /// Replace variables that are already set (by default the program
+    /// keeps them, and coffer says so)
+    #[arg(long = "override")]
+    replace: bool,
+    /// The program to run and its arguments (after `--`)
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
+}
+
+/// One secret on its way into the environment.
+struct Planned {
+    vault: VaultName,
+    name: SecretName,
+    var: String,
+}
+
+pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
+    let prefix = args.prefix.as_deref().unwrap_or_default();
+    if !envname::is_valid_prefix(prefix) {
+        return Err(CliError::new(format!(
+            "--prefix {prefix:?} cannot start an environment variable name"
+        ))
+        .hint("a prefix is letters, digits and '_', not starting with a digit (e.g. APP_)"));
+    }
+    let only: Vec<SecretName> = args
+        .only
+        .iter()
+        .map(|n| n.parse())
+        .collect::<Result<_, _>>()?;
+    let store = ctx.store()?;
+    let mut vault_names: Vec<VaultName> = Vec::new();
+    for v in &args.vaults {
+        let v: VaultName = v.parse()?;
+        if !vault_names.contains(&v) {
+            vault_names.push(v);
+        }
+    }
+    if vault_names.is_empty() {
+        vault_names = store.vault_names()?;
+        if vault_names.is_empty() {
+            return Err(
+                CliError::new("the store holds no vaults, so there is nothing to pass")
+                    .hint("create one with `coffer vault create NAME`"),
+            );
+        }
+    }
+
+    // What goes where, from the manifests alone: no key needed yet.
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut wanted = only.clone();
+    for vault_name in &vault_names {
+        let vault = store.vault(vault_name)?;
+        let read = vault.read()?;
+        for name in read.manifest().secrets.keys() {
+            if !only.is_empty() && !only.contains(name) {
+                continue;
+            }
+            wanted.retain(|n| n != name);
+            plan.push(Planned {
+                vault: vault_name.clone(),
+                name: name.clone(),
+                var: envname::var_name(prefix, name),
+            });
+        }
+    }
+    if let Some(missing) = wanted.first() {
+        return Err(match vault_names.as_slice() {
+            [one] => coffer::Error::SecretNotFound {
+                vault: one.to_string(),
+                name: missing.to_string(),
+            }
+            .into(),
+            many => CliError::new(format!(
+                "secret {:?} (--only) is in none of the vaults {}",
+                missing.as_str(),
+                join(many)
+            ))
+            .hint("`coffer list -V VAULT` shows a vault's secrets"),
+        });
+    }
+    check_collisions(&plan)?;
+
+    // The program's environment: ours, minus coffer's key, plus secrets.
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        .filter(|(k, _)| !KEY_VARIABLES.iter().any(|v| k == OsStr::new(v)))
+        .collect();
+    plan.retain(|p| {
+        let set = env.contains_key(OsStr::new(&p.var));
+        if set && !args.replace {
+            ctx.ui.status(format!(
+                "note: {} is already set; keeping it (--override replaces it)",
+                p.var
+            ));
+        }
+        args.replace || !set
+    });
+
+    let mut wanted: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
+    for p in &plan {
+        wanted.entry(&p.vault).or_default().push(&p.name);
+    }
+    let values = decrypt(ctx, &store, &wanted)?;
+    for p in &plan {
+        // decrypt returns every secret it was given, or fails.
+        let value = &values[&(p.vault.clone(), p.name.clone())];
+        if value.expose_secret().contains('\0') {
+            return Err(CliError::new(format!(
+                "secret {:?} in vault {:?} contains a NUL byte, which an environment variable cannot hold",
+                p.name.as_str(),
+                p.vault.as_str()
+            ))
+            .hint("leave it out with --only, or store it base64-encoded"));
+        }
+        env.insert(p.var.clone().into(), value.expose_secret().into());
+    }
+    // Wiped now; the copies in `env` vanish with this process image.
+    drop(values);
+
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(rest).env_clear().envs(&env);
+    // Only returns on failure: on success this process is the program.
+    let e = cmd.exec();
+    drop(env);
+    Err(exec_error(program, &e))
+}
+
+/// Two secrets that would set the same variable is an error naming both.
+fn check_collisions(plan: &[Planned]) -> CliResult {
+    let mut seen: BTreeMap<&str, &Planned> = BTreeMap::new();
+    for p in plan {
+        if let Some(first) = seen.insert(&p.var, p) {
+            return Err(CliError::new(format!(
+                "secrets {}/{} and {}/{} would both set {}",
+                first.vault, first.name, p.vault, p.name, p.var
+            ))
+            .hint("pick the vaults with -V, or the secrets with --only"));
+        }
+    }
+    Ok(())
+}
+
+/// Decrypts secrets of several vaults: each vault's key is opened once and
+/// its secrets are decrypted in parallel. The first secret that fails is
+/// the error.
+pub fn decrypt(
+    ctx: &Ctx,
+    store: &Store,
+    wanted: &BTreeMap<&VaultName, Vec<&SecretName>>,
+) -> CliResult<BTreeMap<(VaultName, SecretName), SecretValue>> {
+    let mut values = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(values);
+    }
+    let ids = ctx.identities()?;
+    for (&vault_name, names) in wanted {
+        let vault = store.vault(vault_name)?;
+        // Unlocked outside the vault's lock: a hardware key may wait for a touch.
+        let key = vault.unlock(&ids)?;
+        for (name, value) in vault.read()?.get_many(&key, names.iter().copied())? {
+            values.insert((vault_name.clone(), name), value?);
+        }
+    }
+    Ok(values)
+}
+
+/// Reports a program that could not be started with the shell's codes:
+/// 127 when it was not found, 126 when it could not be run.
+fn exec_error(program: &OsStr, e: &io::Error) -> CliError {
+    let name = program.to_string_lossy();
+    let mut err = if e.kind() == io::ErrorKind::NotFound {
+        CliError::new(format!("could not run {name:?}: command not found"))
+            .hint("check the name, or give the program's full path")
+    } else {
+        CliError::new(format!("could not run {name:?}: {e}"))
+    };
+    err.code = if e.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    err
+}
+
+fn join(names: &[VaultName]) -> String {
+    names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
