@@ -426,12 +426,13 @@ impl VaultWrite<'_> {
         self.txn.remove(&format!("{}/{name}", self.vault.name));
     }
 
-    /// Returns the staged changes, with the manifest if it changed (a
-    /// manifest that serialises to the same bytes is not rewritten).
-    pub(crate) fn into_txn(mut self) -> Result<Txn> {
+    /// Stages the manifest if it changed (a manifest that serialises to
+    /// the same bytes is not rewritten) and takes the staged changes out.
+    fn take_txn(&mut self) -> Result<Txn> {
         let bytes = self.manifest.to_bytes();
         if bytes != self.original {
             self.put(MANIFEST_FILE, &bytes)?;
+            self.original = bytes;
         }
         Ok(std::mem::replace(
             &mut self.txn,
@@ -439,17 +440,25 @@ impl VaultWrite<'_> {
         ))
     }
 
+    /// Returns the staged changes, for a batch that holds the lock.
+    pub(crate) fn into_txn(mut self) -> Result<Txn> {
+        self.take_txn()
+    }
+
     /// Writes every staged change atomically and durably. Returns whether
     /// anything was written.
-    pub fn commit(self) -> Result<Change> {
-        if self._lock.is_none() {
-            panic!("a VaultWrite opened with write_in is committed by its Batch");
-        }
-        let txn = self.into_txn()?;
+    pub fn commit(mut self) -> Result<Change> {
+        assert!(
+            self._lock.is_some(),
+            "a VaultWrite opened with write_in is committed by its Batch"
+        );
+        let txn = self.take_txn()?;
         if txn.is_empty() {
             return Ok(Change::Unchanged);
         }
+        // `self`, and with it the store lock, lives until the commit is done.
         txn.commit()?;
+        drop(self);
         Ok(Change::Changed)
     }
 }

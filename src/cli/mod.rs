@@ -12,10 +12,30 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use coffer::{Identities, IdentitySources, LockWait, Store};
 use secrecy::SecretString;
 
+/// `eprintln!` that never panics: stderr may be closed or its disk full,
+/// and a status line is not worth a crash (or a half-written store).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics, then flushes (for prompts).
+macro_rules! errp {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut e = std::io::stderr();
+        let _ = write!(e, $($arg)*);
+        let _ = e.flush();
+    }};
+}
+
 mod completion;
 mod diff;
 mod error;
 mod git;
+pub mod harden;
 mod keys;
 mod recipients;
 mod refs;
@@ -143,6 +163,9 @@ pub struct Env {
     pub path: Option<OsString>,
     /// `COFFER_SHOW_VALUES`: decrypted values in `git diff`.
     pub show_values: bool,
+    /// `COFFER_LOCK_TIMEOUT`, in seconds: how long to wait for another
+    /// coffer process before giving up (default 30).
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 fn non_empty(v: Option<OsString>) -> Option<OsString> {
@@ -164,6 +187,11 @@ impl Env {
                 .filter(|s| !s.trim().is_empty())
                 .map(SecretString::from),
             coffer_identity: var("COFFER_IDENTITY").map(PathBuf::from),
+            lock_timeout: std::env::var("COFFER_LOCK_TIMEOUT")
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(std::time::Duration::from_secs_f64),
             user: std::env::var("USER")
                 .ok()
                 .or_else(|| std::env::var("LOGNAME").ok())
@@ -221,7 +249,7 @@ impl Ctx {
         };
         let mut store = Store::open(&dir)?;
         let ui = self.ui;
-        store.set_lock_wait(LockWait {
+        let mut wait = LockWait {
             on_wait: Some(Arc::new(move |path| {
                 ui.status(format!(
                     "waiting for another coffer process to release {}…",
@@ -229,7 +257,11 @@ impl Ctx {
                 ));
             })),
             ..LockWait::default()
-        });
+        };
+        if let Some(t) = self.env.lock_timeout {
+            wait.timeout = t;
+        }
+        store.set_lock_wait(wait);
         Ok(store)
     }
 
@@ -299,6 +331,7 @@ pub fn command() -> clap::Command {
 }
 
 pub fn main() -> ExitCode {
+    harden::harden();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -320,7 +353,7 @@ pub fn main() -> ExitCode {
     match run(cli, &ctx) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint!("{}", e.render());
+            errp!("{}", e.render());
             ExitCode::from(e.code)
         }
     }

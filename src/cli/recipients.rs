@@ -518,9 +518,9 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
             continue;
         }
         let v = vault.name();
-        eprintln!("Vault {v}:");
+        errln!("Vault {v}:");
         if plan.manifest_edited {
-            eprintln!(
+            errln!(
                 "  its vault.toml recipient list was edited without the vault key; approving replaces it with coffer.toml's"
             );
         }
@@ -535,7 +535,7 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
                 ChangeKind::KeyChanged => "new key; the vault key is rotated",
                 ChangeKind::Removed => "loses access; the vault key is rotated",
             };
-            eprintln!("  {c} [{kind}]: {effect}");
+            errln!("  {c} [{kind}]: {effect}");
         }
         shown.push((v.clone(), plan));
     }
@@ -596,7 +596,7 @@ fn confirm(question: &str) -> CliResult {
         )
         .hint("review the changes above, then pass --yes"));
     }
-    eprint!("{question} [y/N] ");
+    errp!("{question} [y/N] ");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

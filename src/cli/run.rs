@@ -162,6 +162,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(rest).env_clear().envs(&env);
+    super::harden::restore_for_exec();
     // Only returns on failure: on success this process is the program.
     let e = cmd.exec();
     drop(env);

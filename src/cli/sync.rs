@@ -268,12 +268,12 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
             _ => {}
         }
         match outcome {
-            Some(Outcome::Failed(e)) => eprintln!(
+            Some(Outcome::Failed(e)) => errln!(
                 "failed: {} {}: {e}",
                 step.action.marker(),
                 display_path(step)
             ),
-            Some(Outcome::NotAttempted(why)) => eprintln!(
+            Some(Outcome::NotAttempted(why)) => errln!(
                 "not attempted: {} {}: {why}",
                 step.action.marker(),
                 display_path(step)
@@ -478,7 +478,7 @@ fn confirm_prune(n: usize) -> CliResult {
         ))
         .hint("check the plan above, then pass --yes to prune without asking"));
     }
-    eprint!("Delete {n} things from the platform, as listed above? Type \"yes\" to continue: ");
+    errp!("Delete {n} things from the platform, as listed above? Type \"yes\" to continue: ");
     let _ = io::stderr().flush();
     let mut line = String::new();
     io::stdin()

@@ -26,13 +26,13 @@ impl Ui {
     /// Prints a status line on stderr, unless `--quiet`.
     pub fn status(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            errln!("{}", msg.as_ref());
         }
     }
 
     /// Prints a warning on stderr (even with `--quiet`).
     pub fn warn(&self, msg: impl AsRef<str>) {
-        eprintln!("warning: {}", msg.as_ref());
+        errln!("warning: {}", msg.as_ref());
     }
 
     /// Writes data to stdout. A closed pipe (`coffer list | head`) is not
@@ -84,7 +84,7 @@ pub fn prompt_value(prompt: &str) -> CliResult<Zeroizing<String>> {
     let stdin = io::stdin();
     let mut lock = stdin.lock();
     read_hidden_line(io::stdin(), &mut lock, || {
-        eprint!("{prompt}");
+        errp!("{prompt}");
         let _ = io::stderr().flush();
     })
     .map_err(|e| CliError::new(format!("could not read the value from the terminal: {e}")))
@@ -99,7 +99,7 @@ pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
         ))
         .hint("pass --yes to delete without asking"));
     }
-    eprint!("Enter the {what} name to confirm deletion (\"{expected}\"): ");
+    errp!("Enter the {what} name to confirm deletion (\"{expected}\"): ");
     let _ = io::stderr().flush();
     let mut line = String::new();
     io::stdin()
@@ -142,7 +142,7 @@ fn tty() -> Option<File> {
 
 impl age::Callbacks for TermCallbacks {
     fn display_message(&self, message: &str) {
-        eprintln!("{message}");
+        errln!("{message}");
     }
 
     fn confirm(&self, message: &str, yes_string: &str, no_string: Option<&str>) -> Option<bool> {

@@ -123,18 +123,16 @@ fn accept(
             }
             Err(e) => return Err(e.into()),
         };
-        eprintln!(
-            "Vault {v}: unverified contributions (written by someone without the vault key):"
-        );
+        errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
         for n in &names {
-            eprintln!("  {n}");
+            errln!("  {n}");
         }
         if !yes {
             if !ui::stdin_is_terminal() {
                 return Err(CliError::new("refusing to accept contributions without confirmation: stdin is not a terminal")
                     .hint("check the names above, then pass --yes"));
             }
-            eprint!("Accept them as values of vault {v}? [y/N] ");
+            errp!("Accept them as values of vault {v}? [y/N] ");
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)

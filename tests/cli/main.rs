@@ -17,6 +17,8 @@ mod keys;
 mod meta;
 /// `refs check`: references in source files.
 mod refs;
+/// Kills at random moments, injected I/O errors, racing processes.
+mod reliability;
 /// `resolve`: references in JSON replaced by values.
 mod resolve;
 /// `run`: secrets in a program's environment.

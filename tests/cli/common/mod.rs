@@ -260,7 +260,18 @@ pub fn tool(env: &TestEnv, program: &str, args: &[&str]) -> Output {
 /// Waits for `prompt` to appear before typing `input` (a program turning
 /// echo off flushes pending input). Returns everything the terminal showed
 /// and the exit code.
-pub fn run_in_pty(mut cmd: Command, prompt: Option<&str>, input: &str) -> (String, i32) {
+pub fn run_in_pty(cmd: Command, prompt: Option<&str>, input: &str) -> (String, i32) {
+    run_in_pty_with(cmd, prompt, input, || {})
+}
+
+/// Like [`run_in_pty`], calling `at_prompt` once the prompt is shown and
+/// before typing, while the program waits.
+pub fn run_in_pty_with(
+    mut cmd: Command,
+    prompt: Option<&str>,
+    input: &str,
+    at_prompt: impl FnOnce(),
+) -> (String, i32) {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
     grantpt(&master).unwrap();
@@ -302,6 +313,7 @@ pub fn run_in_pty(mut cmd: Command, prompt: Option<&str>, input: &str) -> (Strin
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    at_prompt();
     (&master).write_all(input.as_bytes()).unwrap();
     let status = child.wait().unwrap();
     // The reader ends with EIO once the last slave descriptor closes.
