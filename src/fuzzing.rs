@@ -24,6 +24,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("recipient", recipient),
     ("names", names),
     ("journal", journal),
+    ("dotenv", dotenv),
+    ("refs", refs),
+    ("json", json),
 ];
 
 /// Runs the target called `name` on `data`. Panics on an unknown name.
@@ -116,5 +119,70 @@ pub fn journal(data: &[u8]) {
                     .any(|c| c == ".." || c == "." || c.is_empty())
         );
         assert!(path.split('/').count() <= 2);
+    }
+}
+
+/// dotenv files (`import`): what parses writes back and re-parses to the
+/// same names and values.
+pub fn dotenv(data: &[u8]) {
+    if let Ok(assignments) = crate::dotenv::parse(data) {
+        let pairs: Vec<(&str, &str)> = assignments
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        let written = crate::dotenv::write(pairs.iter().copied());
+        let again = crate::dotenv::parse(written.as_bytes()).expect("written dotenv parses");
+        let back: Vec<(&str, &str)> = again
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(back, pairs);
+    }
+}
+
+/// `{ vault, key }` references in source files (`refs check`): any bytes
+/// scan without a panic, and positions stay inside the input.
+pub fn refs(data: &[u8]) {
+    let lines = data.split(|&b| b == b'\n').count();
+    for found in [crate::refs::scan_script(data), crate::refs::scan_yaml(data)] {
+        for r in &found.references {
+            assert!(r.at.line >= 1 && r.at.line <= lines, "{:?}", r.at);
+        }
+        for p in &found.dynamic {
+            assert!(p.line >= 1 && p.line <= lines, "{p:?}");
+        }
+    }
+}
+
+/// JSON documents (`resolve`) and flat objects (`import`): replacing every
+/// reference keeps a valid document with no reference left; a flat object
+/// writes back and re-parses the same.
+pub fn json(data: &[u8]) {
+    if let Ok(found) = crate::json::find_references(data) {
+        let spans: Vec<(std::ops::Range<usize>, &str)> = found
+            .references
+            .iter()
+            .map(|r| {
+                assert!(r.span.start < r.span.end && r.span.end <= data.len());
+                (r.span.clone(), "replaced \"value\"\n")
+            })
+            .collect();
+        let out = crate::json::replace_spans(data, spans.iter().cloned());
+        let again = crate::json::find_references(&out).expect("a resolved document is valid JSON");
+        assert!(again.references.is_empty());
+    }
+    if let Ok(members) = crate::json::parse_flat_object(data) {
+        let pairs: Vec<(&str, &str)> = members
+            .iter()
+            .map(|m| (m.name.as_str(), m.value.as_str()))
+            .collect();
+        let written = crate::json::write_flat_object(pairs.iter().copied());
+        let again =
+            crate::json::parse_flat_object(written.as_bytes()).expect("written JSON parses");
+        let back: Vec<(&str, &str)> = again
+            .iter()
+            .map(|m| (m.name.as_str(), m.value.as_str()))
+            .collect();
+        assert_eq!(back, pairs);
     }
 }

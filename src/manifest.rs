@@ -188,6 +188,11 @@ impl Manifest {
             }
             recipients.insert(n, k);
         }
+        if recipients.is_empty() {
+            return Err(err(
+                "it lists no recipients: nobody could open the vault".into()
+            ));
+        }
         let mut secrets = BTreeMap::new();
         for (name, e) in raw.secrets {
             let n: SecretName = name

@@ -83,21 +83,25 @@ impl FromStr for RecipientKey {
         if let Ok(r) = s.parse::<age::x25519::Recipient>() {
             return Ok(RecipientKey::X25519(r));
         }
-        if s.len() > 4 && s[..4].eq_ignore_ascii_case("age1") {
+        // `get` rather than slicing: the input may be any text, and a
+        // multi-byte character must not land on a slice boundary.
+        if s.len() > 4 && s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("age1")) {
             // A plugin recipient's HRP is `age1<name>`, and bech32 puts the
             // last '1' before the data: check the name against the age
             // plugin grammar ourselves, so that a path separator gets a
             // clear error rather than a generic parse failure.
-            if let Some(sep) = s.rfind('1').filter(|&i| i > 4) {
-                let name = &s[4..sep];
-                if let Some(c) = name
+            let name = s
+                .rfind('1')
+                .filter(|&i| i > 4)
+                .and_then(|sep| s.get(4..sep));
+            if let Some(name) = name
+                && let Some(c) = name
                     .chars()
                     .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_')))
-                {
-                    return Err(bad(format!(
-                        "the plugin name {name:?} contains {c:?}; age plugin names may only contain letters, digits, '+', '-', '.' and '_'"
-                    )));
-                }
+            {
+                return Err(bad(format!(
+                    "the plugin name {name:?} contains {c:?}; age plugin names may only contain letters, digits, '+', '-', '.' and '_'"
+                )));
             }
             if let Ok(r) = s.parse::<age::plugin::Recipient>() {
                 return Ok(RecipientKey::Plugin(r));
@@ -187,6 +191,20 @@ mod tests {
         let err = text.parse::<RecipientKey>().unwrap_err().to_string();
         assert!(err.contains("private identity"));
         assert!(!err.contains(&text[15..]), "the key must not be echoed");
+    }
+
+    #[test]
+    fn multi_byte_characters_at_any_offset_do_not_panic() {
+        // Found by the `recipient` fuzz target: slicing at byte 4.
+        for s in [
+            "ssh\u{4d8}d25519 AAAA",
+            "agé1xyz",
+            "age\u{20ac}1q",
+            "age1é1qqq",
+            "ä",
+        ] {
+            assert!(s.parse::<RecipientKey>().is_err(), "{s}");
+        }
     }
 
     #[test]

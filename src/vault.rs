@@ -374,11 +374,12 @@ impl VaultWrite<'_> {
             });
         };
         let created = entry.created;
-        // A stored value that does not verify is simply replaced.
-        if let Ok(old) = self.vault.get_in(&self.manifest, key, name)
-            && old.ct_eq(value)
-        {
-            return Ok(Change::Unchanged);
+        // A stored value that does not verify is simply replaced, but a
+        // link is refused: nothing in the store may be one.
+        match self.vault.get_in(&self.manifest, key, name) {
+            Ok(old) if old.ct_eq(value) => return Ok(Change::Unchanged),
+            Err(e @ Error::Symlink { .. }) => return Err(e),
+            _ => {}
         }
         self.put_secret(key, name, value, created, now)?;
         Ok(Change::Changed)

@@ -3,6 +3,9 @@
 
 mod common;
 
+/// The bad-input corpus: malformed, oversized, planted and hostile input.
+mod bad_input;
+
 /// `coffer diff` across commits.
 mod diff;
 /// `coffer git setup`, merges and textconv with real git.

@@ -197,6 +197,18 @@ impl TestEnv {
         out
     }
 
+    /// Every file under the store with its size and modification time,
+    /// without reading it (for stores holding huge sparse files).
+    pub fn snapshot_names(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        for (p, _) in walk_names(&self.store()) {
+            let m = fs::symlink_metadata(&p).unwrap();
+            out.push((p, m.len(), m.modified().unwrap()));
+        }
+        out.sort();
+        out
+    }
+
     /// Writes an identity file with the given mode; returns its recipient.
     pub fn identity_file(&self, path: &Path, mode: u32) -> String {
         let id = age::x25519::Identity::generate();
@@ -205,6 +217,23 @@ impl TestEnv {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
         id.to_public().to_string()
     }
+}
+
+fn walk_names(dir: &Path) -> Vec<(PathBuf, ())> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_names(&p));
+        } else {
+            out.push((p, ()));
+        }
+    }
+    out
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
