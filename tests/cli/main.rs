@@ -16,6 +16,9 @@ mod integrity;
 mod interop;
 /// `keygen`, `init`, identity lookup and permissions.
 mod keys;
+/// A sentinel value never shows up where it should not.
+#[cfg(feature = "sync")]
+mod leaks;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
 /// `refs check`: references in source files.
