@@ -386,6 +386,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A change failed after its commit point: it is recorded, and the
+    /// next coffer command finishes it.
+    #[error("{source}; the change was committed, and the next coffer command finishes it")]
+    Committed {
+        /// What failed while applying it.
+        source: Box<Error>,
+    },
+
     /// Another coffer process held the lock for too long.
     #[error("timed out after {seconds}s waiting for another coffer process to release {}", path.display())]
     LockTimeout {

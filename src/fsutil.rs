@@ -326,15 +326,24 @@ impl Txn {
         if self.ops.is_empty() {
             return Ok(());
         }
-        // 1. Every new file is on disk before the journal can name it.
+        // 1. Every new file, and its directory entry, is on disk before the
+        // journal can name it: recovery takes a missing temp file for a
+        // step already done.
         if self.temps.len() > SYNCFS_THRESHOLD {
             let d = File::open(&self.root).map_err(|e| Error::io("open", &self.root, e))?;
             rustix::fs::syncfs(&d).map_err(|e| Error::io("flush", &self.root, e.into()))?;
         } else {
+            let mut dirs = std::collections::BTreeSet::new();
             for t in &self.temps {
                 t.as_file()
                     .sync_all()
                     .map_err(|e| Error::io("flush", t.path(), e))?;
+                if let Some(d) = t.path().parent() {
+                    dirs.insert(d.to_owned());
+                }
+            }
+            for d in dirs {
+                fsync_dir(&d)?;
             }
         }
         // 2. The commit point.
@@ -353,8 +362,11 @@ impl Txn {
         for t in self.temps.drain(..) {
             let _ = t.into_temp_path().keep();
         }
-        // 3. Apply, then retire the journal.
-        apply_journal(&self.root, &journal)
+        // 3. Apply, then retire the journal. A failure from here on leaves a
+        // committed change that the next command finishes: say so.
+        apply_journal(&self.root, &journal).map_err(|e| Error::Committed {
+            source: Box::new(e),
+        })
     }
 }
 
@@ -439,6 +451,22 @@ fn apply_journal(root: &Path, journal: &str) -> Result<()> {
                 .into(),
         });
     };
+    // Every directory a step touches must be the store root or a real
+    // vault directory: a planted journal next to a planted link must not
+    // reach outside the store.
+    for op in &ops {
+        let (Op::Put { target, .. } | Op::Remove { target }) = op;
+        let dir = split_rel(target).0;
+        if !dir.is_empty() {
+            let path = root.join(dir);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(Error::Symlink { path }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("inspect", path, e)),
+            }
+        }
+    }
     let mut dirs = std::collections::BTreeSet::new();
     for op in &ops {
         match op {
@@ -613,6 +641,24 @@ mod tests {
         assert!(!v.join(".coffer-tmp-junk").exists());
         // Idempotent.
         assert_eq!(recover(p, &[&v]).unwrap(), Recovered::default());
+    }
+
+    #[test]
+    fn planted_journal_cannot_follow_a_planted_link() {
+        let d = store();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("my-secret.age"), "keep me").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("pwned")).unwrap();
+        fs::write(
+            d.path().join(JOURNAL),
+            "coffer-journal 1\nremove pwned/my-secret.age\ncommit\n",
+        )
+        .unwrap();
+        assert!(matches!(recover(d.path(), &[]), Err(Error::Symlink { .. })));
+        assert_eq!(
+            fs::read(outside.path().join("my-secret.age")).unwrap(),
+            b"keep me"
+        );
     }
 
     #[test]

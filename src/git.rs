@@ -227,19 +227,30 @@ impl Git {
             if kind != Some("blob") {
                 return Err(broken());
             }
-            let mut buf = Vec::with_capacity(size.min(max) as usize);
-            (&mut reader)
-                .take(size)
-                .read_to_end(&mut buf)
-                .map_err(|e| Self::failed(&args, e.to_string()))?;
-            if buf.len() as u64 != size {
-                return Err(broken());
-            }
+            let blob = if size <= max {
+                let mut buf = Vec::with_capacity(size as usize);
+                (&mut reader)
+                    .take(size)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Self::failed(&args, e.to_string()))?;
+                if buf.len() as u64 != size {
+                    return Err(broken());
+                }
+                Some(buf)
+            } else {
+                // Too large: skip it without holding it in memory.
+                let skipped = std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())
+                    .map_err(|e| Self::failed(&args, e.to_string()))?;
+                if skipped != size {
+                    return Err(broken());
+                }
+                None
+            };
             let mut nl = [0u8; 1];
             reader
                 .read_exact(&mut nl)
                 .map_err(|e| Self::failed(&args, e.to_string()))?;
-            out.push((size <= max).then_some(buf));
+            out.push(blob);
         }
         let _ = writer.join();
         let _ = child.wait();

@@ -70,6 +70,7 @@ pub struct Identities {
     loaded: Vec<Loaded>,
     tried: Vec<Tried>,
     recipients: Vec<RecipientKey>,
+    skipped: Vec<String>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -91,6 +92,7 @@ impl Identities {
             loaded: Vec::new(),
             tried: Vec::new(),
             recipients: Vec::new(),
+            skipped: Vec::new(),
         };
         if !sources.flags.is_empty() {
             for path in &sources.flags {
@@ -113,13 +115,28 @@ impl Identities {
             }
             None => ids.note("COFFER_IDENTITY", "not set"),
         }
+        // The default file and the SSH keys are looked at, not asked for: a
+        // problem with one is recorded (and listed if nothing works), not a
+        // reason to fail when another identity would do.
+        let mut optional = Vec::new();
         if let Some(path) = &sources.default_file {
-            ids.load_file(path, path.display().to_string(), false, &callbacks)?;
+            optional.push(path.clone());
         }
         if let Some(dir) = &sources.ssh_dir {
-            for name in ["id_ed25519", "id_rsa"] {
-                let path = dir.join(name);
-                ids.load_file(&path, path.display().to_string(), false, &callbacks)?;
+            optional.extend(["id_ed25519", "id_rsa"].map(|n| dir.join(n)));
+        }
+        for path in optional {
+            let place = path.display().to_string();
+            if let Err(e) = ids.load_file(&path, place.clone(), false, &callbacks) {
+                let outcome = match e {
+                    Error::IdentityPermissions { mode, .. } => format!(
+                        "skipped: accessible by other users (mode {mode:04o}); chmod 600 {place}"
+                    ),
+                    Error::Identity { message, .. } => format!("skipped: {message}"),
+                    other => format!("skipped: {other}"),
+                };
+                ids.note(&place, &outcome);
+                ids.skipped.push(outcome);
             }
         }
         Ok(ids.ordered())
@@ -136,6 +153,7 @@ impl Identities {
             loaded: Vec::new(),
             tried: Vec::new(),
             recipients: Vec::new(),
+            skipped: Vec::new(),
         };
         ids.load_text(text, place.to_owned(), None, &callbacks)?;
         Ok(ids.ordered())
@@ -292,6 +310,13 @@ impl Identities {
             return Err(bad("it holds no identity".into()));
         }
         Ok(())
+    }
+
+    /// Returns what was wrong with identity files that were skipped (a
+    /// default file or SSH key readable by others, or unreadable), for the
+    /// caller to mention.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Returns true if no identity was found.

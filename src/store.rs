@@ -18,6 +18,7 @@ use crate::crypto::{self, VaultKey};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, LockWait, Recovered, Txn};
 use crate::identity::Identities;
+
 use crate::manifest::Manifest;
 use crate::name::{RecipientName, VaultName};
 use crate::recipient::RecipientKey;
@@ -248,23 +249,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a vault: a new vault key, encrypted to every recipient that
-    /// `coffer.toml` gives access to it, and an empty manifest. The vault
-    /// appears atomically.
-    ///
-    /// Each of those recipients must already be approved in some vault the
-    /// user can open (same name, same key), so that a recipient slipped
-    /// into `coffer.toml` does not get the new vault. The first vault of a
-    /// store trusts `coffer.toml` as written by `coffer init`.
-    pub fn create_vault<C: age::Callbacks>(
+    /// Returns who a new vault would be encrypted to (every recipient that
+    /// `coffer.toml` gives access to it), and which of them nobody has
+    /// vouched for: a recipient is vouched for if it is one of the user's
+    /// own identities, or if every existing vault the user can open lists
+    /// it, with the same key, under a valid MAC. `coffer.toml` is not
+    /// authenticated, and a vault the user can open may have been planted
+    /// by whoever planted the recipient, so anything less must be shown to
+    /// the user and confirmed before [`Store::create_vault`].
+    pub fn new_vault_recipients(
         &self,
         name: &VaultName,
-        now: Time,
         identities: &Identities,
-        callbacks: C,
-    ) -> Result<()> {
-        let dir = self.root.join(name.as_str());
-        if fsutil::check_not_symlink(&dir)? {
+    ) -> Result<(
+        BTreeMap<RecipientName, RecipientKey>,
+        Vec<crate::error::RecipientChange>,
+    )> {
+        if fsutil::check_not_symlink(&self.root.join(name.as_str()))? {
             return Err(Error::VaultExists {
                 name: name.to_string(),
             });
@@ -275,8 +276,47 @@ impl Store {
                 vault: name.to_string(),
             });
         }
-        // Before the lock: it opens other vaults' keys.
-        self.check_vouched(name, &recipients, identities)?;
+        let mut lists = Vec::new();
+        for v in self.vault_names()? {
+            let vault = self.vault(&v)?;
+            let Ok(key) = vault.unlock(identities) else {
+                continue;
+            };
+            let read = vault.read()?;
+            if read.recipients_verify(&key) {
+                lists.push(read.manifest().recipients.clone());
+            }
+        }
+        let own = identities.recipients();
+        let unvouched: BTreeMap<RecipientName, RecipientKey> = recipients
+            .iter()
+            .filter(|(n, k)| {
+                !own.contains(k)
+                    && (lists.is_empty() || !lists.iter().all(|l| l.get(*n) == Some(*k)))
+            })
+            .map(|(n, k)| (n.clone(), k.clone()))
+            .collect();
+        Ok((recipients, crate::team::diff(&BTreeMap::new(), &unvouched)))
+    }
+
+    /// Creates a vault: a new vault key, encrypted to `recipients` (from
+    /// [`Store::new_vault_recipients`], after the user confirmed any that
+    /// nobody vouched for), and an empty manifest. The vault appears
+    /// atomically.
+    pub fn create_vault<C: age::Callbacks>(
+        &self,
+        name: &VaultName,
+        recipients: &BTreeMap<RecipientName, RecipientKey>,
+        now: Time,
+        callbacks: C,
+    ) -> Result<()> {
+        let dir = self.root.join(name.as_str());
+        if recipients.is_empty() {
+            return Err(Error::NoRecipientsLeft {
+                vault: name.to_string(),
+            });
+        }
+        let recipients = recipients.clone();
         let _lock = self.lock_write(&[])?;
         if fsutil::check_not_symlink(&dir)? {
             return Err(Error::VaultExists {
@@ -336,46 +376,6 @@ impl Store {
         };
         drop(write);
         r
-    }
-}
-
-impl Store {
-    /// Checks that every recipient in `wanted` is approved, with the same
-    /// key, in some existing vault the user can open (see `create_vault`).
-    fn check_vouched(
-        &self,
-        new_vault: &VaultName,
-        wanted: &BTreeMap<RecipientName, RecipientKey>,
-        identities: &Identities,
-    ) -> Result<()> {
-        let existing = self.vault_names()?;
-        if existing.is_empty() {
-            return Ok(());
-        }
-        let mut vouched: BTreeMap<RecipientName, RecipientKey> = BTreeMap::new();
-        for v in &existing {
-            let vault = self.vault(v)?;
-            let Ok(key) = vault.unlock(identities) else {
-                continue;
-            };
-            let read = vault.read()?;
-            if read.recipients_verify(&key) {
-                vouched.extend(read.manifest().recipients.clone());
-            }
-        }
-        let unvouched: BTreeMap<RecipientName, RecipientKey> = wanted
-            .iter()
-            .filter(|(n, k)| vouched.get(*n) != Some(*k))
-            .map(|(n, k)| (n.clone(), k.clone()))
-            .collect();
-        if unvouched.is_empty() {
-            return Ok(());
-        }
-        Err(Error::UnapprovedRecipients {
-            vault: new_vault.to_string(),
-            manifest_edited: false,
-            changes: crate::team::diff(&BTreeMap::new(), &unvouched),
-        })
     }
 }
 

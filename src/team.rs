@@ -381,7 +381,11 @@ impl VaultWrite<'_> {
             std::iter::once(&public as &dyn age::Recipient),
             value.expose_secret().as_bytes(),
         )?;
-        let created = self.manifest.secrets.get(name).map_or(now, |e| e.created);
+        let existing = self.manifest.secrets.get(name);
+        let created = existing.map_or(now, |e| e.created);
+        // A rotation mark stays: a contribution could come from the very
+        // person who was removed, putting back a value they know.
+        let rotation = existing.and_then(|e| e.rotation.clone());
         self.put(&name.file_name(), &ct)?;
         self.manifest.secrets.insert(
             name.clone(),
@@ -390,7 +394,7 @@ impl VaultWrite<'_> {
                 updated: now,
                 digest: crypto::digest(&ct),
                 mac: None,
-                rotation: None,
+                rotation,
             },
         );
         Ok(())

@@ -2,8 +2,8 @@
 //! masked unless asked for.
 
 use clap::Args;
+use coffer::VaultName;
 use coffer::diff::{self, SecretChange, Snapshot, StoreDiff, VaultChange};
-use coffer::{Identities, VaultName};
 use serde::Serialize;
 
 use super::Ctx;
@@ -60,7 +60,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> CliResult {
         }
         .into());
     }
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     let ids = (!ids.is_empty()).then_some(&ids);
     let d = diff::diff(&old, &new, ids, args.show_values)?;
 

@@ -12,7 +12,7 @@ use coffer::diff::{open_vault_key, plaintext_len};
 use coffer::git::{Git, find_program};
 use coffer::manifest::Manifest;
 use coffer::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
-use coffer::{Identities, SecretName, Store, VaultName};
+use coffer::{SecretName, Store, VaultName};
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
@@ -433,7 +433,7 @@ fn show_values(ctx: &Ctx) -> bool {
 
 fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<coffer::SecretValue> {
     let store = ctx.store().ok()?;
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone()).ok()?;
+    let ids = ctx.load_identities().ok()?;
     if ids.is_empty() {
         return None;
     }
@@ -511,7 +511,7 @@ fn open_key_in(ctx: &Ctx, vault_dir: &Path) -> CliResult<Option<coffer::crypto::
     let Ok(bytes) = read_limited(&path, coffer::vault::MAX_VAULT_KEY_FILE_LEN) else {
         return Ok(None);
     };
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     Ok(open_vault_key(&bytes, &path, &ids)?)
 }
 
@@ -662,7 +662,7 @@ fn merge_secret(
 
 fn merge_vault_key(ctx: &Ctx, a: &MergeDriverArgs, ours: &[u8], theirs: &[u8]) -> CliResult {
     let (vault, _) = vault_of(&a.path)?;
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     match merge::merge_vault_keys(ours, theirs, &ids, ctx.callbacks.clone())? {
         VaultKeyMerge::Merged(bytes) => write_result(&a.ours, &bytes),
         VaultKeyMerge::CannotOpen(side) => Err(conflict(

@@ -69,7 +69,7 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> CliResult {
     let key: RecipientKey = match args.recipient {
         Some(k) => k.parse()?,
         None => {
-            let ids = coffer::Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+            let ids = ctx.load_identities()?;
             match ids.recipients().first() {
                 Some(k) => k.clone(),
                 None if ids.is_empty() => {

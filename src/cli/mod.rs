@@ -286,9 +286,19 @@ impl Ctx {
         }
     }
 
+    /// Loads the user's identities, possibly none, warning about any file
+    /// that was skipped (an SSH key readable by others, say).
+    pub fn load_identities(&self) -> CliResult<Identities> {
+        let ids = Identities::load(&self.identity_sources(), self.callbacks.clone())?;
+        for s in ids.skipped() {
+            self.ui.warn(format!("an identity file was {s}"));
+        }
+        Ok(ids)
+    }
+
     /// Loads the user's identities; an error if there are none at all.
     pub fn identities(&self) -> CliResult<Identities> {
-        let ids = Identities::load(&self.identity_sources(), self.callbacks.clone())?;
+        let ids = self.load_identities()?;
         if ids.is_empty() {
             return Err(coffer::Error::NoIdentity { tried: ids.tried() }.into());
         }

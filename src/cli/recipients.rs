@@ -324,7 +324,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     for v in &scope {
         store.vault(v)?;
     }
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     let vaults = open_all(&store, &store.vault_names()?, &ids)?;
 
     // Everything from here on is one transaction.
@@ -415,7 +415,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
         store.vault(v)?;
     }
     let all = store.vault_names()?;
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     let vaults = open_all(&store, &all, &ids)?;
 
     // Everything from here on is one transaction: coffer.toml and every
@@ -549,7 +549,7 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
             .status("Nothing to approve in the vaults you can open.");
     } else {
         if !args.yes {
-            confirm("Approve these changes?")?;
+            ui::confirm_yes_no("Approve these changes?", "approve")?;
         }
         let mut batch = store.batch()?;
         let config = batch.config()?.clone();
@@ -585,27 +585,6 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
         ));
     }
     Ok(())
-}
-
-/// Asks a yes/no question on the terminal; without one, the caller needs
-/// `--yes`.
-fn confirm(question: &str) -> CliResult {
-    if !ui::stdin_is_terminal() {
-        return Err(CliError::new(
-            "refusing to approve without confirmation: stdin is not a terminal",
-        )
-        .hint("review the changes above, then pass --yes"));
-    }
-    errp!("{question} [y/N] ");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
-    if matches!(line.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(CliError::new("not approved; nothing changed"))
-    }
 }
 
 pub fn rekey(ctx: &Ctx, args: RekeyArgs) -> CliResult {

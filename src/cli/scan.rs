@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use coffer::SecretValue;
 use coffer::git::Git;
 use coffer::scan::{Finding, MAX_FILE_LEN, MIN_LEN, Scanner, SecretRef, scan_tree};
-use coffer::{Identities, SecretValue};
 use serde::Serialize;
 
 use super::Ctx;
@@ -29,7 +29,7 @@ pub struct ScanArgs {
 /// Decrypts every value the user can read, one vault key per vault.
 fn values(ctx: &Ctx) -> CliResult<Vec<(SecretRef, SecretValue)>> {
     let store = ctx.store()?;
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     let mut out = Vec::new();
     if ids.is_empty() {
         ctx.ui

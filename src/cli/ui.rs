@@ -115,6 +115,28 @@ pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
     Ok(())
 }
 
+/// Asks a yes/no question on the terminal (stdin); without a terminal,
+/// refuses and points to `--yes`. `what` names the action for the error.
+pub fn confirm_yes_no(question: &str, what: &str) -> CliResult {
+    if !stdin_is_terminal() {
+        return Err(CliError::new(format!(
+            "refusing to {what} without confirmation: stdin is not a terminal"
+        ))
+        .hint("check the list above, then pass --yes"));
+    }
+    errp!("{question} [y/N] ");
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::new("not confirmed; nothing changed"))
+    }
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {

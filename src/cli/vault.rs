@@ -11,7 +11,7 @@ use super::ui;
 #[derive(Subcommand, Debug)]
 pub enum VaultCommand {
     /// Create a vault, encrypted to every recipient in coffer.toml
-    Create(NameArgs),
+    Create(CreateArgs),
     /// List the vaults
     List(ListArgs),
     /// Delete an empty vault
@@ -46,6 +46,16 @@ impl NameArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Create it without asking, even for recipients that no vault you can
+    /// open vouches for (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    yes: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ListArgs {
     /// Print JSON, as the platform does: [{"name","createdAt","updatedAt"}]
     #[arg(short, long)]
@@ -69,11 +79,31 @@ pub fn run(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
     }
 }
 
-fn create(ctx: &Ctx, args: NameArgs) -> CliResult {
-    let name = args.vault_name()?;
+fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
+    let name = args.name.vault_name()?;
     let store = ctx.store()?;
-    let ids = coffer::Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
-    store.create_vault(&name, Time::now(), &ids, ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
+    let (recipients, unvouched) = store.new_vault_recipients(&name, &ids)?;
+    if !unvouched.is_empty() {
+        errln!(
+            "Vault {name} would be encrypted to recipients that no vault you can open vouches for:"
+        );
+        for c in &unvouched {
+            let kind = recipients
+                .get(c.name.as_str())
+                .map(|k| k.kind())
+                .unwrap_or_default();
+            errln!("  {} {} [{kind}]", c.name, c.fingerprint);
+        }
+        errln!("coffer.toml is not authenticated: check these fingerprints with their owners.");
+        if !args.yes {
+            ui::confirm_yes_no(
+                &format!("Create vault {name} for them?"),
+                "create the vault",
+            )?;
+        }
+    }
+    store.create_vault(&name, &recipients, Time::now(), ctx.callbacks.clone())?;
     ctx.ui.status(format!("Vault: {name} created"));
     Ok(())
 }

@@ -69,7 +69,7 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     for v in &only {
         store.vault(v)?;
     }
-    let ids = Identities::load(&ctx.identity_sources(), ctx.callbacks.clone())?;
+    let ids = ctx.load_identities()?;
     if args.accept {
         accept(ctx, &store, &only, &ids, args.yes)?;
     }
@@ -124,28 +124,37 @@ fn accept(
             Err(e) => return Err(e.into()),
         };
         errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
-        for n in &names {
-            errln!("  {n}");
+        {
+            let read = vault.read()?;
+            for n in &names {
+                let due = read
+                    .manifest()
+                    .secrets
+                    .get(n)
+                    .is_some_and(|e| e.rotation.is_some());
+                if due {
+                    errln!("  {n} (due for rotation: make sure this is a new value)");
+                } else {
+                    errln!("  {n}");
+                }
+            }
         }
         if !yes {
-            if !ui::stdin_is_terminal() {
-                return Err(CliError::new("refusing to accept contributions without confirmation: stdin is not a terminal")
-                    .hint("check the names above, then pass --yes"));
-            }
-            errp!("Accept them as values of vault {v}? [y/N] ");
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
-            if !matches!(line.trim(), "y" | "Y" | "yes") {
-                ctx.ui.status(format!("Vault {v}: not accepted"));
-                continue;
-            }
+            ui::confirm_yes_no(
+                &format!("Accept them as values of vault {v}?"),
+                "accept contributions",
+            )?;
         }
         let mut w = vault.write()?;
-        // Re-read under the lock: accept what is unverified now.
-        let current = w.contributions();
-        let accepted = w.accept(&key, &current)?;
+        // Accept exactly what was shown: if the contributions changed while
+        // the user was looking, accept nothing.
+        if w.contributions() != names {
+            return Err(CliError::new(format!(
+                "the contributions to vault {v} changed while you were reviewing them; nothing was accepted"
+            ))
+            .hint("run the command again to see the current ones"));
+        }
+        let accepted = w.accept(&key, &names)?;
         w.commit()?;
         ctx.ui.status(format!(
             "Vault {v}: accepted {} contribution{}",

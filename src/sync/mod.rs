@@ -73,9 +73,9 @@ impl FromStr for WorkspaceId {
         if ok {
             Ok(WorkspaceId(s.to_owned()))
         } else {
-            Err(SyncError::InvalidWorkspaceId {
-                value: s.chars().take(80).collect(),
-            })
+            // Not echoed: a token pasted in the wrong place must not be
+            // printed.
+            Err(SyncError::InvalidWorkspaceId { len: s.len() })
         }
     }
 }
@@ -84,6 +84,28 @@ impl fmt::Display for WorkspaceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Returns a URL fit for an error message: credentials (`user:pass@`), the
+/// query and the fragment replaced by `…`, and at most 200 characters.
+fn redact_url(s: &str) -> String {
+    let (scheme, rest) = s.split_once("://").unwrap_or(("", s));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_owned(),
+    };
+    let path = match tail.find(['?', '#']) {
+        Some(i) => format!("{}…", &tail[..i]),
+        None => tail.to_owned(),
+    };
+    let out = if scheme.is_empty() && !s.contains("://") {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    };
+    out.chars().take(200).collect()
 }
 
 /// The platform's base URL: `https://…`, or `http://…` for a loopback
@@ -107,7 +129,7 @@ impl FromStr for PlatformUrl {
 
     fn from_str(s: &str) -> Result<Self, SyncError> {
         let bad = |reason: &'static str| SyncError::InvalidUrl {
-            url: s.chars().take(200).collect(),
+            url: redact_url(s),
             reason,
         };
         let trimmed = s.trim_end_matches('/');
@@ -314,10 +336,11 @@ impl std::error::Error for RemoteError {}
 #[non_exhaustive]
 pub enum SyncError {
     /// The workspace id is not a UUID.
-    #[error("invalid workspace id {value:?}: it must be a UUID")]
+    #[error("invalid workspace id ({len} characters): it must be a UUID")]
     InvalidWorkspaceId {
-        /// The id as given (workspace ids are not secret).
-        value: String,
+        /// The length of what was given (not the text: it could be a
+        /// token pasted in the wrong place).
+        len: usize,
     },
 
     /// The platform URL is not acceptable.
@@ -577,9 +600,19 @@ pub fn fetch(
             {
                 Ownership::Unknown(e.to_string())
             }
-            // No metadata for the vault (not_found), or a platform or
-            // stand-in without the metadata methods: nobody labelled it.
-            Err(_) => Ownership::Free,
+            // No metadata for the vault, or a platform or stand-in without
+            // the metadata methods: nobody labelled it.
+            Err(e)
+                if matches!(
+                    e.code,
+                    Code::NotFound | Code::Unimplemented | Code::InvalidArgument
+                ) =>
+            {
+                Ownership::Free
+            }
+            // Anything else (an internal error, say): the labels may exist,
+            // so nothing in this vault is deleted.
+            Err(e) => Ownership::Unknown(e.to_string()),
         };
         let secrets = if ownership == Ownership::ManagedBySdk {
             BTreeMap::new()

@@ -18,6 +18,8 @@ type Spec<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
 struct Fake {
     vaults: Mutex<BTreeMap<String, Secrets>>,
     labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// When set, reading any vault's labels fails with this code.
+    labels_error: Option<Code>,
     clock: Mutex<u64>,
     writes: Mutex<Vec<String>>,
     /// Methods that fail (once each) with `unavailable`, keyed by
@@ -64,6 +66,9 @@ impl Remote for Fake {
         Ok(self.vaults.lock().unwrap().keys().cloned().collect())
     }
     fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
+        if let Some(code) = self.labels_error {
+            return Err(RemoteError::new("Fake", code, ""));
+        }
         self.labels.get(vault).cloned().ok_or_else(nf)
     }
     fn list_secrets(&self, vault: &str) -> Result<Vec<RemoteSecret>, RemoteError> {
@@ -473,4 +478,45 @@ fn debug_output_of_local_secrets_holds_no_value() {
     let key = VaultKey::generate();
     let l = local(&key, &[("app", &[("aaa", Some("sentinel-value"))])]);
     assert!(!format!("{l:?}").contains("sentinel"));
+}
+
+#[test]
+fn invalid_urls_and_workspace_ids_are_never_echoed_with_credentials() {
+    let err = "https://ci:tpp_SENTINELTOKEN@api.example.com/x?token=tpp_Q"
+        .parse::<PlatformUrl>()
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("SENTINEL") && !err.contains("tpp_Q"), "{err}");
+    assert!(err.contains("https://…@api.example.com/x…"), "{err}");
+    let err = "tpp_SENTINELTOKEN"
+        .parse::<WorkspaceId>()
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("SENTINEL"), "{err}");
+    assert!(err.contains("17 characters"), "{err}");
+}
+
+#[test]
+fn prune_deletes_nothing_in_a_vault_whose_labels_cannot_be_read() {
+    let key = VaultKey::generate();
+    for (code, deletes) in [
+        (Code::Internal, false),
+        (Code::Unknown, false),
+        (Code::NotFound, true),
+        (Code::Unimplemented, true),
+    ] {
+        let mut remote = Fake::default();
+        remote.set_remotely("sdk-owned", "idp-client-secret", "x");
+        remote.labels_error = Some(code);
+        let l = local(&key, &[("app", &[("fine", Some("1"))])]);
+        let mut state = State::in_memory();
+        let (p, _) = sync(&remote, &l, &mut state, PRUNE);
+        let deleted = lines(&p).iter().any(|l| l.starts_with("- "));
+        assert_eq!(deleted, deletes, "{code:?}: {:?}", lines(&p));
+        assert_eq!(
+            remote.value("sdk-owned", "idp-client-secret").is_none(),
+            deletes,
+            "{code:?}"
+        );
+    }
 }

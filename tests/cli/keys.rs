@@ -276,3 +276,27 @@ fn ssh_keys_in_home_are_used() {
     env.put("api-keys", "stripe-key", "from-ssh");
     assert_eq!(env.get("api-keys", "stripe-key"), "from-ssh");
 }
+
+#[test]
+fn a_broken_ssh_key_does_not_block_a_working_identity() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "v1");
+    let ssh = env.home.join(".ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    fs::write(
+        ssh.join("id_rsa"),
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    fs::set_permissions(ssh.join("id_rsa"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(ssh.join("id_ed25519"), "whatever").unwrap();
+    fs::set_permissions(ssh.join("id_ed25519"), fs::Permissions::from_mode(0o644)).unwrap();
+    let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]).ok();
+    assert_eq!(r.stdout(), "v1");
+    assert!(
+        r.stderr().contains("warning: an identity file was skipped"),
+        "{}",
+        r.stderr()
+    );
+}

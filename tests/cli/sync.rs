@@ -378,9 +378,17 @@ fn a_read_only_token_is_told_to_get_a_write_token() {
         .fails("were not applied")
         .stderr_has("permission_denied")
         .stderr_has("hint: personal access tokens are read-only unless created with --write");
-    // Refused once, it stops rather than send every other write: only
-    // the two vault creations, sent together, reach the platform.
-    assert_eq!(s.writes().len(), 2, "{:?}", s.writes());
+    // Refused once, it stops rather than send every other write: at most
+    // the two vault creations, which may be sent together, reach the
+    // platform (how many depends on timing).
+    let writes = s.writes();
+    assert!((1..=2).contains(&writes.len()), "{writes:?}");
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.contains("CreateSecretManagerVault")),
+        "{writes:?}"
+    );
 }
 
 #[test]
@@ -397,7 +405,7 @@ fn missing_or_invalid_settings_are_clear_errors() {
     env.run_with(&["sync", "--workspace-id", "my-workspace"], |c| {
         c.env("TAILOR_PLATFORM_TOKEN", TOKEN);
     })
-    .fails("invalid workspace id \"my-workspace\": it must be a UUID");
+    .fails("invalid workspace id (12 characters): it must be a UUID");
     env.run_with(&["sync", "-w", WS], |c| {
         c.env("TAILOR_PLATFORM_TOKEN", TOKEN)
             .env("TAILOR_PLATFORM_URL", "http://platform.example.com");

@@ -770,3 +770,96 @@ fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
         "recipient-v1\n".repeat(0)
     );
 }
+
+/// A vault planted by someone without a key, encrypted to alice and
+/// listing mallory, must not vouch for mallory when alice creates a vault.
+#[test]
+fn a_planted_vault_does_not_vouch_for_its_recipients() {
+    let env = two_vaults();
+    let alice_key = fs::read_to_string(env.default_identity())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    // Mallory builds a vault in their own store, encrypted to alice too...
+    let (mallory, mallory_key) = person(&env, "mallory");
+    let theirs = env.dir.path().join("mallory-store");
+    let m = mallory.to_str().unwrap();
+    let t = theirs.to_str().unwrap();
+    env.run(&["--store", t, "init", "--name", "mallory", "-i", m])
+        .ok();
+    env.run(&[
+        "--store",
+        t,
+        "recipients",
+        "add",
+        "alice",
+        &alice_key,
+        "-i",
+        m,
+    ])
+    .ok();
+    env.run(&[
+        "--store",
+        t,
+        "vault",
+        "create",
+        "team-tools",
+        "-i",
+        m,
+        "--yes",
+    ])
+    .ok();
+    // ...plants it, and scopes themselves to it and to a vault to come.
+    copy_dir(&theirs.join("team-tools"), &env.store().join("team-tools"));
+    let config = env.store().join("coffer.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!("{text}mallory = {{ key = \"{mallory_key}\", vaults = [\"team-tools\", \"prod-db\"] }}\n"),
+    )
+    .unwrap();
+    let before = env.snapshot();
+    env.run(&["vault", "create", "prod-db"])
+        .fails("refusing to create the vault without confirmation")
+        .stderr_has("mallory SHA256:");
+    assert_eq!(env.snapshot(), before);
+    // With --yes the user takes responsibility (and was shown the list).
+    env.run(&["vault", "create", "prod-db", "--yes"])
+        .ok()
+        .stderr_has("mallory");
+}
+
+#[test]
+fn a_contribution_keeps_the_rotation_mark() {
+    let env = two_vaults();
+    let (bob, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    // Bob puts back the old value he knows, as a contribution.
+    env.run_stdin(
+        &[
+            "update",
+            "-V",
+            "api-keys",
+            "-n",
+            "stripe-key",
+            "--contribute",
+            "-i",
+            bob.to_str().unwrap(),
+        ],
+        b"value-of-stripe-key",
+    )
+    .ok();
+    let due = env.run(&["rotation", "--json"]).ok().stdout();
+    assert!(due.contains("\"stripe-key\""), "{due}");
+    env.run(&["verify", "--accept", "--yes"])
+        .ok()
+        .stderr_has("stripe-key (due for rotation: make sure this is a new value)");
+    let due = env.run(&["rotation", "--json"]).ok().stdout();
+    assert!(
+        due.contains("\"stripe-key\""),
+        "still due after acceptance: {due}"
+    );
+}
