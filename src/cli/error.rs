@@ -120,6 +120,7 @@ impl From<coffer::Error> for CliError {
             E::NotARepository { .. } => err.hint("run it inside a git repository (`git init` makes one)"),
             E::UnknownRevision { .. } => err.hint("`git log --oneline` shows the commits; a new repository needs a first commit"),
             E::Concurrent { .. } => err.hint("run the command again"),
+            E::Committed { .. } => err.hint("`coffer verify` finishes the change and checks the store"),
             E::LockTimeout { .. } => err.hint("another coffer command is still running on this vault; retry when it is done"),
             E::Symlink { .. } => err.hint("replace the link with the file or directory itself"),
             E::Manifest { .. } => err
