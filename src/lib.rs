@@ -45,7 +45,7 @@ pub mod vault;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use fsutil::LockWait;
+pub use fsutil::{LockWait, Recovered};
 pub use identity::{Identities, IdentitySources};
 pub use name::{RecipientName, SecretName, VaultName};
 pub use recipient::RecipientKey;

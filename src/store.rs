@@ -38,6 +38,8 @@ pub struct Store {
     root: PathBuf,
     config: Config,
     lock_wait: LockWait,
+    /// What opening the store had to finish (an interrupted change).
+    recovered_on_open: Recovered,
 }
 
 /// A vault as `vault list` shows it.
@@ -81,11 +83,19 @@ impl Store {
             });
         };
         fsutil::check_not_symlink(&root.join(CONFIG_FILE))?;
+        let mut recovered = Recovered::default();
+        if fsutil::has_journal(&root) {
+            // An interrupted change may include coffer.toml: finish it
+            // before reading the configuration everything else relies on.
+            let _lock = fsutil::lock_dir(&root, true, &LockWait::default())?;
+            recovered = fsutil::recover(&root, &[])?;
+        }
         let config = Config::load(&root.join(CONFIG_FILE))?;
         Ok(Store {
             root,
             config,
             lock_wait: LockWait::default(),
+            recovered_on_open: recovered,
         })
     }
 
@@ -165,12 +175,17 @@ impl Store {
     }
 
     /// Finishes any interrupted change and removes every leftover temp
-    /// file in the store, reporting what it found (for `verify`).
+    /// file in the store, reporting what it found, including what opening
+    /// the store already finished (for `verify`).
     pub fn recover(&self) -> Result<Recovered> {
         let names = self.vault_names()?;
         let dirs: Vec<PathBuf> = names.iter().map(|n| self.root.join(n.as_str())).collect();
         let refs: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
-        Ok(self.lock_write(&refs)?.recovered)
+        let now = self.lock_write(&refs)?.recovered;
+        Ok(Recovered {
+            journal: now.journal || self.recovered_on_open.journal,
+            temps: now.temps + self.recovered_on_open.temps,
+        })
     }
 
     /// Sets how long lock waits last and whom they notify.
