@@ -377,6 +377,7 @@ impl VaultWrite<'_> {
             .public_key
             .parse()
             .expect("validated when the manifest was parsed");
+        let public = crypto::X25519Recipient::from_age(&public);
         let ct = crypto::encrypt(
             std::iter::once(&public as &dyn age::Recipient),
             value.expose_secret().as_bytes(),
