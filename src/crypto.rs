@@ -510,7 +510,13 @@ impl age::Recipient for X25519Recipient {
         let failed = |what: &str| {
             age::EncryptError::Io(std::io::Error::other(format!("X25519 {what} failed")))
         };
-        let ephemeral = PrivateKey::generate(&X25519).map_err(|_| failed("key generation"))?;
+        // The ephemeral secret comes from the operating system's generator,
+        // as the age crate's does (aws-lc-rs's own generator spends ~30 ms
+        // gathering jitter entropy on first use).
+        let mut secret = Zeroizing::new([0u8; 32]);
+        fill_random(secret.as_mut()).map_err(|_| failed("key generation"))?;
+        let ephemeral = PrivateKey::from_private_key(&X25519, secret.as_ref())
+            .map_err(|_| failed("key generation"))?;
         let mut share = [0u8; 32];
         share.copy_from_slice(
             ephemeral
@@ -548,6 +554,19 @@ impl age::Recipient for X25519Recipient {
             std::collections::HashSet::new(),
         ))
     }
+}
+
+/// Fills `buf` from the operating system's random number generator.
+fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Returns the SHA-256 of a file's bytes.
