@@ -46,14 +46,27 @@ impl Time {
     }
 }
 
-impl fmt::Display for Time {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Manifests hold three times per secret and MACs cover them as
-        // text: years 1000 to 9999 are written digit by digit, which is
-        // much faster than `strftime` and gives the same bytes.
+impl Time {
+    /// Appends the canonical form to `out` (what `Display` writes).
+    pub(crate) fn push_to(&self, out: &mut Vec<u8>) {
+        match self.digits() {
+            Some(b) => out.extend_from_slice(&b),
+            None => out.extend_from_slice(self.slow_text().as_bytes()),
+        }
+    }
+
+    fn slow_text(&self) -> String {
+        self.0.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    /// The canonical form for years 1000 to 9999, written digit by digit:
+    /// manifests hold three times per secret and MACs cover them as text,
+    /// and this is much faster than `strftime` (the tests check that it
+    /// writes the same bytes).
+    fn digits(&self) -> Option<[u8; 24]> {
         let dt = jiff::tz::Offset::UTC.to_datetime(self.0);
         if !(1000..=9999).contains(&dt.year()) {
-            return write!(f, "{}", self.0.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
+            return None;
         }
         let mut b = *b"0000-00-00T00:00:00.000Z";
         let mut put = |at: usize, width: usize, mut v: u32| {
@@ -69,7 +82,16 @@ impl fmt::Display for Time {
         put(14, 2, dt.minute() as u32);
         put(17, 2, dt.second() as u32);
         put(20, 3, dt.millisecond() as u32);
-        f.write_str(std::str::from_utf8(&b).expect("ASCII digits"))
+        Some(b)
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.digits() {
+            Some(b) => f.write_str(std::str::from_utf8(&b).expect("ASCII digits")),
+            None => f.write_str(&self.slow_text()),
+        }
     }
 }
 
@@ -165,7 +187,8 @@ mod tests {
     fn fast_paths_agree_with_jiff() {
         let slow = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
         let (first, last) = (-30_610_224_000_000i64, 253_402_207_200_000i64);
-        let mut samples = vec![first - 1, first, -1, 0, 951_782_400_000, last, last + 1];
+        let mut samples = vec![first - 1, first, -1, 0, 951_782_400_000, 4_107_456_000_000];
+        samples.extend([last - 1, last, last + 1]);
         samples.extend((0..20_000).map(|i| first + i * ((last - first) / 20_000) + i * 7919));
         for ms in samples {
             let Ok(t) = jiff::Timestamp::from_millisecond(ms).map(Time) else {
@@ -182,6 +205,10 @@ mod tests {
             "2026-01-01T24:00:00.000Z",
             "2026-12-31T23:59:60.000Z",
             "0999-01-01T00:00:00.000Z",
+            "2100-02-29T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-00-10T00:00:00.000Z",
+            "2026-01-00T00:00:00.000Z",
             "+2026-01-01T00:00:00.000Z",
             "2026-01-01T00:00:00.000z",
         ] {
