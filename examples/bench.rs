@@ -58,6 +58,8 @@ struct Opts {
     out: PathBuf,
     readme: Option<PathBuf>,
     quick: bool,
+    /// Keep the stores (for profiling) and print where they are.
+    keep: bool,
 }
 
 fn usage() -> ! {
@@ -85,6 +87,7 @@ fn parse_opts() -> Opts {
         out: PathBuf::from("target/bench"),
         readme: None,
         quick: false,
+        keep: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -99,6 +102,7 @@ fn parse_opts() -> Opts {
             "--note" => o.notes.push(val()),
             "--out" => o.out = PathBuf::from(val()),
             "--readme" => o.readme = Some(PathBuf::from(val())),
+            "--keep" => o.keep = true,
             "--quick" => {
                 o.quick = true;
                 o.sizes = vec![100];
@@ -517,7 +521,7 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
 // The world a configuration runs in
 
 struct World {
-    _tmp: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     dir: PathBuf,
     coffer: PathBuf,
     sops: Option<PathBuf>,
@@ -629,6 +633,12 @@ impl World {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_owned();
+        let tmp = if o.keep {
+            eprintln!("  keeping {}", tmp.keep().display());
+            None
+        } else {
+            Some(tmp)
+        };
         for d in ["home", "config", "work", "sops", "age", "values", "nokey"] {
             fs::create_dir_all(dir.join(d)).unwrap();
             fs::set_permissions(dir.join(d), fs::Permissions::from_mode(0o700)).unwrap();
