@@ -340,6 +340,7 @@ impl VaultWrite<'_> {
             .map(|value| new.encrypt_value(&value.expect("checked above")))
             .collect();
         let mut marked = 0;
+        let mut files = Vec::with_capacity(names.len());
         for (name, ct) in names.iter().zip(sealed) {
             let ct = ct?;
             let old_entry = &self.manifest.secrets[name];
@@ -365,9 +366,10 @@ impl VaultWrite<'_> {
             if old_entry.mac.is_some() {
                 Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
             }
-            self.put(&name.file_name(), &ct)?;
+            files.push((name.file_name(), ct));
             self.manifest.secrets.insert(name.clone(), entry);
         }
+        self.put_many(files)?;
         self.manifest.public_key = new.public().to_string();
         self.rewrap(&new, recipients, callbacks)?;
         // The listed recipients of `new` are read back from the file next

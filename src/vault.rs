@@ -564,6 +564,18 @@ impl VaultWrite<'_> {
         self.txn.put(&format!("{}/{name}", self.vault.name), bytes)
     }
 
+    /// Stages several of the vault's files (name, bytes), writing them in
+    /// parallel.
+    pub(crate) fn put_many(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let vault = self.vault.name.as_str();
+        self.txn.put_many(
+            files
+                .into_iter()
+                .map(|(name, bytes)| (format!("{vault}/{name}"), bytes))
+                .collect(),
+        )
+    }
+
     /// Stages the removal of the vault's file `name`.
     fn remove(&mut self, name: &str) {
         self.txn.remove(&format!("{}/{name}", self.vault.name));
