@@ -4,8 +4,11 @@
 # from Debian), then runs examples/bench.rs over stores of 100, 1,000 and
 # 10,000 secrets with 1 and 10 recipients. See bench/README.md.
 #
-#   bench/run.sh            the full suite; updates bench/README.md and bench/plot.svg
-#   bench/run.sh --quick    100 secrets only, 3 runs; writes target/bench/ only (CI)
+#   bench/run.sh                  the full suite; updates bench/README.md and bench/plot.svg
+#   bench/run.sh --quick          100 secrets only, 3 runs; writes target/bench/ only
+#   bench/run.sh --quick --debug  the same with a debug build, which reuses
+#                                 `cargo test`'s: CI's smoke check that the suite
+#                                 runs (its figures mean nothing)
 #
 # A peer that cannot be found or installed is skipped, with a note in the
 # table. SOPS=/path/to/sops and AGE=/path/to/age choose the binaries.
@@ -13,7 +16,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=""
-if [ "${1:-}" = "--quick" ]; then quick=1; fi
+profile=release
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        --debug) profile=debug ;;
+        *) echo "usage: bench/run.sh [--quick] [--debug]" >&2; exit 2 ;;
+    esac
+done
 
 tools="target/bench-tools"
 mkdir -p "$tools"
@@ -62,9 +72,14 @@ else
 fi
 notes+=(--note "peer: passage not measured: the upstream script is in no package registry reachable here (Debian's passage package is an unrelated game); the age CLI loop is what it runs per secret, without its bash overhead")
 
-cargo build --release --quiet --bin coffer --example bench
+if [ "$profile" = release ]; then
+    cargo build --release --quiet --bin coffer --example bench
+else
+    cargo build --quiet --bin coffer --example bench
+    notes+=(--note "a debug build: these figures are not representative")
+fi
 
-args=(--coffer target/release/coffer --out target/bench "${notes[@]}")
+args=(--coffer "target/$profile/coffer" --out target/bench "${notes[@]}")
 if [ -n "$sops" ]; then args+=(--sops "$sops"); fi
 if [ -n "$age" ]; then args+=(--age "$age"); fi
 if [ -n "$quick" ]; then
@@ -72,4 +87,4 @@ if [ -n "$quick" ]; then
 else
     args+=(--readme bench/README.md)
 fi
-exec target/release/examples/bench "${args[@]}"
+exec "target/$profile/examples/bench" "${args[@]}"

@@ -805,7 +805,12 @@ fn changed(
 // ---------------------------------------------------------------------------
 // Running one configuration
 
+/// How many of coffer's own jobs failed: the suite then exits with 1 (a
+/// peer that fails is only reported).
+static FAILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn failed(what: &str, e: String) {
+    FAILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     eprintln!("  {what} failed: {e}");
 }
 
@@ -938,7 +943,7 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
             rows.entry(Op::RecipientsAdd).or_default().coffer = Some(a);
             rows.entry(Op::RecipientsRemove).or_default().coffer = Some(b);
         }
-        Err(e) => eprintln!("  recipients add/remove failed: {e}"),
+        Err(e) => failed("recipients add/remove", e),
     }
     // The store is still whole.
     w.coffer_ok(&["verify", "-q"]);
@@ -980,7 +985,7 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
         let a = match measure(&mut cmd()) {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("  sync failed: {e}");
+                failed("sync", e);
                 return;
             }
         };
@@ -1693,5 +1698,10 @@ fn main() {
         let plot_path = readme.with_file_name("plot.svg");
         fs::write(&plot_path, &svg).unwrap();
         eprintln!("wrote {} and {}", readme.display(), plot_path.display());
+    }
+    let failures = FAILED.load(std::sync::atomic::Ordering::Relaxed);
+    if failures > 0 {
+        eprintln!("{failures} of coffer's jobs failed");
+        std::process::exit(1);
     }
 }
