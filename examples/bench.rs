@@ -1082,7 +1082,8 @@ fn age_rows(w: &World, runs: usize, n: usize, rows: &mut BTreeMap<Op, Row>) {
     let dir = w.dir.join("age");
     let sample = n.min(AGE_SAMPLE);
     let scale = n as f64 / sample as f64;
-    let one = dir.join(format!("{}.age", w.names[n / 2]));
+    // A file of the sample (the middle one of a small store, like `mid`).
+    let one = dir.join(format!("{}.age", w.names[sample / 2]));
     let value = w.dir.join("values/age-value");
     let r = w.dir.join("recipients.txt");
     let rplus = w.dir.join("recipients-plus.txt");
