@@ -1548,7 +1548,7 @@ fn plot(results: &Results, r: usize) -> String {
             .log10()
             .ceil()
             .max(lo + 1.0);
-        let (x0, x1) = (ox + ml, ox + pw - 12.0);
+        let (x0, x1) = (ox + ml, ox + pw - 26.0);
         let (y0, y1) = (oy + ph - mb, oy + mt);
         let px =
             |n: f64| x0 + (n.log10() - nmin.log10()) / (nmax.log10() - nmin.log10()) * (x1 - x0);
