@@ -131,15 +131,77 @@ struct Sample {
 }
 
 /// Runs `cmd` with stdout discarded, and returns its wall time and peak
-/// memory (from `wait4`, so only this child is counted). A failure is an
-/// error carrying its stderr.
+/// memory; a failure is an error carrying its stderr. `cmd` is started by
+/// this same program run as `bench --measure`, a small process that times
+/// it and reads its peak memory with `wait4`: a child started straight from
+/// the harness would count the harness's own memory in its peak (Linux
+/// keeps the high-water mark of the memory a process had before `exec`).
+/// Every command here starts from a cleared environment, so its explicit
+/// variables are all of it.
 fn measure(cmd: &mut Command) -> Result<Sample, String> {
     let err = tempfile::tempfile().expect("a temp file for stderr");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err.try_clone().unwrap());
+    let mut helper = Command::new(std::env::current_exe().expect("this program"));
+    helper
+        .arg("--measure")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            helper.env(k, v);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        helper.current_dir(dir);
+    }
+    let out = helper
+        .stdin(Stdio::null())
+        .stderr(err.try_clone().unwrap())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<i128> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [wall_ns, rss_kib, code] = fields.as_slice() else {
+        return Err(format!(
+            "{cmd:?}: the measuring process failed: {}",
+            out.status
+        ));
+    };
+    if *code != 0 {
+        let mut text = String::new();
+        let mut err = err;
+        use std::io::Seek;
+        let _ = err.seek(std::io::SeekFrom::Start(0));
+        let _ = err.read_to_string(&mut text);
+        return Err(format!("{cmd:?}: exit status {code}\n{text}"));
+    }
+    Ok(Sample {
+        wall: Duration::from_nanos(*wall_ns as u64),
+        rss_kib: *rss_kib as u64,
+    })
+}
+
+/// `bench --measure PROGRAM [ARGS]...`: runs the program (stdin and stdout
+/// null, stderr inherited) and prints its wall time in nanoseconds, its
+/// peak memory in KiB and its exit code (128 + the signal if killed).
+fn measure_child(args: &[std::ffi::OsString]) -> ! {
+    let Some((program, rest)) = args.split_first() else {
+        usage()
+    };
     let start = Instant::now();
-    let child = cmd.spawn().map_err(|e| format!("{cmd:?}: {e}"))?;
+    let child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("cannot run {program:?}");
+        println!("0 0 127");
+        std::process::exit(0);
+    };
     let mut status = 0;
     // SAFETY: rusage is plain data, filled in by the kernel.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -147,22 +209,13 @@ fn measure(cmd: &mut Command) -> Result<Sample, String> {
     // SAFETY: waits for our own child, which std has not reaped.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
-    if r != pid {
-        return Err(format!("{cmd:?}: wait4 failed"));
-    }
+    assert_eq!(r, pid, "wait4");
     let status = std::process::ExitStatus::from_raw(status);
-    if !status.success() {
-        let mut text = String::new();
-        let mut err = err;
-        use std::io::Seek;
-        let _ = err.seek(std::io::SeekFrom::Start(0));
-        let _ = err.read_to_string(&mut text);
-        return Err(format!("{cmd:?}: {status}\n{text}"));
-    }
-    Ok(Sample {
-        wall,
-        rss_kib: usage.ru_maxrss as u64,
-    })
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    println!("{} {} {code}", wall.as_nanos(), usage.ru_maxrss);
+    std::process::exit(0)
 }
 
 /// Several runs of one job.
@@ -405,7 +458,11 @@ fn measure_costs(scratch: &Path) -> Costs {
     let par = start.elapsed() / (n * cores as u32);
     let spawn = median(
         (0..21)
-            .map(|_| measure(&mut Command::new("true")).unwrap().wall)
+            .map(|_| {
+                let mut c = Command::new("true");
+                c.env_clear().env("PATH", "/usr/bin:/bin");
+                measure(&mut c).unwrap().wall
+            })
             .collect(),
     );
     let dir = scratch.join("durable");
@@ -1620,6 +1677,10 @@ fn plot(results: &Results, r: usize) -> String {
 // ---------------------------------------------------------------------------
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--measure") {
+        measure_child(&args[2..]);
+    }
     let o = parse_opts();
     fs::create_dir_all(&o.out).unwrap();
     let scratch = tempfile::Builder::new()
