@@ -299,6 +299,46 @@ impl Txn {
         Ok(())
     }
 
+    /// Stages several files at once, as [`Txn::put`] does one by one, but
+    /// writing the temporary files in parallel: a rotation writes one per
+    /// secret. The steps keep the order of `files`.
+    pub(crate) fn put_many(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        use rayon::prelude::*;
+        let written: Vec<Result<tempfile::NamedTempFile>> = files
+            .par_iter()
+            .map(|(target, bytes)| {
+                debug_assert!(valid_target(target), "{target}");
+                write_temp(&self.root.join(split_rel(target).0), bytes, STORE_FILE_MODE)
+            })
+            .collect();
+        // Every temp file is kept (and removed on drop) even if one failed.
+        let mut first_error = None;
+        for ((target, _), tmp) in files.into_iter().zip(written) {
+            match tmp {
+                Ok(tmp) => {
+                    let (dir, _) = split_rel(&target);
+                    let name = tmp
+                        .path()
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .expect("tempfile names are ASCII")
+                        .to_owned();
+                    let temp = if dir.is_empty() {
+                        name
+                    } else {
+                        format!("{dir}/{name}")
+                    };
+                    self.ops.push(Op::Put { temp, target });
+                    self.temps.push(tmp);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Stages the removal of `target` (relative to the store root).
     pub(crate) fn remove(&mut self, target: &str) {
         debug_assert!(valid_target(target), "{target}");

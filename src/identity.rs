@@ -278,7 +278,7 @@ impl Identities {
                 self.recipients.push(RecipientKey::X25519(id.to_public()));
                 self.loaded.push(Loaded {
                     place: place.clone(),
-                    identity: Box::new(id),
+                    identity: Box::new(crate::crypto::X25519Identity::from_age(&id)),
                     plugin: false,
                 });
             } else if let Ok(id) = line.parse::<age::plugin::Identity>() {

@@ -24,6 +24,9 @@ use crate::time::Time;
 /// The manifest format this version of coffer reads and writes.
 pub const FORMAT_VERSION: i64 = 1;
 
+/// The first line of every manifest.
+const HEADER_COMMENT: &str = "# coffer vault manifest: written by coffer, see docs/format.md";
+
 /// The largest manifest coffer will read, in bytes (about 400,000 secrets).
 pub const MAX_MANIFEST_LEN: u64 = 64 << 20;
 
@@ -95,11 +98,22 @@ struct RawEntry {
 
 /// Encodes bytes as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    let mut s = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut s, bytes);
+    String::from_utf8(s).expect("hex digits are ASCII")
+}
+
+/// Appends bytes as lowercase hex.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for chunk in bytes.chunks(32) {
+        let mut buf = [0u8; 64];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        out.extend_from_slice(&buf[..chunk.len() * 2]);
     }
-    s
 }
 
 /// Decodes exactly 32 bytes of lowercase hex.
@@ -107,16 +121,21 @@ pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let nib = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[i] = nib(pair[0])? << 4 | nib(pair[1])?;
+    fn nib(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0xff,
+        }
     }
-    Some(out)
+    let mut out = [0u8; 32];
+    let mut bad = 0;
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        let (hi, lo) = (nib(pair[0]), nib(pair[1]));
+        bad |= hi | lo;
+        *o = hi << 4 | (lo & 15);
+    }
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl Manifest {
@@ -136,7 +155,77 @@ impl Manifest {
     }
 
     /// Parses and validates a manifest. `path` is for error messages.
+    ///
+    /// A manifest in exactly the layout coffer writes is read line by line
+    /// (much faster than TOML for a large vault); anything else goes to
+    /// [`Manifest::parse_toml`], which accepts and refuses exactly the same
+    /// manifests, reads any TOML layout and explains what is wrong.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        if let Some(m) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(canonical::manifest)
+        {
+            return Ok(m);
+        }
+        Manifest::parse_toml(bytes, path)
+    }
+
+    /// Parses the manifest's vault-wide fields, without its secrets (the
+    /// result has none): enough to check a vault key against it.
+    pub fn parse_header(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        if let Some(m) = canonical::header_only(bytes, true) {
+            return Ok(m);
+        }
+        let mut m = Manifest::parse(bytes, path)?;
+        m.secrets.clear();
+        Ok(m)
+    }
+
+    /// Parses the manifest's vault-wide fields and the entry of `name` alone
+    /// (the result lists no other secret). In coffer's own layout the entry
+    /// is found directly, without reading the others: `get` on a large
+    /// vault stays as fast as on a small one. Otherwise, or if the entry is
+    /// not there, the whole manifest is parsed.
+    pub fn parse_one(bytes: &[u8], path: &Path, name: &SecretName) -> Result<Manifest> {
+        if let Some(m) = canonical::one(bytes, name) {
+            return Ok(m);
+        }
+        let mut m = Manifest::parse(bytes, path)?;
+        m.secrets.retain(|n, _| n == name);
+        Ok(m)
+    }
+
+    /// Returns the line that starts the table of `name` in coffer's own
+    /// layout, with the newlines around it: what to look for in a manifest
+    /// read piece by piece.
+    pub(crate) fn table_line(name: &SecretName) -> Vec<u8> {
+        canonical::table_line(name)
+    }
+
+    /// Parses the vault-wide fields from the first bytes of a manifest in
+    /// coffer's own layout and the entry of `name` from the bytes after its
+    /// [`Manifest::table_line`], which occurs once in the file, up to the
+    /// next table or, if `complete`, the end of the file. `None` if either
+    /// part is not in that layout: then use [`Manifest::parse_one`].
+    pub(crate) fn parse_one_from_parts(
+        prefix: &[u8],
+        after: &[u8],
+        complete: bool,
+        name: &SecretName,
+    ) -> Option<Manifest> {
+        canonical::one_from_parts(prefix, after, complete, name)
+    }
+
+    /// Reads the vault-wide fields from the first bytes of a manifest in
+    /// coffer's own layout, if they hold them all; `None` otherwise (then
+    /// read the whole file and use [`Manifest::parse_header`]).
+    pub(crate) fn parse_header_prefix(prefix: &[u8]) -> Option<Manifest> {
+        canonical::header_only(prefix, false)
+    }
+
+    /// Parses and validates a manifest of any TOML layout (what `verify`
+    /// uses). `path` is for error messages.
+    pub fn parse_toml(bytes: &[u8], path: &Path) -> Result<Manifest> {
         let err = |message: String| Error::Manifest {
             path: path.to_owned(),
             message,
@@ -253,8 +342,9 @@ impl Manifest {
 
     /// Serialises the manifest: deterministic, sorted, trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(256 + self.secrets.len() * 260);
-        s.push_str("# coffer vault manifest: written by coffer, see docs/format.md\n");
+        let mut s = String::with_capacity(1024);
+        s.push_str(HEADER_COMMENT);
+        s.push('\n');
         let _ = writeln!(s, "format = {FORMAT_VERSION}");
         let _ = writeln!(s, "created = \"{}\"", self.created);
         let _ = writeln!(s, "public-key = \"{}\"", self.public_key);
@@ -265,21 +355,39 @@ impl Manifest {
         for (name, key) in &self.recipients {
             let _ = writeln!(s, "{} = \"{key}\"", toml_key(name.as_str()));
         }
+        let mut b = s.into_bytes();
+        b.reserve(self.secrets.len() * 260);
         for (name, e) in &self.secrets {
-            let _ = writeln!(s, "\n[secrets.{name}]");
-            let _ = writeln!(s, "created = \"{}\"", e.created);
-            let _ = writeln!(s, "updated = \"{}\"", e.updated);
-            let _ = writeln!(s, "digest = \"sha256:{}\"", hex(&e.digest));
+            b.extend_from_slice(b"\n[secrets.");
+            b.extend_from_slice(name.as_str().as_bytes());
+            b.extend_from_slice(b"]\ncreated = \"");
+            e.created.push_to(&mut b);
+            b.extend_from_slice(b"\"\nupdated = \"");
+            e.updated.push_to(&mut b);
+            b.extend_from_slice(b"\"\ndigest = \"sha256:");
+            push_hex(&mut b, &e.digest);
+            b.extend_from_slice(b"\"\n");
             if let Some(mac) = &e.mac {
-                let _ = writeln!(s, "mac = \"{}\"", hex(mac));
+                b.extend_from_slice(b"mac = \"");
+                push_hex(&mut b, mac);
+                b.extend_from_slice(b"\"\n");
             }
             if let Some(r) = &e.rotation {
-                let _ = writeln!(s, "rotate-since = \"{}\"", r.since);
-                let names: Vec<String> = r.removed.iter().map(|n| format!("\"{n}\"")).collect();
-                let _ = writeln!(s, "rotate-removed = [{}]", names.join(", "));
+                b.extend_from_slice(b"rotate-since = \"");
+                r.since.push_to(&mut b);
+                b.extend_from_slice(b"\"\nrotate-removed = [");
+                for (i, n) in r.removed.iter().enumerate() {
+                    if i > 0 {
+                        b.extend_from_slice(b", ");
+                    }
+                    b.push(b'"');
+                    b.extend_from_slice(n.as_str().as_bytes());
+                    b.push(b'"');
+                }
+                b.extend_from_slice(b"]\n");
             }
         }
-        s.into_bytes()
+        b
     }
 
     /// Computes and stores the recipients MAC.
@@ -313,12 +421,282 @@ impl Manifest {
     }
 }
 
+/// Returns whether `k` is a bare TOML key.
+fn is_bare(k: &str) -> bool {
+    !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// Reading a manifest laid out exactly as [`Manifest::to_bytes`] writes it,
+/// line by line, without a TOML parser.
+///
+/// Each function returns `None` at the first byte that departs from that
+/// layout, and at any value [`Manifest::parse_toml`] would refuse; the
+/// caller then falls back to the TOML parser. So whatever the input, the
+/// result is either `None` or exactly what the TOML parser returns (the
+/// tests check this on mutated manifests).
+mod canonical {
+    use std::collections::BTreeMap;
+
+    use super::{Entry, FORMAT_VERSION, HEADER_COMMENT, Manifest, RotationDue, is_bare, unhex32};
+    use crate::name::{RecipientName, SecretName};
+    use crate::recipient::RecipientKey;
+    use crate::time::Time;
+
+    /// The text still to read.
+    struct Lines<'a>(&'a str);
+
+    impl<'a> Lines<'a> {
+        /// The next line, without its newline; `None` at the end or on an
+        /// unterminated last line.
+        fn next(&mut self) -> Option<&'a str> {
+            let end = memchr::memchr(b'\n', self.0.as_bytes())?;
+            let line = &self.0[..end];
+            self.0 = &self.0[end + 1..];
+            Some(line)
+        }
+
+        fn peek(&self) -> Option<&'a str> {
+            memchr::memchr(b'\n', self.0.as_bytes()).map(|end| &self.0[..end])
+        }
+    }
+
+    /// The value of a line that is exactly `key = "value"`, with a value
+    /// that needs no escape.
+    fn quoted<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+        let v = line
+            .strip_prefix(key)?
+            .strip_prefix(" = \"")?
+            .strip_suffix('"')?;
+        // Printable ASCII only, and nothing TOML would unescape.
+        v.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+            .then_some(v)
+    }
+
+    /// The value of a line that is exactly `key = "value"`, for a value
+    /// that its own parser checks byte by byte (a time, hex digits), so
+    /// that nothing TOML would unescape can pass.
+    fn checked_later<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+        line.strip_prefix(key)?
+            .strip_prefix(" = \"")?
+            .strip_suffix('"')
+    }
+
+    /// The vault-wide fields and `[recipients]`, up to the blank line
+    /// before the first secret (or the end).
+    fn header(l: &mut Lines<'_>) -> Option<Manifest> {
+        if l.next()? != HEADER_COMMENT || l.next()? != format!("format = {FORMAT_VERSION}") {
+            return None;
+        }
+        let created: Time = quoted(l.next()?, "created")?.parse().ok()?;
+        let public_key = quoted(l.next()?, "public-key")?;
+        if public_key.parse::<age::x25519::Recipient>().is_err()
+            || public_key.to_lowercase() != public_key
+        {
+            return None;
+        }
+        let mut line = l.next()?;
+        let recipients_mac = match quoted(line, "recipients-mac") {
+            Some(mac) => {
+                line = l.next()?;
+                Some(unhex32(mac)?)
+            }
+            None => None,
+        };
+        if !line.is_empty() || l.next()? != "[recipients]" {
+            return None;
+        }
+        let mut recipients: BTreeMap<RecipientName, RecipientKey> = BTreeMap::new();
+        while let Some(line) = l.peek().filter(|line| !line.is_empty()) {
+            l.next();
+            let (name, rest) = match line.strip_prefix('"') {
+                Some(quoted_name) => {
+                    let (name, rest) = quoted_name.split_once('"')?;
+                    if is_bare(name) {
+                        return None;
+                    }
+                    (name, rest)
+                }
+                None => {
+                    let (name, _) = line.split_once(' ')?;
+                    if !is_bare(name) {
+                        return None;
+                    }
+                    (name, &line[name.len()..])
+                }
+            };
+            let key = quoted(rest, "")?;
+            let name: RecipientName = name.parse().ok()?;
+            let parsed: RecipientKey = key.parse().ok()?;
+            if parsed.to_string() != key
+                || recipients
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= name)
+            {
+                return None;
+            }
+            recipients.insert(name, parsed);
+        }
+        // A vault nobody can open is refused by the TOML parser's checks.
+        if recipients.is_empty() {
+            return None;
+        }
+        Some(Manifest {
+            created,
+            public_key: public_key.to_owned(),
+            recipients_mac,
+            recipients,
+            secrets: BTreeMap::new(),
+        })
+    }
+
+    /// One secret's lines, after its `[secrets.<name>]` line, up to the
+    /// blank line before the next one (or the end).
+    fn entry(l: &mut Lines<'_>) -> Option<Entry> {
+        let created: Time = checked_later(l.next()?, "created")?.parse().ok()?;
+        let updated: Time = checked_later(l.next()?, "updated")?.parse().ok()?;
+        let digest = unhex32(checked_later(l.next()?, "digest")?.strip_prefix("sha256:")?)?;
+        let mac = match l.peek().and_then(|line| checked_later(line, "mac")) {
+            Some(mac) => {
+                l.next();
+                Some(unhex32(mac)?)
+            }
+            None => None,
+        };
+        let rotation = match l
+            .peek()
+            .and_then(|line| checked_later(line, "rotate-since"))
+        {
+            Some(since) => {
+                l.next();
+                let since: Time = since.parse().ok()?;
+                let list = l
+                    .next()?
+                    .strip_prefix("rotate-removed = [")?
+                    .strip_suffix(']')?;
+                let mut removed: Vec<RecipientName> = Vec::new();
+                for item in list.split(", ") {
+                    let name: RecipientName =
+                        item.strip_prefix('"')?.strip_suffix('"')?.parse().ok()?;
+                    if removed.last().is_some_and(|last| *last >= name) {
+                        return None;
+                    }
+                    removed.push(name);
+                }
+                Some(RotationDue { since, removed })
+            }
+            None => None,
+        };
+        // Another secret follows, or nothing does.
+        if !(l.0.is_empty() || l.0.starts_with("\n[secrets.")) {
+            return None;
+        }
+        Some(Entry {
+            created,
+            updated,
+            digest,
+            mac,
+            rotation,
+        })
+    }
+
+    /// A whole manifest.
+    pub(super) fn manifest(text: &str) -> Option<Manifest> {
+        let mut l = Lines(text);
+        let mut m = header(&mut l)?;
+        // An entry takes about 260 bytes.
+        let mut secrets: Vec<(SecretName, Entry)> = Vec::with_capacity(text.len() / 200);
+        while !l.0.is_empty() {
+            if !l.next()?.is_empty() {
+                return None;
+            }
+            let name: SecretName = l
+                .next()?
+                .strip_prefix("[secrets.")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            if secrets.last().is_some_and(|(last, _)| *last >= name) {
+                return None;
+            }
+            secrets.push((name, entry(&mut l)?));
+        }
+        // Sorted already: the map is built in one pass.
+        m.secrets = secrets.into_iter().collect();
+        Some(m)
+    }
+
+    /// What separates one table from the next.
+    const NEXT_SECRET: &[u8] = b"\n\n[secrets.";
+
+    /// Returns the text up to and including the newline before the next
+    /// `[secrets.` table (or the end), and where the rest starts. Only that
+    /// part needs to be valid UTF-8.
+    fn up_to_next_secret(bytes: &[u8], complete: bool) -> Option<(&str, usize)> {
+        let end = match memchr::memmem::find(bytes, NEXT_SECRET) {
+            Some(at) => at + 1,
+            None if complete => bytes.len(),
+            None => return None,
+        };
+        Some((std::str::from_utf8(&bytes[..end]).ok()?, end))
+    }
+
+    /// The vault-wide fields of a manifest, or of its first bytes when
+    /// `complete` is false, followed by secrets or nothing. The secrets
+    /// are not read.
+    pub(super) fn header_only(bytes: &[u8], complete: bool) -> Option<Manifest> {
+        let (text, _) = up_to_next_secret(bytes, complete)?;
+        let mut l = Lines(text);
+        let m = header(&mut l)?;
+        l.0.is_empty().then_some(m)
+    }
+
+    /// The line that starts a secret's table, with the newlines around it.
+    pub(super) fn table_line(name: &SecretName) -> Vec<u8> {
+        format!("\n[secrets.{name}]\n").into_bytes()
+    }
+
+    /// The vault-wide fields and one secret's entry, found directly; the
+    /// other entries are not read. `None` also when the entry is not
+    /// there: only a full parse can tell that a secret is absent.
+    pub(super) fn one(bytes: &[u8], name: &SecretName) -> Option<Manifest> {
+        let needle = table_line(name);
+        let mut hits = memchr::memmem::find_iter(bytes, &needle);
+        let at = hits.next()?;
+        // Listed twice: only the full parse can say what that means.
+        if hits.next().is_some() {
+            return None;
+        }
+        one_from_parts(bytes, &bytes[at + needle.len()..], true, name)
+    }
+
+    /// The vault-wide fields, from the first bytes of a manifest, and the
+    /// entry of `name`, from the bytes after its table line (the only
+    /// one), up to the next table or, if `complete`, the end of the file.
+    pub(super) fn one_from_parts(
+        prefix: &[u8],
+        after: &[u8],
+        complete: bool,
+        name: &SecretName,
+    ) -> Option<Manifest> {
+        let mut m = header_only(prefix, false)?;
+        let (text, _) = up_to_next_secret(after, complete)?;
+        let mut l = Lines(text);
+        let e = entry(&mut l)?;
+        if !l.0.is_empty() {
+            return None;
+        }
+        m.secrets.insert(name.clone(), e);
+        Some(m)
+    }
+}
+
 /// Returns a TOML key: bare if it can be, quoted otherwise (recipient
 /// names may contain '.').
 fn toml_key(k: &str) -> String {
-    if k.bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
+    if is_bare(k) {
         k.to_owned()
     } else {
         format!("\"{k}\"")
@@ -523,6 +901,112 @@ mod tests {
             assert!(err.contains(want), "want {want:?} in {err:?}");
         }
         assert!(Manifest::parse(b"\xff\xfe", Path::new("v.toml")).is_err());
+    }
+
+    /// Manifests that use every optional part of the layout.
+    fn varied() -> Vec<Manifest> {
+        let (_, _, m) = sample();
+        let mut rotated = m.clone();
+        rotated.secrets.values_mut().next().unwrap().rotation = Some(RotationDue {
+            since: "2026-02-01T00:00:00.000Z".parse().unwrap(),
+            removed: vec!["bob".parse().unwrap(), "carol".parse().unwrap()],
+        });
+        let mut unsealed = rotated.clone();
+        unsealed.recipients_mac = None;
+        unsealed.secrets.values_mut().last().unwrap().mac = None;
+        let mut empty = m.clone();
+        empty.secrets.clear();
+        vec![m, rotated, unsealed, empty]
+    }
+
+    fn without_secrets(m: &Manifest) -> Manifest {
+        let mut h = m.clone();
+        h.secrets.clear();
+        h
+    }
+
+    #[test]
+    fn canonical_reader_agrees_with_toml() {
+        let p = Path::new("vault.toml");
+        for m in varied() {
+            let bytes = m.to_bytes();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            assert_eq!(canonical::manifest(text).as_ref(), Some(&m));
+            assert_eq!(Manifest::parse_toml(&bytes, p).unwrap(), m);
+            let header = without_secrets(&m);
+            assert_eq!(canonical::header_only(&bytes, true).as_ref(), Some(&header));
+            for cut in 0..bytes.len() {
+                if let Some(h) = Manifest::parse_header_prefix(&bytes[..cut]) {
+                    assert_eq!(h, header);
+                }
+            }
+            assert_eq!(Manifest::parse_header(&bytes, p).unwrap(), header);
+            for (name, e) in &m.secrets {
+                let mut one = header.clone();
+                one.secrets.insert(name.clone(), e.clone());
+                assert_eq!(canonical::one(&bytes, name).as_ref(), Some(&one));
+                assert_eq!(Manifest::parse_one(&bytes, p, name).unwrap(), one);
+            }
+            let missing: SecretName = "not-there".parse().unwrap();
+            assert_eq!(canonical::one(&bytes, &missing), None);
+            assert_eq!(Manifest::parse_one(&bytes, p, &missing).unwrap(), header);
+        }
+    }
+
+    /// Damaged and rearranged manifests: the line reader either gives up
+    /// or reads exactly what the TOML parser reads. (Reading the header or
+    /// one entry does not look at the rest, so those agree with the TOML
+    /// parser whenever it succeeds.)
+    #[test]
+    fn canonical_reader_never_disagrees_with_toml() {
+        let p = Path::new("vault.toml");
+        let (mut tried, mut read) = (0, 0);
+        for m in varied() {
+            let text = String::from_utf8(m.to_bytes()).unwrap();
+            let mut variants = Vec::new();
+            for i in 0..text.len() {
+                let (a, b) = text.split_at(i);
+                variants.push(format!("{a}{}", &b[1..]));
+                variants.push(format!("{a}a{}", &b[1..]));
+                for c in [" ", "\n", "\"", "0", "\\", "\r"] {
+                    variants.push(format!("{a}{c}{b}"));
+                }
+            }
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            for i in 0..lines.len() {
+                let mut dropped = lines.clone();
+                dropped.remove(i);
+                variants.push(dropped.concat());
+                let mut doubled = lines.clone();
+                doubled.insert(i, lines[i]);
+                variants.push(doubled.concat());
+                if i + 1 < lines.len() {
+                    let mut swapped = lines.clone();
+                    swapped.swap(i, i + 1);
+                    variants.push(swapped.concat());
+                }
+            }
+            for v in &variants {
+                tried += 1;
+                let toml = Manifest::parse_toml(v.as_bytes(), p).ok();
+                if let Some(fast) = canonical::manifest(v) {
+                    read += 1;
+                    assert_eq!(toml.as_ref(), Some(&fast), "{v}");
+                }
+                let Some(toml) = toml else { continue };
+                if let Some(h) = canonical::header_only(v.as_bytes(), true) {
+                    assert_eq!(h, without_secrets(&toml), "{v}");
+                }
+                for name in toml.secrets.keys() {
+                    if let Some(one) = canonical::one(v.as_bytes(), name) {
+                        assert_eq!(one.secrets.len(), 1);
+                        assert_eq!(without_secrets(&one), without_secrets(&toml), "{v}");
+                        assert_eq!(one.secrets.get(name), toml.secrets.get(name), "{v}");
+                    }
+                }
+            }
+        }
+        assert!(tried > 5000 && read > 100, "{read} of {tried}");
     }
 
     #[test]

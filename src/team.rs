@@ -25,7 +25,7 @@ use crate::recipient::RecipientKey;
 use crate::secret::SecretValue;
 use crate::time::Time;
 use crate::vault::{
-    MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, VaultRead, VaultWrite,
+    MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, Vault, VaultRead, VaultWrite,
 };
 
 /// A set of named recipients.
@@ -97,6 +97,30 @@ pub enum Outcome {
         /// How many secrets were marked rotation-due.
         marked: usize,
     },
+}
+
+/// Reads a value for re-encryption: verified entries as `get` does;
+/// unaccepted contributions by digest and decryption only.
+fn read_for_rotation(
+    vault: &Vault<'_>,
+    manifest: &Manifest,
+    key: &VaultKey,
+    name: &SecretName,
+) -> Result<SecretValue> {
+    let entry = &manifest.secrets[name];
+    if entry.mac.is_some() {
+        return vault.get_in(manifest, key, name);
+    }
+    let integrity = |problem| Error::Integrity {
+        vault: vault.name().to_string(),
+        name: name.to_string(),
+        problem,
+    };
+    let ct = fsutil::read_store_file(&vault.dir().join(name.file_name()), MAX_SECRET_FILE_LEN)?;
+    if crypto::digest(&ct) != entry.digest {
+        return Err(integrity(IntegrityProblem::DigestMismatch));
+    }
+    key.decrypt_value(&ct).map_err(integrity)
 }
 
 /// Returns a vault's approved recipients: the manifest's list if its MAC
@@ -289,15 +313,20 @@ impl VaultWrite<'_> {
         now: Time,
         callbacks: C,
     ) -> Result<(VaultKey, usize)> {
+        use rayon::prelude::*;
         let names: Vec<SecretName> = self.manifest.secrets.keys().cloned().collect();
-        let mut values = Vec::with_capacity(names.len());
-        let mut failed = Vec::new();
-        for name in &names {
-            match self.read_for_rotation(old, name) {
-                Ok(v) => values.push(v),
-                Err(_) => failed.push(name.to_string()),
-            }
-        }
+        // Decrypted, then encrypted to the new key, in parallel across cores.
+        let (vault, manifest) = (self.vault, &self.manifest);
+        let read: Vec<Result<SecretValue>> = names
+            .par_iter()
+            .map(|name| read_for_rotation(vault, manifest, old, name))
+            .collect();
+        let failed: Vec<String> = names
+            .iter()
+            .zip(&read)
+            .filter(|(_, r)| r.is_err())
+            .map(|(n, _)| n.to_string())
+            .collect();
         if !failed.is_empty() {
             return Err(Error::RekeyBlocked {
                 vault: self.vault.name().to_string(),
@@ -306,9 +335,14 @@ impl VaultWrite<'_> {
             });
         }
         let new = VaultKey::generate();
+        let sealed: Vec<Result<Vec<u8>>> = read
+            .into_par_iter()
+            .map(|value| new.encrypt_value(&value.expect("checked above")))
+            .collect();
         let mut marked = 0;
-        for (name, value) in names.iter().zip(values) {
-            let ct = new.encrypt_value(&value)?;
+        let mut files = Vec::with_capacity(names.len());
+        for (name, ct) in names.iter().zip(sealed) {
+            let ct = ct?;
             let old_entry = &self.manifest.secrets[name];
             let mut rotation = old_entry.rotation.clone();
             if !revoked.is_empty() {
@@ -332,9 +366,10 @@ impl VaultWrite<'_> {
             if old_entry.mac.is_some() {
                 Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
             }
-            self.put(&name.file_name(), &ct)?;
+            files.push((name.file_name(), ct));
             self.manifest.secrets.insert(name.clone(), entry);
         }
+        self.put_many(files)?;
         self.manifest.public_key = new.public().to_string();
         self.rewrap(&new, recipients, callbacks)?;
         // The listed recipients of `new` are read back from the file next
@@ -346,28 +381,6 @@ impl VaultWrite<'_> {
         Ok((new, marked))
     }
 
-    /// Reads a value for re-encryption: verified entries as `get` does;
-    /// unaccepted contributions by digest and decryption only.
-    fn read_for_rotation(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
-        let entry = &self.manifest.secrets[name];
-        if entry.mac.is_some() {
-            return self.vault.get_in(&self.manifest, key, name);
-        }
-        let integrity = |problem| Error::Integrity {
-            vault: self.vault.name().to_string(),
-            name: name.to_string(),
-            problem,
-        };
-        let ct = fsutil::read_store_file(
-            &self.vault.dir().join(name.file_name()),
-            MAX_SECRET_FILE_LEN,
-        )?;
-        if crypto::digest(&ct) != entry.digest {
-            return Err(integrity(IntegrityProblem::DigestMismatch));
-        }
-        key.decrypt_value(&ct).map_err(integrity)
-    }
-
     /// Stages a value written by someone who cannot open the vault: it is
     /// encrypted to the manifest's public key and recorded without a MAC,
     /// so nobody reads or syncs it until a recipient accepts it.
@@ -377,6 +390,7 @@ impl VaultWrite<'_> {
             .public_key
             .parse()
             .expect("validated when the manifest was parsed");
+        let public = crypto::X25519Recipient::from_age(&public);
         let ct = crypto::encrypt(
             std::iter::once(&public as &dyn age::Recipient),
             value.expose_secret().as_bytes(),
@@ -417,7 +431,7 @@ impl VaultWrite<'_> {
     pub fn accept(&mut self, key: &VaultKey, names: &[SecretName]) -> Result<Vec<SecretName>> {
         self.check_current_key(key)?;
         for name in names {
-            self.read_for_rotation(key, name)?;
+            read_for_rotation(self.vault, &self.manifest, key, name)?;
         }
         for name in names {
             let vault = self.vault.name().clone();

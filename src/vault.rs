@@ -9,7 +9,7 @@
 //! still matches the manifest they hold.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, DecryptFailure, VaultKey};
@@ -30,6 +30,10 @@ pub const VAULT_KEY_FILE: &str = "vault-key.age";
 /// The largest secret file coffer reads: a 128 KiB value armored, with
 /// room to spare.
 pub const MAX_SECRET_FILE_LEN: u64 = 256 << 10;
+/// How much of the manifest is read for its vault-wide fields alone: they
+/// fit unless a vault has hundreds of recipients.
+const HEADER_READ: usize = 64 << 10;
+
 /// The largest `vault-key.age` coffer reads (room for ~1,000 recipients).
 pub const MAX_VAULT_KEY_FILE_LEN: u64 = 1 << 20;
 
@@ -76,21 +80,160 @@ impl<'s> Vault<'s> {
         }
     }
 
-    fn load_manifest(&self) -> Result<(Manifest, Vec<u8>)> {
+    /// Reads the manifest's bytes, and returns them with its path.
+    fn manifest_bytes(&self) -> Result<(Vec<u8>, PathBuf)> {
         // The vault may have been deleted, or replaced by a link, while we
         // waited for the lock.
         if !fsutil::check_not_symlink(&self.dir)? {
             return Err(self.not_found());
         }
         let path = self.dir.join(MANIFEST_FILE);
-        let bytes = match fsutil::read_store_file(&path, MAX_MANIFEST_LEN) {
+        match fsutil::read_store_file(&path, MAX_MANIFEST_LEN) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(self.not_found());
+                Err(self.not_found())
             }
-            r => r?,
-        };
+            r => Ok((r?, path)),
+        }
+    }
+
+    /// Reads the manifest's vault-wide fields, without its secrets: in
+    /// coffer's own layout, from the first bytes of the file only.
+    fn load_header(&self) -> Result<Manifest> {
+        if !fsutil::check_not_symlink(&self.dir)? {
+            return Err(self.not_found());
+        }
+        let path = self.dir.join(MANIFEST_FILE);
+        let mut prefix = Vec::with_capacity(HEADER_READ);
+        match fsutil::open_nofollow(&path) {
+            Ok(f) => {
+                f.take(HEADER_READ as u64)
+                    .read_to_end(&mut prefix)
+                    .map_err(|e| Error::io("read", &path, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.not_found()),
+            Err(e) => return Err(fsutil::map_open_error(&path, e)),
+        }
+        if prefix.len() == HEADER_READ
+            && let Some(m) = Manifest::parse_header_prefix(&prefix)
+        {
+            return Ok(m);
+        }
+        let (bytes, path) = self.manifest_bytes()?;
+        Manifest::parse_header(&bytes, &path)
+    }
+
+    fn load_manifest(&self) -> Result<(Manifest, Vec<u8>)> {
+        let (bytes, path) = self.manifest_bytes()?;
         let m = Manifest::parse(&bytes, &path)?;
         Ok((m, bytes))
+    }
+
+    /// Reads the manifest's vault-wide fields and the entry of `name` (the
+    /// result lists no other secret). In coffer's own layout the file is
+    /// read piece by piece through a small buffer, looking for the entry's
+    /// table line, and no other entry is parsed: a large vault costs one
+    /// pass over the file. Otherwise, or if the entry is not there, the
+    /// whole manifest is parsed ([`Manifest::parse_one`]).
+    fn load_one(&self, name: &SecretName) -> Result<Manifest> {
+        if let Some(m) = self.find_entry(name)? {
+            return Ok(m);
+        }
+        let (bytes, path) = self.manifest_bytes()?;
+        Manifest::parse_one(&bytes, &path, name)
+    }
+
+    /// The fast path of [`Vault::load_one`]; `None` to take the slow one.
+    fn find_entry(&self, name: &SecretName) -> Result<Option<Manifest>> {
+        use std::os::unix::fs::FileExt;
+        const CHUNK: usize = 64 << 10;
+        // The most an entry's lines take (a long list of removed names).
+        const ENTRY_READ: usize = 16 << 10;
+        if !fsutil::check_not_symlink(&self.dir)? {
+            return Err(self.not_found());
+        }
+        let path = self.dir.join(MANIFEST_FILE);
+        let read_err = |e| Error::io("read", &path, e);
+        let mut f = match fsutil::open_nofollow(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.not_found()),
+            Err(e) => return Err(fsutil::map_open_error(&path, e)),
+        };
+        let meta = f.metadata().map_err(read_err)?;
+        if !meta.is_file() || meta.len() > MAX_MANIFEST_LEN {
+            return Ok(None);
+        }
+        let needle = Manifest::table_line(name);
+        let finder = memchr::memmem::Finder::new(&needle);
+        // Windows of the file, each overlapping the last by one byte less
+        // than the needle, so that no occurrence is missed or seen twice.
+        let keep = needle.len() - 1;
+        let mut buf = vec![0u8; CHUNK];
+        let (mut filled, mut offset) = (0, 0u64);
+        let mut prefix = None;
+        let mut hits = Vec::new();
+        loop {
+            let mut eof = false;
+            while filled < buf.len() {
+                match f.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(read_err(e)),
+                }
+            }
+            let window = &buf[..filled];
+            if prefix.is_none() {
+                prefix = Some(window.to_vec());
+            }
+            hits.extend(finder.find_iter(window).map(|at| offset + at as u64));
+            if eof || hits.len() > 1 {
+                break;
+            }
+            let cut = filled - keep;
+            buf.copy_within(cut..filled, 0);
+            offset += cut as u64;
+            filled = keep;
+        }
+        let ([at], Some(prefix)) = (hits.as_slice(), prefix) else {
+            return Ok(None);
+        };
+        let mut after = vec![0u8; ENTRY_READ];
+        let start = at + needle.len() as u64;
+        let mut got = 0;
+        while got < after.len() {
+            match f.read_at(&mut after[got..], start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_err(e)),
+            }
+        }
+        let complete = got < after.len();
+        after.truncate(got);
+        Ok(Manifest::parse_one_from_parts(
+            &prefix, &after, complete, name,
+        ))
+    }
+
+    /// Takes the store's shared lock and returns whether the manifest
+    /// lists `name`, reading only that entry where it can (see
+    /// [`Vault::load_one`]).
+    pub fn contains(&self, name: &SecretName) -> Result<bool> {
+        let _lock = self.store.lock_read()?;
+        Ok(self.load_one(name)?.secrets.contains_key(name))
+    }
+
+    /// Takes the store's shared lock and reads one secret, checked exactly
+    /// as [`VaultRead::get`] checks it, reading only its own entry of the
+    /// manifest where it can: as fast in a large vault as in a small one.
+    pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
+        let _lock = self.store.lock_read()?;
+        let manifest = self.load_one(name)?;
+        self.check_key(&manifest, key)?;
+        self.get_in(&manifest, key, name)
     }
 
     /// Takes the store's shared lock and reads the manifest.
@@ -157,7 +300,7 @@ impl<'s> Vault<'s> {
             }
             Err(DecryptFailure::Other(e)) => return Err(e),
         };
-        let (manifest, _) = self.load_manifest()?;
+        let manifest = self.load_header()?;
         if key.public().to_string() != manifest.public_key {
             return Err(Error::VaultKeyMismatch {
                 vault: self.name.to_string(),
@@ -422,6 +565,18 @@ impl VaultWrite<'_> {
         self.txn.put(&format!("{}/{name}", self.vault.name), bytes)
     }
 
+    /// Stages several of the vault's files (name, bytes), writing them in
+    /// parallel.
+    pub(crate) fn put_many(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let vault = self.vault.name.as_str();
+        self.txn.put_many(
+            files
+                .into_iter()
+                .map(|(name, bytes)| (format!("{vault}/{name}"), bytes))
+                .collect(),
+        )
+    }
+
     /// Stages the removal of the vault's file `name`.
     fn remove(&mut self, name: &str) {
         self.txn.remove(&format!("{}/{name}", self.vault.name));
@@ -461,5 +616,65 @@ impl VaultWrite<'_> {
         txn.commit()?;
         drop(self);
         Ok(Change::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::RotationDue;
+    use crate::name::RecipientName;
+    use crate::recipient::RecipientKey;
+    use age::secrecy::ExposeSecret;
+
+    /// A manifest of ~400 KiB, read through a 64 KiB window: every entry is
+    /// found, wherever the window boundaries fall, and equals the full
+    /// parse's.
+    #[test]
+    fn one_entry_is_found_across_read_windows() {
+        let d = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let who: RecipientName = "alice".parse().unwrap();
+        let key: RecipientKey = id.to_public().to_string().parse().unwrap();
+        let store = Store::init(d.path(), &who, &key).unwrap();
+        let text = id.to_string();
+        let ids = Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks)
+            .unwrap();
+        let vname: VaultName = "big-vault".parse().unwrap();
+        let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
+        store
+            .create_vault(&vname, &recipients, Time::now(), age::NoCallbacks)
+            .unwrap();
+        let vault = store.vault(&vname).unwrap();
+        let mut m = vault.read().unwrap().manifest().clone();
+        let t = Time::now();
+        for i in 0..1500usize {
+            let name: SecretName = format!("s{i}-{}z", "x".repeat(i % 53)).parse().unwrap();
+            let rotation = (i % 7 == 0).then(|| RotationDue {
+                since: t,
+                removed: vec![who.clone()],
+            });
+            let e = Entry {
+                created: t,
+                updated: t,
+                digest: [i as u8; 32],
+                mac: (i % 5 != 0).then_some([7; 32]),
+                rotation,
+            };
+            m.secrets.insert(name, e);
+        }
+        let bytes = m.to_bytes();
+        assert!(bytes.len() > 6 * (64 << 10));
+        fs::write(vault.dir().join(MANIFEST_FILE), &bytes).unwrap();
+        for (name, e) in &m.secrets {
+            let one = vault.find_entry(name).unwrap().expect("found directly");
+            assert_eq!(one.secrets.len(), 1);
+            assert_eq!(one.secrets.get(name), Some(e));
+            assert_eq!(one.public_key, m.public_key);
+            assert!(vault.contains(name).unwrap());
+        }
+        let missing: SecretName = "not-there".parse().unwrap();
+        assert!(vault.find_entry(&missing).unwrap().is_none());
+        assert!(!vault.contains(&missing).unwrap());
     }
 }

@@ -213,7 +213,7 @@ fn verify_vault(
         return Ok(r);
     }
     let manifest = match fsutil::read_store_file(&manifest_path, MAX_MANIFEST_LEN)
-        .and_then(|b| Manifest::parse(&b, &manifest_path))
+        .and_then(|b| Manifest::parse_toml(&b, &manifest_path))
     {
         Ok(m) => m,
         Err(e) => {

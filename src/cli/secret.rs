@@ -156,7 +156,7 @@ pub fn update(ctx: &Ctx, args: WriteArgs) -> CliResult {
     let store = ctx.store()?;
     let vault = store.vault(&vault_name)?;
     // Fail before asking for a value if the secret does not exist.
-    if !vault.read()?.manifest().secrets.contains_key(&name) {
+    if !vault.contains(&name)? {
         return Err(coffer::Error::SecretNotFound {
             vault: vault_name.to_string(),
             name: name.to_string(),
@@ -213,7 +213,7 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> CliResult {
     let (vault_name, name) = args.secret.parse()?;
     let store = ctx.store()?;
     let vault = store.vault(&vault_name)?;
-    if !vault.read()?.manifest().secrets.contains_key(&name) {
+    if !vault.contains(&name)? {
         return Err(coffer::Error::SecretNotFound {
             vault: vault_name.to_string(),
             name: name.to_string(),
@@ -223,7 +223,7 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> CliResult {
     // Unlocked outside the vault's lock: a hardware key may wait for a touch.
     let ids = ctx.identities()?;
     let key = vault.unlock(&ids)?;
-    let value = vault.read()?.get(&key, &name)?;
+    let value = vault.get(&key, &name)?;
     let mut out = Zeroizing::new(value.expose_secret().as_bytes().to_vec());
     if ui::stdout_is_terminal() {
         out.push(b'\n');
@@ -298,7 +298,7 @@ pub fn delete(ctx: &Ctx, args: DeleteArgs) -> CliResult {
     let (vault_name, name) = args.secret.parse()?;
     let store = ctx.store()?;
     let vault = store.vault(&vault_name)?;
-    if !vault.read()?.manifest().secrets.contains_key(&name) {
+    if !vault.contains(&name)? {
         return Err(coffer::Error::SecretNotFound {
             vault: vault_name.to_string(),
             name: name.to_string(),
