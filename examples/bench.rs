@@ -721,7 +721,7 @@ impl World {
             w.coffer_ok(&["recipients", "add", &format!("member-{i:02}"), &key]);
             others.push(key);
         }
-        w.coffer_ok(&["vault", "create", VAULT]);
+        w.coffer_ok(&["vault", "create", VAULT, "--yes"]);
         let text = fs::read(&w.identity).unwrap();
         let ids = Identities::from_text(&text, "bench identity", NoPrompt).unwrap();
         let owner = String::from_utf8_lossy(&text)

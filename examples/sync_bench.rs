@@ -77,7 +77,7 @@ fn main() {
     });
     let url = s.url();
     coffer(&bin, dir, &url, &["init"]);
-    coffer(&bin, dir, &url, &["vault", "create", "bench"]);
+    coffer(&bin, dir, &url, &["vault", "create", "bench", "--yes"]);
 
     // Fill the vault through the library: one transaction, not n processes.
     let text = std::fs::read(dir.join("config/coffer/identity.txt")).unwrap();
