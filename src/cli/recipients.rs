@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use coffer::config::Member;
 use coffer::crypto::VaultKey;
 use coffer::error::ChangeKind;
-use coffer::team::Outcome;
+use coffer::team::{Outcome, Recipients};
 use coffer::{Identities, RecipientKey, RecipientName, Store, Time, VaultName};
 use serde::Serialize;
 
@@ -316,6 +316,43 @@ fn edited_warning(ctx: &Ctx, v: &VaultName) {
     ));
 }
 
+/// Applies `edit` to the approved recipients of each vault that `wanted`
+/// selects, staging the changes in `batch`. Returns what was done, and the
+/// vaults it could not change: those the user cannot open, and those whose
+/// recipients were edited by hand (which need `approve`).
+fn change_each(
+    ctx: &Ctx,
+    batch: &mut coffer::store::Batch<'_>,
+    vaults: &[(coffer::Vault<'_>, Option<VaultKey>)],
+    wanted: impl Fn(&VaultName) -> bool,
+    edit: impl Fn(&mut Recipients),
+) -> CliResult<(Vec<(VaultName, Outcome)>, Vec<String>)> {
+    let mut done = Vec::new();
+    let mut missed = Vec::new();
+    for (vault, vkey) in vaults {
+        let v = vault.name();
+        if !wanted(v) {
+            continue;
+        }
+        let Some(vkey) = vkey else {
+            missed.push(v.to_string());
+            continue;
+        };
+        let mut w = vault.write_in(batch)?;
+        let (mut target, edited) = w.approved_recipients(vkey);
+        if edited {
+            edited_warning(ctx, v);
+            missed.push(v.to_string());
+            continue;
+        }
+        edit(&mut target);
+        let outcome = w.set_recipients(vkey, &target, Time::now(), ctx.callbacks.clone())?;
+        batch.stage(w)?;
+        done.push((v.clone(), outcome));
+    }
+    Ok((done, missed))
+}
+
 fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let name: RecipientName = args.name.parse()?;
     let key = read_key(&args.key)?;
@@ -365,29 +402,15 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     };
     config.set_recipient(&name, &member);
 
-    let mut done = Vec::new();
-    let mut missed = Vec::new();
-    for (vault, vkey) in &vaults {
-        let v = vault.name();
-        if !member.covers(v) {
-            continue;
-        }
-        let Some(vkey) = vkey else {
-            missed.push(v.to_string());
-            continue;
-        };
-        let mut w = vault.write_in(&batch)?;
-        let (mut target, edited) = w.approved_recipients(vkey);
-        if edited {
-            edited_warning(ctx, v);
-            missed.push(v.to_string());
-            continue;
-        }
-        target.insert(name.clone(), key.clone());
-        let outcome = w.set_recipients(vkey, &target, Time::now(), ctx.callbacks.clone())?;
-        batch.stage(w)?;
-        done.push((v.clone(), outcome));
-    }
+    let (done, missed) = change_each(
+        ctx,
+        &mut batch,
+        &vaults,
+        |v| member.covers(v),
+        |target| {
+            target.insert(name.clone(), key.clone());
+        },
+    )?;
     batch.commit()?;
     ctx.ui.status(format!(
         "Recipient {name} ({}, {}) is in coffer.toml",
@@ -454,29 +477,15 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
         };
         config.set_recipient(&name, &scoped);
     }
-    let mut done = Vec::new();
-    let mut missed = Vec::new();
-    for (vault, vkey) in &vaults {
-        let v = vault.name();
-        if !holding.contains(v) || !(only.is_empty() || only.contains(v)) {
-            continue;
-        }
-        let Some(vkey) = vkey else {
-            missed.push(v.to_string());
-            continue;
-        };
-        let mut w = vault.write_in(&batch)?;
-        let (mut target, edited) = w.approved_recipients(vkey);
-        if edited {
-            edited_warning(ctx, v);
-            missed.push(v.to_string());
-            continue;
-        }
-        target.remove(&name);
-        let outcome = w.set_recipients(vkey, &target, Time::now(), ctx.callbacks.clone())?;
-        batch.stage(w)?;
-        done.push((v.clone(), outcome));
-    }
+    let (done, missed) = change_each(
+        ctx,
+        &mut batch,
+        &vaults,
+        |v| holding.contains(v) && (only.is_empty() || only.contains(v)),
+        |target| {
+            target.remove(&name);
+        },
+    )?;
     batch.commit()?;
     for (v, outcome) in &done {
         describe(ctx, v, outcome, &format!("removed {name}"));
