@@ -326,7 +326,7 @@ fn change_each(
     vaults: &[(coffer::Vault<'_>, Option<VaultKey>)],
     wanted: impl Fn(&VaultName) -> bool,
     edit: impl Fn(&mut Recipients),
-) -> CliResult<(Vec<(VaultName, Outcome)>, Vec<String>)> {
+) -> CliResult<Changes> {
     let mut done = Vec::new();
     let mut missed = Vec::new();
     for (vault, vkey) in vaults {
@@ -350,7 +350,15 @@ fn change_each(
         batch.stage(w)?;
         done.push((v.clone(), outcome));
     }
-    Ok((done, missed))
+    Ok(Changes { done, missed })
+}
+
+/// What [`change_each`] did.
+struct Changes {
+    /// The vaults changed, and how.
+    done: Vec<(VaultName, Outcome)>,
+    /// The vaults that could not be changed.
+    missed: Vec<String>,
 }
 
 fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
@@ -402,7 +410,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     };
     config.set_recipient(&name, &member);
 
-    let (done, missed) = change_each(
+    let Changes { done, missed } = change_each(
         ctx,
         &mut batch,
         &vaults,
@@ -477,7 +485,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
         };
         config.set_recipient(&name, &scoped);
     }
-    let (done, missed) = change_each(
+    let Changes { done, missed } = change_each(
         ctx,
         &mut batch,
         &vaults,
