@@ -199,7 +199,7 @@ pub fn decrypt(
     let ids = ctx.identities()?;
     for (&vault_name, names) in wanted {
         let vault = store.vault(vault_name)?;
-        // Unlocked outside the vault's lock: a hardware key may wait for a touch.
+        // Unlocked outside the store's lock: a hardware key may wait for a touch.
         let key = vault.unlock(&ids)?;
         for (name, value) in vault.read()?.get_many(&key, names.iter().copied())? {
             values.insert((vault_name.clone(), name), value?);

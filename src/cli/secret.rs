@@ -220,7 +220,7 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> CliResult {
         }
         .into());
     }
-    // Unlocked outside the vault's lock: a hardware key may wait for a touch.
+    // Unlocked outside the store's lock: a hardware key may wait for a touch.
     let ids = ctx.identities()?;
     let key = vault.unlock(&ids)?;
     let value = vault.get(&key, &name)?;
