@@ -240,6 +240,14 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// What [`Txn::put_each`] did.
+pub(crate) enum Staged<T> {
+    /// Every file was staged; the caller's values, in target order.
+    All(Vec<T>),
+    /// Nothing was staged: the bytes of these targets could not be made.
+    Failed(Vec<usize>),
+}
+
 enum Op {
     Put { temp: String, target: String },
     Remove { target: String },
@@ -299,44 +307,86 @@ impl Txn {
         Ok(())
     }
 
-    /// Stages several files at once, as [`Txn::put`] does one by one, but
-    /// writing the temporary files in parallel: a rotation writes one per
-    /// secret. The steps keep the order of `files`.
-    pub(crate) fn put_many(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+    /// Stages one file per target, as [`Txn::put`] does one by one, with
+    /// the bytes of target `i` (and a value of the caller's) made by
+    /// `make(i)` in parallel on rayon's threads while this thread creates
+    /// the files as they come. Creating files in one directory is
+    /// serialised by the kernel (a second creator only spins on the
+    /// directory's lock), so one creator, overlapped with the work that
+    /// makes the bytes, is the fastest way to stage a rotation.
+    ///
+    /// If `make` fails for any target, nothing is staged and the indexes of
+    /// every such target are returned, sorted. The steps keep the order of
+    /// `targets`.
+    pub(crate) fn put_each<T: Send>(
+        &mut self,
+        targets: &[String],
+        make: impl Fn(usize) -> Result<(Vec<u8>, T)> + Sync,
+    ) -> Result<Staged<T>> {
         use rayon::prelude::*;
-        let written: Vec<Result<tempfile::NamedTempFile>> = files
-            .par_iter()
-            .map(|(target, bytes)| {
-                debug_assert!(valid_target(target), "{target}");
-                write_temp(&self.root.join(split_rel(target).0), bytes, STORE_FILE_MODE)
-            })
-            .collect();
-        // Every temp file is kept (and removed on drop) even if one failed.
-        let mut first_error = None;
-        for ((target, _), tmp) in files.into_iter().zip(written) {
-            match tmp {
-                Ok(tmp) => {
-                    let (dir, _) = split_rel(&target);
-                    let name = tmp
-                        .path()
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .expect("tempfile names are ASCII")
-                        .to_owned();
-                    let temp = if dir.is_empty() {
-                        name
-                    } else {
-                        format!("{dir}/{name}")
-                    };
-                    self.ops.push(Op::Put { temp, target });
-                    self.temps.push(tmp);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<(Vec<u8>, T)>)>(64);
+        let mut made: Vec<Option<(tempfile::NamedTempFile, T)>> =
+            targets.iter().map(|_| None).collect();
+        let mut failed = Vec::new();
+        let mut write_error = None;
+        std::thread::scope(|s| {
+            let make = &make;
+            s.spawn(move || {
+                (0..targets.len())
+                    .into_par_iter()
+                    .for_each_with(tx, |tx, i| {
+                        // The receiver outlives every sender.
+                        let _ = tx.send((i, make(i)));
+                    });
+            });
+            for (i, result) in rx {
+                match result {
+                    // Once anything failed, the rest is only drained.
+                    Ok((bytes, extra)) if failed.is_empty() && write_error.is_none() => {
+                        let target = &targets[i];
+                        debug_assert!(valid_target(target), "{target}");
+                        let dir = self.root.join(split_rel(target).0);
+                        match write_temp(&dir, &bytes, STORE_FILE_MODE) {
+                            Ok(tmp) => made[i] = Some((tmp, extra)),
+                            Err(e) => write_error = Some(e),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => failed.push(i),
                 }
             }
+        });
+        // On any failure the temp files made so far are removed on drop.
+        if let Some(e) = write_error {
+            return Err(e);
         }
-        first_error.map_or(Ok(()), Err)
+        if !failed.is_empty() {
+            failed.sort_unstable();
+            return Ok(Staged::Failed(failed));
+        }
+        let mut extras = Vec::with_capacity(targets.len());
+        for (target, slot) in targets.iter().zip(made) {
+            let (tmp, extra) = slot.expect("every target was made");
+            let (dir, _) = split_rel(target);
+            let name = tmp
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("tempfile names are ASCII")
+                .to_owned();
+            let temp = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            self.ops.push(Op::Put {
+                temp,
+                target: target.clone(),
+            });
+            self.temps.push(tmp);
+            extras.push(extra);
+        }
+        Ok(Staged::All(extras))
     }
 
     /// Stages the removal of `target` (relative to the store root).
@@ -639,6 +689,40 @@ mod tests {
             2,
             "no journal left"
         );
+    }
+
+    #[test]
+    fn put_each_stages_every_file_in_order_or_none() {
+        let d = store();
+        let v = d.path().join("api-keys");
+        let targets: Vec<String> = (0..100).map(|i| format!("api-keys/s-{i:03}.age")).collect();
+        // Some bytes cannot be made: nothing is staged, every failure named.
+        let mut t = Txn::new(d.path());
+        let staged = t
+            .put_each(&targets, |i| {
+                if i % 30 == 7 {
+                    Err(Error::NoRecipientsLeft { vault: "x".into() })
+                } else {
+                    Ok((vec![b'x'; i], i))
+                }
+            })
+            .unwrap();
+        assert!(matches!(staged, Staged::Failed(ref f) if f == &[7, 37, 67, 97]));
+        assert!(t.is_empty());
+        assert_eq!(fs::read_dir(&v).unwrap().count(), 0, "no temp left");
+        // All made: staged in target order, with the caller's values.
+        let staged = t
+            .put_each(&targets, |i| Ok((vec![b'x'; i], i * 2)))
+            .unwrap();
+        let Staged::All(extras) = staged else {
+            panic!("every file was made");
+        };
+        assert_eq!(extras, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+        t.commit().unwrap();
+        for i in 0..100 {
+            assert_eq!(fs::read(v.join(format!("s-{i:03}.age"))).unwrap().len(), i);
+        }
+        assert_eq!(fs::read_dir(&v).unwrap().count(), 100, "no temp left");
     }
 
     #[test]

@@ -313,36 +313,35 @@ impl VaultWrite<'_> {
         now: Time,
         callbacks: C,
     ) -> Result<(VaultKey, usize)> {
-        use rayon::prelude::*;
         let names: Vec<SecretName> = self.manifest.secrets.keys().cloned().collect();
-        // Decrypted, then encrypted to the new key, in parallel across cores.
-        let (vault, manifest) = (self.vault, &self.manifest);
-        let read: Vec<Result<SecretValue>> = names
-            .par_iter()
-            .map(|name| read_for_rotation(vault, manifest, old, name))
-            .collect();
-        let failed: Vec<String> = names
-            .iter()
-            .zip(&read)
-            .filter(|(_, r)| r.is_err())
-            .map(|(n, _)| n.to_string())
-            .collect();
-        if !failed.is_empty() {
-            return Err(Error::RekeyBlocked {
-                vault: self.vault.name().to_string(),
-                count: failed.len(),
-                names: failed.join(", "),
-            });
-        }
+        let files: Vec<String> = names.iter().map(SecretName::file_name).collect();
         let new = VaultKey::generate();
-        let sealed: Vec<Result<Vec<u8>>> = read
-            .into_par_iter()
-            .map(|value| new.encrypt_value(&value.expect("checked above")))
-            .collect();
+        // Each secret is read, checked, decrypted and encrypted to the new
+        // key in parallel, while its file is written: only one value is in
+        // memory per core.
+        let vault = self.vault;
+        let staged = self.put_each(&files, |manifest, i| {
+            let value = read_for_rotation(vault, manifest, old, &names[i])?;
+            let ct = new.encrypt_value(&value)?;
+            let digest = crypto::digest(&ct);
+            Ok((ct, digest))
+        })?;
+        let digests = match staged {
+            fsutil::Staged::All(digests) => digests,
+            fsutil::Staged::Failed(failed) => {
+                return Err(Error::RekeyBlocked {
+                    vault: self.vault.name().to_string(),
+                    count: failed.len(),
+                    names: failed
+                        .iter()
+                        .map(|&i| names[i].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        };
         let mut marked = 0;
-        let mut files = Vec::with_capacity(names.len());
-        for (name, ct) in names.iter().zip(sealed) {
-            let ct = ct?;
+        for (name, digest) in names.iter().zip(digests) {
             let old_entry = &self.manifest.secrets[name];
             let mut rotation = old_entry.rotation.clone();
             if !revoked.is_empty() {
@@ -358,7 +357,7 @@ impl VaultWrite<'_> {
             let mut entry = Entry {
                 created: old_entry.created,
                 updated: old_entry.updated,
-                digest: crypto::digest(&ct),
+                digest,
                 mac: None,
                 rotation,
             };
@@ -366,10 +365,8 @@ impl VaultWrite<'_> {
             if old_entry.mac.is_some() {
                 Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
             }
-            files.push((name.file_name(), ct));
             self.manifest.secrets.insert(name.clone(), entry);
         }
-        self.put_many(files)?;
         self.manifest.public_key = new.public().to_string();
         self.rewrap(&new, recipients, callbacks)?;
         // The listed recipients of `new` are read back from the file next

@@ -569,16 +569,17 @@ impl VaultWrite<'_> {
         self.txn.put(&format!("{}/{name}", self.vault.name), bytes)
     }
 
-    /// Stages several of the vault's files (name, bytes), writing them in
-    /// parallel.
-    pub(crate) fn put_many(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+    /// Stages one of the vault's files per name, with the bytes made in
+    /// parallel by `make(manifest, i)`: see [`fsutil::Txn::put_each`].
+    pub(crate) fn put_each<T: Send>(
+        &mut self,
+        names: &[String],
+        make: impl Fn(&Manifest, usize) -> Result<(Vec<u8>, T)> + Sync,
+    ) -> Result<fsutil::Staged<T>> {
         let vault = self.vault.name.as_str();
-        self.txn.put_many(
-            files
-                .into_iter()
-                .map(|(name, bytes)| (format!("{vault}/{name}"), bytes))
-                .collect(),
-        )
+        let targets: Vec<String> = names.iter().map(|n| format!("{vault}/{n}")).collect();
+        let manifest = &self.manifest;
+        self.txn.put_each(&targets, |i| make(manifest, i))
     }
 
     /// Stages the removal of the vault's file `name`.

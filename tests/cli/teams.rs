@@ -300,6 +300,39 @@ fn removing_a_member_rotates_and_tracks_what_they_could_read() {
 }
 
 #[test]
+fn removing_a_member_refuses_to_re_encrypt_tampered_secrets_and_changes_nothing() {
+    // Enough secrets that the re-encryption runs on several threads and a
+    // failure arrives while other files are being written.
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    let dotenv: String = (0..60).map(|i| format!("KEY_{i:02}=value-{i}\n")).collect();
+    env.run_stdin(&["import", "-V", "api-keys", "-"], dotenv.as_bytes())
+        .ok();
+    let (_, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    // Two secrets swapped for others' files: re-encrypting them would
+    // launder the swap under a fresh MAC.
+    let dir = env.store().join("api-keys");
+    fs::copy(dir.join("key-01.age"), dir.join("key-40.age")).unwrap();
+    fs::copy(dir.join("key-02.age"), dir.join("key-07.age")).unwrap();
+    let before = env.snapshot();
+
+    let r = env.run(&["recipients", "remove", "bob"]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    r.stderr_has(
+        "cannot re-encrypt vault \"api-keys\": 2 secrets failed verification (key-07, key-40)",
+    );
+    // Nothing written, nothing left behind: bob is still a recipient.
+    assert_eq!(env.snapshot(), before);
+    assert!(
+        env.run(&["recipients", "list"])
+            .ok()
+            .stdout()
+            .contains("bob")
+    );
+}
+
+#[test]
 fn removing_from_one_vault_keeps_the_others() {
     let env = two_vaults();
     let (bob, bob_key) = person(&env, "bob");
