@@ -138,7 +138,12 @@ struct Sample {
 /// keeps the high-water mark of the memory a process had before `exec`).
 /// Every command here starts from a cleared environment, so its explicit
 /// variables are all of it.
+///
+/// Dirty data of earlier steps is flushed first (untimed), so that a
+/// command that flushes the file system (`syncfs`) pays for its own writes
+/// only, not for the store or sops files the harness just made.
 fn measure(cmd: &mut Command) -> Result<Sample, String> {
+    rustix::fs::sync();
     let err = tempfile::tempfile().expect("a temp file for stderr");
     let mut helper = Command::new(std::env::current_exe().expect("this program"));
     helper
@@ -510,32 +515,59 @@ fn read_all_cost(dir: &Path) -> Duration {
     )
 }
 
-/// Writing `n` small files under temporary names, one `syncfs`, then the
-/// renames and one directory flush: what a rotation must at least do.
-fn write_all_cost(scratch: &Path, n: usize) -> Duration {
-    let dir = scratch.join("write-all");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    let start = Instant::now();
-    (0..n).into_par_iter().for_each(|i| {
-        fs::write(dir.join(format!(".tmp-{i}")), [b'x'; 400]).unwrap();
-    });
-    let d = fs::File::open(&dir).unwrap();
-    rustix::fs::syncfs(&d).unwrap();
-    for i in 0..n {
-        fs::rename(dir.join(format!(".tmp-{i}")), dir.join(format!("f-{i}"))).unwrap();
+/// What replacing `n` small files in one directory as one durable change
+/// costs at least: the fastest of three tries, each in a directory of its
+/// own (on ext4 without a journal, as here, creating files right after
+/// deleting many is slower: the allocator skips recently freed inodes).
+#[derive(Clone, Copy)]
+struct WriteCosts {
+    /// Creating the new files under temporary names, one after another:
+    /// creating files in one directory is serialised by the kernel, and a
+    /// second creator only waits on the directory's lock.
+    create: Duration,
+    /// One `syncfs`, the renames over the old files, one directory flush.
+    commit: Duration,
+}
+
+fn write_all_cost(scratch: &Path, n: usize) -> WriteCosts {
+    let try_once = |k: usize| {
+        let dir = scratch.join(format!("write-all-{k}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // The files a rotation replaces.
+        for i in 0..n {
+            fs::write(dir.join(format!("f-{i}")), [b'x'; 400]).unwrap();
+        }
+        rustix::fs::sync(); // as `measure` does
+        let start = Instant::now();
+        for i in 0..n {
+            fs::write(dir.join(format!(".tmp-{i}")), [b'x'; 400]).unwrap();
+        }
+        let create = start.elapsed();
+        let start = Instant::now();
+        let d = fs::File::open(&dir).unwrap();
+        rustix::fs::syncfs(&d).unwrap();
+        for i in 0..n {
+            fs::rename(dir.join(format!(".tmp-{i}")), dir.join(format!("f-{i}"))).unwrap();
+        }
+        d.sync_all().unwrap();
+        (create, start.elapsed())
+    };
+    let tries: Vec<(Duration, Duration)> = (0..3).map(try_once).collect();
+    for k in 0..3 {
+        let _ = fs::remove_dir_all(scratch.join(format!("write-all-{k}")));
     }
-    d.sync_all().unwrap();
-    let t = start.elapsed();
-    let _ = fs::remove_dir_all(&dir);
-    t
+    WriteCosts {
+        create: tries.iter().map(|t| t.0).min().unwrap(),
+        commit: tries.iter().map(|t| t.1).min().unwrap(),
+    }
 }
 
 struct FloorInputs {
     n: usize,
     r: usize,
     read_all: Duration,
-    write_all: Duration,
+    write_all: WriteCosts,
     manifest_read: Duration,
 }
 
@@ -565,10 +597,16 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
                 Op::RecipientsAdd => {
                     f.manifest_read + unlock + x(2 * (f.r + 1)) + c.durable_write * 3
                 }
-                // Every secret decrypted and encrypted again, every file
-                // written once, in one flush.
+                // Every secret decrypted and encrypted again on every
+                // core while one thread creates the new files (whichever
+                // takes longer), then one flush and the renames; the new
+                // vault key wrapped to every recipient.
                 Op::RecipientsRemove => {
-                    f.manifest_read + unlock + xp(3 * n) + f.read_all + f.write_all + x(2 * f.r)
+                    f.manifest_read
+                        + unlock
+                        + (xp(3 * n) + f.read_all).max(f.write_all.create)
+                        + f.write_all.commit
+                        + x(2 * f.r)
                 }
             },
     )
@@ -1238,6 +1276,12 @@ fn fmt_ratio(x: f64) -> String {
     }
 }
 
+/// A ratio checked against a bound such as 1.5×: two decimals, so that
+/// one just over the bound does not read as meeting it.
+fn fmt_bound(x: f64) -> String {
+    format!("{x:.2}×")
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
@@ -1364,7 +1408,15 @@ fn goals(results: &Results) -> String {
         match worst {
             Some((ratio, op)) => line(
                 what,
-                format!("closest: {} at {}", op.label(), fmt_ratio(ratio)),
+                format!(
+                    "the slowest against sops: {}, {}",
+                    op.label(),
+                    if ratio >= 1.0 {
+                        format!("{} faster", fmt_ratio(ratio))
+                    } else {
+                        format!("{} slower", fmt_ratio(1.0 / ratio))
+                    }
+                ),
                 Some(ratio >= factor),
             ),
             None => line(what, "—".into(), None),
@@ -1376,7 +1428,7 @@ fn goals(results: &Results) -> String {
         if let Some(g100) = c(100, Op::Get) {
             line(
                 "`get` at 10,000 ≤ 1.5× `get` at 100",
-                format!("{} vs {} ({})", ms(g), ms(g100), fmt_ratio(g / g100)),
+                format!("{} vs {} ({})", ms(g), ms(g100), fmt_bound(g / g100)),
                 Some(g <= 1.5 * g100),
             );
         }
@@ -1460,7 +1512,7 @@ fn goals(results: &Results) -> String {
         if let Some(f) = f {
             line(
                 "`export` at 10,000 ≤ 1.5× the floor",
-                format!("{} vs floor {} ({})", ms(v), ms(f), fmt_ratio(v / f)),
+                format!("{} vs floor {} ({})", ms(v), ms(f), fmt_bound(v / f)),
                 Some(v <= 1.5 * f),
             );
         }
@@ -1481,7 +1533,7 @@ fn goals(results: &Results) -> String {
         match peer(n, Op::Export, Peer::SopsEnv) {
             Some(sv) => line(
                 "`export` ≤ 2.5× `sops -d` of dotenv",
-                format!("{} vs {} ({})", ms(v), ms(sv), fmt_ratio(v / sv)),
+                format!("{} vs {} ({})", ms(v), ms(sv), fmt_bound(v / sv)),
                 Some(v <= 2.5 * sv),
             ),
             None => line("`export` ≤ 2.5× `sops -d` of dotenv", "—".into(), None),
