@@ -288,6 +288,13 @@ impl Txn {
         debug_assert!(valid_target(target), "{target}");
         let (dir, _) = split_rel(target);
         let tmp = write_temp(&self.root.join(dir), bytes, STORE_FILE_MODE)?;
+        self.stage(target, tmp);
+        Ok(())
+    }
+
+    /// Records a written temp file as the step that puts it at `target`.
+    fn stage(&mut self, target: &str, tmp: tempfile::NamedTempFile) {
+        let (dir, _) = split_rel(target);
         let name = tmp
             .path()
             .file_name()
@@ -304,7 +311,6 @@ impl Txn {
             target: target.to_owned(),
         });
         self.temps.push(tmp);
-        Ok(())
     }
 
     /// Stages one file per target, as [`Txn::put`] does one by one, with
@@ -367,23 +373,7 @@ impl Txn {
         let mut extras = Vec::with_capacity(targets.len());
         for (target, slot) in targets.iter().zip(made) {
             let (tmp, extra) = slot.expect("every target was made");
-            let (dir, _) = split_rel(target);
-            let name = tmp
-                .path()
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("tempfile names are ASCII")
-                .to_owned();
-            let temp = if dir.is_empty() {
-                name
-            } else {
-                format!("{dir}/{name}")
-            };
-            self.ops.push(Op::Put {
-                temp,
-                target: target.clone(),
-            });
-            self.temps.push(tmp);
+            self.stage(target, tmp);
             extras.push(extra);
         }
         Ok(Staged::All(extras))
