@@ -61,12 +61,7 @@ impl VaultKey {
     }
 
     fn from_identity(identity: age::x25519::Identity) -> VaultKey {
-        let encoded = identity.to_string();
-        let (_, mut bytes) = bech32::decode(encoded.expose_secret())
-            .expect("age encodes identities as valid bech32");
-        let mut raw = Zeroizing::new([0u8; 32]);
-        raw.copy_from_slice(&bytes);
-        bytes.zeroize();
+        let raw = raw_identity(&identity);
         let mut mac_key = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<Sha256>::new(None, raw.as_ref())
             .expand(MAC_KEY_INFO, mac_key.as_mut())
@@ -415,14 +410,20 @@ impl X25519Identity {
 
     /// The same identity as an age one.
     pub(crate) fn from_age(identity: &age::x25519::Identity) -> X25519Identity {
-        let encoded = identity.to_string();
-        let (_, mut bytes) = bech32::decode(encoded.expose_secret())
-            .expect("age encodes identities as valid bech32");
-        let mut raw = Zeroizing::new([0u8; 32]);
-        raw.copy_from_slice(&bytes);
-        bytes.zeroize();
-        X25519Identity::from_raw(&raw)
+        X25519Identity::from_raw(&raw_identity(identity))
     }
+}
+
+/// The 32 raw bytes of an age X25519 identity (the Bech32 data of its
+/// `AGE-SECRET-KEY-1…` string), wiped when dropped.
+fn raw_identity(identity: &age::x25519::Identity) -> Zeroizing<[u8; 32]> {
+    let encoded = identity.to_string();
+    let (_, mut bytes) =
+        bech32::decode(encoded.expose_secret()).expect("age encodes identities as valid bech32");
+    let mut raw = Zeroizing::new([0u8; 32]);
+    raw.copy_from_slice(&bytes);
+    bytes.zeroize();
+    raw
 }
 
 impl age::Identity for X25519Identity {

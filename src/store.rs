@@ -18,7 +18,6 @@ use crate::crypto::{self, VaultKey};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, LockWait, Recovered, Txn};
 use crate::identity::Identities;
-
 use crate::manifest::Manifest;
 use crate::name::{RecipientName, VaultName};
 use crate::recipient::RecipientKey;

@@ -96,23 +96,29 @@ impl<'s> Vault<'s> {
         }
     }
 
-    /// Reads the manifest's vault-wide fields, without its secrets: in
-    /// coffer's own layout, from the first bytes of the file only.
-    fn load_header(&self) -> Result<Manifest> {
+    /// Opens the manifest for reading in pieces (not following a link),
+    /// and returns it with its path.
+    fn open_manifest(&self) -> Result<(fs::File, PathBuf)> {
+        // As in `manifest_bytes`: the vault may have gone while we waited.
         if !fsutil::check_not_symlink(&self.dir)? {
             return Err(self.not_found());
         }
         let path = self.dir.join(MANIFEST_FILE);
-        let mut prefix = Vec::with_capacity(HEADER_READ);
         match fsutil::open_nofollow(&path) {
-            Ok(f) => {
-                f.take(HEADER_READ as u64)
-                    .read_to_end(&mut prefix)
-                    .map_err(|e| Error::io("read", &path, e))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.not_found()),
-            Err(e) => return Err(fsutil::map_open_error(&path, e)),
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.not_found()),
+            Err(e) => Err(fsutil::map_open_error(&path, e)),
         }
+    }
+
+    /// Reads the manifest's vault-wide fields, without its secrets: in
+    /// coffer's own layout, from the first bytes of the file only.
+    fn load_header(&self) -> Result<Manifest> {
+        let (f, path) = self.open_manifest()?;
+        let mut prefix = Vec::with_capacity(HEADER_READ);
+        f.take(HEADER_READ as u64)
+            .read_to_end(&mut prefix)
+            .map_err(|e| Error::io("read", &path, e))?;
         if prefix.len() == HEADER_READ
             && let Some(m) = Manifest::parse_header_prefix(&prefix)
         {
@@ -148,16 +154,8 @@ impl<'s> Vault<'s> {
         const CHUNK: usize = 64 << 10;
         // The most an entry's lines take (a long list of removed names).
         const ENTRY_READ: usize = 16 << 10;
-        if !fsutil::check_not_symlink(&self.dir)? {
-            return Err(self.not_found());
-        }
-        let path = self.dir.join(MANIFEST_FILE);
+        let (mut f, path) = self.open_manifest()?;
         let read_err = |e| Error::io("read", &path, e);
-        let mut f = match fsutil::open_nofollow(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.not_found()),
-            Err(e) => return Err(fsutil::map_open_error(&path, e)),
-        };
         let meta = f.metadata().map_err(read_err)?;
         if !meta.is_file() || meta.len() > MAX_MANIFEST_LEN {
             return Ok(None);

@@ -4,7 +4,7 @@
 //! end); stderr gets warnings, the progress bar, failures and the
 //! summary. Values and the token never reach either.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -479,7 +479,6 @@ fn confirm_prune(n: usize) -> CliResult {
         .hint("check the plan above, then pass --yes to prune without asking"));
     }
     errp!("Delete {n} things from the platform, as listed above? Type \"yes\" to continue: ");
-    let _ = io::stderr().flush();
     let mut line = String::new();
     io::stdin()
         .lock()

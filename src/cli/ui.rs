@@ -85,7 +85,6 @@ pub fn prompt_value(prompt: &str) -> CliResult<Zeroizing<String>> {
     let mut lock = stdin.lock();
     read_hidden_line(io::stdin(), &mut lock, || {
         errp!("{prompt}");
-        let _ = io::stderr().flush();
     })
     .map_err(|e| CliError::new(format!("could not read the value from the terminal: {e}")))
 }
@@ -100,7 +99,6 @@ pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
         .hint("pass --yes to delete without asking"));
     }
     errp!("Enter the {what} name to confirm deletion (\"{expected}\"): ");
-    let _ = io::stderr().flush();
     let mut line = String::new();
     io::stdin()
         .lock()
