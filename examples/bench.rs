@@ -629,23 +629,6 @@ struct World {
     names: Vec<SecretName>,
 }
 
-/// age asks nothing of a plain X25519 identity.
-#[derive(Clone)]
-struct NoPrompt;
-
-impl age::Callbacks for NoPrompt {
-    fn display_message(&self, _: &str) {}
-    fn confirm(&self, _: &str, _: &str, _: Option<&str>) -> Option<bool> {
-        None
-    }
-    fn request_public_string(&self, _: &str) -> Option<String> {
-        None
-    }
-    fn request_passphrase(&self, _: &str) -> Option<age::secrecy::SecretString> {
-        None
-    }
-}
-
 /// `n` random characters from [A-Za-z0-9].
 fn random_text(n: usize) -> String {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -761,7 +744,7 @@ impl World {
         }
         w.coffer_ok(&["vault", "create", VAULT, "--yes"]);
         let text = fs::read(&w.identity).unwrap();
-        let ids = Identities::from_text(&text, "bench identity", NoPrompt).unwrap();
+        let ids = Identities::from_text(&text, "bench identity", age::NoCallbacks).unwrap();
         let owner = String::from_utf8_lossy(&text)
             .lines()
             .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))

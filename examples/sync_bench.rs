@@ -20,23 +20,6 @@ use standin::{Config, StandIn};
 const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
 const PAGE_SIZE: usize = 100;
 
-/// age asks nothing of a plain X25519 identity.
-#[derive(Clone)]
-struct NoPrompt;
-
-impl age::Callbacks for NoPrompt {
-    fn display_message(&self, _: &str) {}
-    fn confirm(&self, _: &str, _: &str, _: Option<&str>) -> Option<bool> {
-        None
-    }
-    fn request_public_string(&self, _: &str) -> Option<String> {
-        None
-    }
-    fn request_passphrase(&self, _: &str) -> Option<age::secrecy::SecretString> {
-        None
-    }
-}
-
 fn coffer(bin: &Path, dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(bin)
         .args(args)
@@ -81,7 +64,7 @@ fn main() {
 
     // Fill the vault through the library: one transaction, not n processes.
     let text = std::fs::read(dir.join("config/coffer/identity.txt")).unwrap();
-    let ids = Identities::from_text(&text, "bench identity", NoPrompt).unwrap();
+    let ids = Identities::from_text(&text, "bench identity", age::NoCallbacks).unwrap();
     let store = Store::open(&dir.join("work/vaults")).unwrap();
     let name: VaultName = "bench".parse().unwrap();
     let vault = store.vault(&name).unwrap();

@@ -93,9 +93,7 @@ fn a_100_mb_manifest_is_refused_without_reading_it() {
     let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(100 << 20).unwrap(); // sparse: costs no disk
     let before = env.snapshot_names();
-    let r = env.run(&["list", "-V", "api-keys"]);
-    assert_eq!(r.code(), 1);
-    assert!(r.stderr().contains("over the limit"), "{}", r.stderr());
+    env.run(&["list", "-V", "api-keys"]).fails("over the limit");
     assert_eq!(env.snapshot_names(), before);
 }
 
@@ -124,9 +122,8 @@ fn truncated_and_oversized_secret_files_are_refused() {
     }
     let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
     f.set_len(300 << 10).unwrap();
-    let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
-    assert_eq!(r.code(), 1);
-    assert!(r.stderr().contains("over the limit"), "{}", r.stderr());
+    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
+        .fails("over the limit");
     fs::write(&file, &good).unwrap();
     assert_eq!(env.get("api-keys", "stripe-key"), "SENTINEL-BAD-INPUT");
 }
@@ -223,9 +220,8 @@ fn symlinked_secret_files_and_vaults_are_refused() {
     fs::rename(&dir, &moved).unwrap();
     std::os::unix::fs::symlink(&moved, &dir).unwrap();
     let before = env.snapshot_names();
-    let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
-    assert_eq!(r.code(), 1);
-    assert!(r.stderr().contains("symbolic link"), "{}", r.stderr());
+    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
+        .fails("symbolic link");
     assert_eq!(env.snapshot_names(), before);
 }
 

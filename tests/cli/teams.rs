@@ -317,9 +317,7 @@ fn removing_a_member_refuses_to_re_encrypt_tampered_secrets_and_changes_nothing(
     fs::copy(dir.join("key-02.age"), dir.join("key-07.age")).unwrap();
     let before = env.snapshot();
 
-    let r = env.run(&["recipients", "remove", "bob"]);
-    assert_eq!(r.code(), 1, "{}", r.stderr());
-    r.stderr_has(
+    env.run(&["recipients", "remove", "bob"]).fails(
         "cannot re-encrypt vault \"api-keys\": 2 secrets failed verification (key-07, key-40)",
     );
     // Nothing written, nothing left behind: bob is still a recipient.
