@@ -476,8 +476,11 @@ fn valid_target(rel: &str) -> bool {
 
 /// Returns whether `temp` is a temporary file next to `target`.
 fn valid_temp(temp: &str, target: &str) -> bool {
-    let (tdir, tname) = split_rel(temp);
-    tdir == split_rel(target).0
+    // Compare the directories as `Option`s: `split_rel` maps both
+    // "x" and "/x" to the top level, and "/x" must not pass for a
+    // temporary file next to `coffer.toml`.
+    let tname = split_rel(temp).1;
+    temp.rsplit_once('/').map(|(d, _)| d) == target.rsplit_once('/').map(|(d, _)| d)
         && tname.starts_with(TMP_PREFIX)
         && tname
             .bytes()
@@ -782,6 +785,7 @@ mod tests {
             "coffer-journal 1\nput api-keys/.coffer-tmp-1 api-keys/../../x.age\ncommit\n",
             "coffer-journal 1\nremove ../../etc/passwd\ncommit\n",
             "coffer-journal 1\nput /etc/passwd api-keys/vault.toml\ncommit\n",
+            "coffer-journal 1\nput /.coffer-tmp-1 coffer.toml\ncommit\n",
             "coffer-journal 1\nput other-vault/.coffer-tmp-1 api-keys/vault.toml\ncommit\n",
             "coffer-journal 1\nput api-keys/notatemp api-keys/vault.toml\ncommit\n",
             "coffer-journal 1\nremove api-keys/README.md\ncommit\n",
