@@ -244,8 +244,9 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub(crate) enum Staged<T> {
     /// Every file was staged; the caller's values, in target order.
     All(Vec<T>),
-    /// Nothing was staged: the bytes of these targets could not be made.
-    Failed(Vec<usize>),
+    /// Nothing was staged: the bytes of these targets could not be made,
+    /// for these reasons (sorted by target).
+    Failed(Vec<(usize, Error)>),
 }
 
 enum Op {
@@ -321,8 +322,8 @@ impl Txn {
     /// directory's lock), so one creator, overlapped with the work that
     /// makes the bytes, is the fastest way to stage a rotation.
     ///
-    /// If `make` fails for any target, nothing is staged and the indexes of
-    /// every such target are returned, sorted. The steps keep the order of
+    /// If `make` fails for any target, nothing is staged and the index and
+    /// error of every such target are returned, sorted by index. The steps keep the order of
     /// `targets`.
     pub(crate) fn put_each<T: Send>(
         &mut self,
@@ -358,7 +359,7 @@ impl Txn {
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => failed.push(i),
+                    Err(e) => failed.push((i, e)),
                 }
             }
         });
@@ -367,7 +368,7 @@ impl Txn {
             return Err(e);
         }
         if !failed.is_empty() {
-            failed.sort_unstable();
+            failed.sort_unstable_by_key(|&(i, _)| i);
             return Ok(Staged::Failed(failed));
         }
         let mut extras = Vec::with_capacity(targets.len());
@@ -700,7 +701,11 @@ mod tests {
                 }
             })
             .unwrap();
-        assert!(matches!(staged, Staged::Failed(ref f) if f == &[7, 37, 67, 97]));
+        let Staged::Failed(failed) = staged else {
+            panic!("some bytes could not be made")
+        };
+        let failed: Vec<usize> = failed.iter().map(|&(i, _)| i).collect();
+        assert_eq!(failed, [7, 37, 67, 97]);
         assert!(t.is_empty());
         assert_eq!(fs::read_dir(&v).unwrap().count(), 0, "no temp left");
         // All made: staged in target order, with the caller's values.

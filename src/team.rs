@@ -328,13 +328,22 @@ impl VaultWrite<'_> {
         })?;
         let digests = match staged {
             fsutil::Staged::All(digests) => digests,
-            fsutil::Staged::Failed(failed) => {
+            fsutil::Staged::Failed(mut failed) => {
+                // A secret that cannot be read at all (an I/O error, a
+                // link) is reported as what it is; only forged or damaged
+                // ones block the rotation as "failed verification".
+                if let Some(at) = failed
+                    .iter()
+                    .position(|(_, e)| !matches!(e, Error::Integrity { .. }))
+                {
+                    return Err(failed.swap_remove(at).1);
+                }
                 return Err(Error::RekeyBlocked {
                     vault: self.vault.name().to_string(),
                     count: failed.len(),
                     names: failed
                         .iter()
-                        .map(|&i| names[i].as_str())
+                        .map(|&(i, _)| names[i].as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
                 });

@@ -331,6 +331,28 @@ fn removing_a_member_refuses_to_re_encrypt_tampered_secrets_and_changes_nothing(
 }
 
 #[test]
+fn removing_a_member_when_a_secret_cannot_be_read_says_why_not_failed_verification() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "value-one");
+    env.put("api-keys", "webhook-secret", "value-two");
+    let (_, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    // Not a forged file but an unreadable one: a directory in its place.
+    let file = env.store().join("api-keys").join("webhook-secret.age");
+    fs::remove_file(&file).unwrap();
+    fs::create_dir(&file).unwrap();
+    let before = env.snapshot();
+
+    let r = env
+        .run(&["recipients", "remove", "bob"])
+        .fails("webhook-secret.age")
+        .stderr_has("not a regular file");
+    assert!(!r.stderr().contains("failed verification"), "{}", r.stderr());
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
 fn removing_from_one_vault_keeps_the_others() {
     let env = two_vaults();
     let (bob, bob_key) = person(&env, "bob");
