@@ -164,7 +164,10 @@ pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
         C::InvalidArgument => vec![
             "check the workspace id; names follow the platform's rule already, so this may be a platform limit",
         ],
-        C::Unavailable | C::ResourceExhausted | C::Transport | C::DeadlineExceeded => {
+        C::ResourceExhausted => vec![
+            "the platform is limiting requests: run `coffer sync` again later; it picks up where this run stopped",
+        ],
+        C::Unavailable | C::Transport | C::DeadlineExceeded => {
             vec!["check the network and TAILOR_PLATFORM_URL"]
         }
         _ => vec![],

@@ -4,7 +4,9 @@
 //!
 //! Requests that get no answer, or `unavailable` or `resource_exhausted`,
 //! are sent again after an exponential backoff with jitter, up to
-//! [`Retry::attempts`] times. Every page of a list is followed to the end.
+//! [`Retry::attempts`] times; a `Retry-After` the platform sends is
+//! honoured (up to [`Retry::max_wait`]). Every page of a list is followed
+//! to the end.
 //!
 //! Nothing the client returns or keeps holds a value or the token: error
 //! messages from the platform or the network stack are scrubbed of both
@@ -46,8 +48,13 @@ pub struct Retry {
     pub attempts: u32,
     /// The delay before the first retry; it doubles each time.
     pub base: Duration,
-    /// The longest delay between two attempts.
+    /// The longest delay between two attempts of coffer's own choosing.
     pub max_delay: Duration,
+    /// The longest wait a `Retry-After` header may ask for. A request the
+    /// platform asks to hold off for longer is not sent again in this run:
+    /// waiting minutes on one request helps no one, and the error says how
+    /// long the platform asked for.
+    pub max_wait: Duration,
 }
 
 impl Default for Retry {
@@ -56,6 +63,7 @@ impl Default for Retry {
             attempts: 6,
             base: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
+            max_wait: Duration::from_secs(60),
         }
     }
 }
@@ -75,6 +83,38 @@ impl Retry {
             % 1000;
         exp.mul_f64(0.5 + jitter as f64 / 2000.0)
     }
+
+    /// Returns how long to wait before attempt `n + 1` after a failure
+    /// whose response asked for `retry_after`, or `None` if the request
+    /// should not be sent again: the backoff, or the platform's wait if
+    /// that is longer (a server that says when it will be ready knows
+    /// better than a guess), unless it is longer than [`Retry::max_wait`].
+    pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if n >= self.attempts {
+            return None;
+        }
+        match retry_after {
+            Some(d) if d > self.max_wait => None,
+            Some(d) => Some(d.max(self.delay(n))),
+            None => Some(self.delay(n)),
+        }
+    }
+}
+
+/// Parses a `Retry-After` value (RFC 9110 §10.2.3): a number of seconds, or
+/// an HTTP date, read against `now`. A date in the past means no wait; a
+/// value that is neither is ignored.
+pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // A huge number is a long wait, not an error.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let secs = at.as_second().saturating_sub(now.as_second());
+    Some(Duration::from_secs(secs.max(0) as u64))
 }
 
 /// Everything the client needs; the CLI fills it from flags and the
@@ -213,8 +253,10 @@ impl Client {
             match self.send_once(method, &bytes, value) {
                 Ok(v) => return Ok(v),
                 Err(mut e) => {
-                    if e.code.is_transient() && attempt < self.retry.attempts {
-                        std::thread::sleep(self.retry.delay(attempt));
+                    if e.code.is_transient()
+                        && let Some(wait) = self.retry.wait(attempt, e.retry_after)
+                    {
+                        std::thread::sleep(wait);
                         continue;
                     }
                     e.attempts = attempt;
@@ -246,6 +288,15 @@ impl Client {
             Err(e) => return Err(err(transport_code(&e), e.to_string())),
         };
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        let err = |code, message: String| RemoteError {
+            retry_after,
+            ..err(code, message)
+        };
         let bytes = resp
             .body_mut()
             .with_config()
@@ -518,6 +569,7 @@ mod tests {
             attempts: 5,
             base: Duration::from_millis(100),
             max_delay: Duration::from_millis(350),
+            max_wait: Duration::from_secs(60),
         };
         for _ in 0..20 {
             let d1 = r.delay(1);
@@ -526,6 +578,45 @@ mod tests {
             assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
             let d9 = r.delay(9);
             assert!(d9 <= Duration::from_millis(350));
+        }
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_backoff_is_honoured_and_one_too_long_stops_retrying() {
+        let r = Retry {
+            attempts: 3,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_secs(8),
+            max_wait: Duration::from_secs(60),
+        };
+        assert_eq!(
+            r.wait(1, Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5))
+        );
+        // A Retry-After shorter than the backoff does not shorten it.
+        assert!(r.wait(1, Some(Duration::ZERO)).unwrap() >= Duration::from_millis(50));
+        assert_eq!(r.wait(1, Some(Duration::from_secs(61))), None);
+        assert_eq!(r.wait(3, Some(Duration::from_secs(1))), None);
+        assert_eq!(r.wait(3, None), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now: jiff::Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
+        let p = |v| parse_retry_after(v, now);
+        assert_eq!(p("7"), Some(Duration::from_secs(7)));
+        assert_eq!(p(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            p("Sun, 29 Nov 2026 12:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(p("Sun, 29 Nov 2026 11:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            p("99999999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "-1", "1.5", "soon", "Sun, 32 Nov 2026 12:00:30 GMT"] {
+            assert_eq!(p(bad), None, "{bad}");
         }
     }
 

@@ -302,6 +302,9 @@ pub struct RemoteError {
     pub message: String,
     /// How many times the request was sent.
     pub attempts: u32,
+    /// How long the platform asked the client to wait before sending the
+    /// request again (its `Retry-After` header), if it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl RemoteError {
@@ -312,6 +315,7 @@ impl RemoteError {
             code,
             message: message.into(),
             attempts: 1,
+            retry_after: None,
         }
     }
 }
@@ -324,6 +328,9 @@ impl fmt::Display for RemoteError {
         }
         if self.attempts > 1 {
             write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        if let Some(d) = self.retry_after {
+            write!(f, " (it asked to retry after {} s)", d.as_secs())?;
         }
         Ok(())
     }

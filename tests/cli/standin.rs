@@ -13,8 +13,9 @@
 //! method returns them; tests read them with [`StandIn::value`].
 //!
 //! Faults can be injected: `unavailable` (503) or `resource_exhausted`
-//! (429) for the next N calls, a dropped connection, and commit-then-fail
-//! (the write is applied, then 503 is returned).
+//! (429, with or without a `Retry-After` header) for the next N calls, a
+//! dropped connection, and commit-then-fail (the write is applied, then 503
+//! is returned).
 //!
 //! It is independent of coffer's own code on purpose: it shares no types
 //! with the client it tests.
@@ -27,7 +28,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
@@ -63,6 +64,9 @@ pub enum Fault {
     Unavailable,
     /// 429 `resource_exhausted`, nothing done.
     ResourceExhausted,
+    /// 429 `resource_exhausted` with `Retry-After: <seconds>`, nothing
+    /// done.
+    RetryAfter(u64),
     /// The connection is closed without a response, nothing done.
     Drop,
 }
@@ -78,6 +82,8 @@ pub struct Call {
     pub fields: Vec<String>,
     /// The request's headers, names lowercased.
     pub headers: BTreeMap<String, String>,
+    /// When the stand-in received it.
+    pub at: Instant,
 }
 
 impl Call {
@@ -416,7 +422,7 @@ fn serve(conn: TcpStream, world: &Mutex<World>, config: &Config) {
             .headers
             .get("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let Some((status, body)) = handle(&req, world, config) else {
+        let Some((status, body, retry_after)) = handle(&req, world, config) else {
             // An injected dropped connection.
             return;
         };
@@ -434,8 +440,9 @@ fn serve(conn: TcpStream, world: &Mutex<World>, config: &Config) {
             _ => "Error",
         };
         let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}{}\r\n",
             body.len(),
+            retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n")),
             if close { "Connection: close\r\n" } else { "" }
         );
         // One write: a head and a body sent apart meet Nagle's algorithm
@@ -458,13 +465,16 @@ fn error_body(f: &Failure) -> (u16, Vec<u8>) {
     )
 }
 
+/// An HTTP status, a body and a `Retry-After` in seconds.
+type Response = (u16, Vec<u8>, Option<u64>);
+
 /// Handles one request; `None` drops the connection.
-fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<(u16, Vec<u8>)> {
+fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<Response> {
     if req.path == "/_standin/stats" {
         let w = world.lock().unwrap();
         let writes = w.calls.iter().filter(|c| c.is_write()).count();
         let body = json!({"requests": w.calls.len(), "writes": writes});
-        return Some((200, serde_json::to_vec(&body).unwrap()));
+        return Some((200, serde_json::to_vec(&body).unwrap(), None));
     }
     let method = req
         .path
@@ -499,6 +509,7 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<(u16, 
         status: 0,
         fields,
         headers: req.headers.clone(),
+        at: Instant::now(),
     };
     let result = match fault {
         Some(Fault::Drop) => {
@@ -506,7 +517,9 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<(u16, 
             return None;
         }
         Some(Fault::Unavailable) => Err(fail("unavailable", "injected: service unavailable")),
-        Some(Fault::ResourceExhausted) => Err(fail("resource_exhausted", "injected: rate limited")),
+        Some(Fault::ResourceExhausted | Fault::RetryAfter(_)) => {
+            Err(fail("resource_exhausted", "injected: rate limited"))
+        }
         None => parsed.and_then(|body| {
             authorize(req, &method, config)?;
             let vault = body.get("secretmanagerVaultName").and_then(Value::as_str);
@@ -527,7 +540,11 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<(u16, 
     };
     call.status = status;
     w.calls.push(call);
-    Some((status, body))
+    let retry_after = match fault {
+        Some(Fault::RetryAfter(s)) => Some(s),
+        _ => None,
+    };
+    Some((status, body, retry_after))
 }
 
 fn authorize(req: &Request, method: &str, config: &Config) -> Result<(), Failure> {

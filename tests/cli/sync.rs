@@ -571,3 +571,30 @@ fn no_value_or_token_appears_in_any_output() {
         Some(sentinel)
     );
 }
+
+#[test]
+fn sync_waits_as_long_as_a_429s_retry_after_asks() {
+    let (env, s) = setup();
+    s.fail_next(1, Fault::RetryAfter(1));
+    sync(&env, &s, &[]).ok();
+    // The first request (the vault list) is sent alone: its retry is the
+    // next call, sent no sooner than asked although the backoff is 1 ms.
+    let calls = s.calls();
+    assert_eq!(calls[0].status, 429);
+    assert_eq!(calls[1].method, calls[0].method);
+    let waited = calls[1].at - calls[0].at;
+    assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+}
+
+#[test]
+fn a_platform_asking_to_wait_an_hour_gets_no_retry_and_the_error_says_how_long() {
+    let (env, s) = setup();
+    s.fail_next(1, Fault::RetryAfter(3600));
+    sync(&env, &s, &[])
+        .fails("it asked to retry after 3600 s")
+        .stderr_has("resource_exhausted")
+        .stderr_has("hint: the platform is limiting requests");
+    assert_eq!(s.calls().len(), 1);
+    assert!(s.vaults(WS).is_empty());
+}
