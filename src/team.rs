@@ -24,9 +24,7 @@ use crate::name::{RecipientName, SecretName, VaultName};
 use crate::recipient::RecipientKey;
 use crate::secret::SecretValue;
 use crate::time::Time;
-use crate::vault::{
-    MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, Vault, VaultRead, VaultWrite,
-};
+use crate::vault::{MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, Vault, VaultRead, VaultWrite};
 
 /// A set of named recipients.
 pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
@@ -116,7 +114,7 @@ fn read_for_rotation(
         name: name.to_string(),
         problem,
     };
-    let ct = fsutil::read_store_file(&vault.dir().join(name.file_name()), MAX_SECRET_FILE_LEN)?;
+    let ct = vault.read_secret_file(name)?;
     if crypto::digest(&ct) != entry.digest {
         return Err(integrity(IntegrityProblem::DigestMismatch));
     }

@@ -340,21 +340,31 @@ impl<'s> Vault<'s> {
         if !Manifest::entry_verifies(&self.name, name, entry, key) {
             return Err(integrity(IntegrityProblem::BadMac));
         }
-        let path = self.secret_path(name);
-        let ct = match fsutil::read_store_file(&path, MAX_SECRET_FILE_LEN) {
-            Ok(ct) => ct,
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(integrity(IntegrityProblem::MissingFile));
-            }
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidData => {
-                return Err(integrity(IntegrityProblem::Malformed(source.to_string())));
-            }
-            Err(e) => return Err(e),
-        };
+        let ct = self.read_secret_file(name)?;
         if crypto::digest(&ct) != entry.digest {
             return Err(integrity(IntegrityProblem::DigestMismatch));
         }
         key.decrypt_value(&ct).map_err(integrity)
+    }
+
+    /// Reads a secret's ciphertext. A missing file, or one over the size
+    /// limit, is an integrity problem of that secret; any other failure
+    /// (permissions, a link, I/O) is returned as it is.
+    pub(crate) fn read_secret_file(&self, name: &SecretName) -> Result<Vec<u8>> {
+        let integrity = |problem| Error::Integrity {
+            vault: self.name.to_string(),
+            name: name.to_string(),
+            problem,
+        };
+        match fsutil::read_store_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(integrity(IntegrityProblem::MissingFile))
+            }
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidData => {
+                Err(integrity(IntegrityProblem::Malformed(source.to_string())))
+            }
+            r => r,
+        }
     }
 
     fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {

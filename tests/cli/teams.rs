@@ -348,7 +348,11 @@ fn removing_a_member_when_a_secret_cannot_be_read_says_why_not_failed_verificati
         .run(&["recipients", "remove", "bob"])
         .fails("webhook-secret.age")
         .stderr_has("not a regular file");
-    assert!(!r.stderr().contains("failed verification"), "{}", r.stderr());
+    assert!(
+        !r.stderr().contains("failed verification"),
+        "{}",
+        r.stderr()
+    );
     assert_eq!(env.snapshot(), before);
 }
 
@@ -617,6 +621,23 @@ fn a_non_recipient_contributes_and_a_recipient_accepts() {
         .stderr_has("accepted 2 contributions");
     assert_eq!(env.get("api-keys", "daves-key"), "from dave");
     assert_eq!(env.get("api-keys", "stripe-key"), "replaced by someone");
+}
+
+#[test]
+fn removing_a_member_when_a_contributions_file_is_missing_names_it_as_failed_verification() {
+    let env = two_vaults();
+    let (_, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.run_stdin(
+        &["create", "-V", "api-keys", "-n", "gone-one", "--contribute"],
+        b"x",
+    )
+    .ok();
+    fs::remove_file(env.store().join("api-keys").join("gone-one.age")).unwrap();
+    let before = env.snapshot();
+    env.run(&["recipients", "remove", "bob"])
+        .fails("1 secret failed verification (gone-one)");
+    assert_eq!(env.snapshot(), before);
 }
 
 #[test]
