@@ -165,7 +165,7 @@ pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
             "check the workspace id; names follow the platform's rule already, so this may be a platform limit",
         ],
         C::ResourceExhausted => vec![
-            "the platform is limiting requests: run `coffer sync` again later; it picks up where this run stopped",
+            "the platform is limiting requests: wait a while before running `coffer sync` again",
         ],
         C::Unavailable | C::Transport | C::DeadlineExceeded => {
             vec!["check the network and TAILOR_PLATFORM_URL"]

@@ -297,8 +297,12 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
             .hint("the changes were pushed; the next sync will push them once more"));
     }
     if not_applied > 0 {
+        let be = |n: usize| if n == 1 { "was" } else { "were" };
         let mut err = CliError::new(format!(
-            "{not_applied} of {writes} changes were not applied ({applied} were)"
+            "{not_applied} of {} {} not applied ({applied} {})",
+            plural(writes, "change", "changes"),
+            be(not_applied),
+            be(applied)
         ));
         let mut codes: Vec<Code> = failed.iter().map(|(_, c)| *c).collect();
         codes.dedup();

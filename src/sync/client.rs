@@ -50,10 +50,11 @@ pub struct Retry {
     pub base: Duration,
     /// The longest delay between two attempts of coffer's own choosing.
     pub max_delay: Duration,
-    /// The longest wait a `Retry-After` header may ask for. A request the
-    /// platform asks to hold off for longer is not sent again in this run:
-    /// waiting minutes on one request helps no one, and the error says how
-    /// long the platform asked for.
+    /// The longest time one request may wait in all between its attempts,
+    /// counting the waits `Retry-After` headers ask for. A request that
+    /// would have to wait longer is not sent again in this run: waiting
+    /// minutes on one request helps no one, and the error says how long
+    /// the platform asked for.
     pub max_wait: Duration,
 }
 
@@ -84,26 +85,31 @@ impl Retry {
         exp.mul_f64(0.5 + jitter as f64 / 2000.0)
     }
 
-    /// Returns how long to wait before attempt `n + 1` after a failure
-    /// whose response asked for `retry_after`, or `None` if the request
-    /// should not be sent again: the backoff, or the platform's wait if
-    /// that is longer (a server that says when it will be ready knows
-    /// better than a guess), unless it is longer than [`Retry::max_wait`].
-    pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    /// Returns how long to wait before attempt `n + 1` of a request that
+    /// has waited `waited` so far, after a failure whose response asked for
+    /// `retry_after`; `None` if it should not be sent again. The wait is
+    /// the backoff, or the platform's if that is longer (a server that says
+    /// when it will be ready knows better than a guess), as long as the
+    /// total stays within [`Retry::max_wait`].
+    pub fn wait(
+        &self,
+        n: u32,
+        retry_after: Option<Duration>,
+        waited: Duration,
+    ) -> Option<Duration> {
         if n >= self.attempts {
             return None;
         }
-        match retry_after {
-            Some(d) if d > self.max_wait => None,
-            Some(d) => Some(d.max(self.delay(n))),
-            None => Some(self.delay(n)),
-        }
+        let wait = retry_after.map_or(self.delay(n), |d| d.max(self.delay(n)));
+        (waited.saturating_add(wait) <= self.max_wait).then_some(wait)
     }
 }
 
 /// Parses a `Retry-After` value (RFC 9110 §10.2.3): a number of seconds, or
-/// an HTTP date, read against `now`. A date in the past means no wait; a
-/// value that is neither is ignored.
+/// an HTTP date in the form servers must send (`Sun, 06 Nov 1994 08:49:37
+/// GMT`), read against `now`. A date in the past means no wait; anything
+/// else (including the obsolete date forms) is ignored, and the backoff
+/// alone applies.
 pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -244,6 +250,7 @@ impl Client {
     ) -> Result<Value, RemoteError> {
         let bytes = Zeroizing::new(serde_json::to_vec(body).expect("requests serialise"));
         let mut attempt = 0;
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -253,11 +260,20 @@ impl Client {
             match self.send_once(method, &bytes, value) {
                 Ok(v) => return Ok(v),
                 Err(mut e) => {
-                    if e.code.is_transient()
-                        && let Some(wait) = self.retry.wait(attempt, e.retry_after)
-                    {
-                        std::thread::sleep(wait);
-                        continue;
+                    if e.code.is_transient() {
+                        match self.retry.wait(attempt, e.retry_after, waited) {
+                            Some(wait) => {
+                                std::thread::sleep(wait);
+                                waited += wait;
+                                continue;
+                            }
+                            // Out of attempts: the platform's wait, if it
+                            // asked for one, is not why retrying stopped.
+                            None if attempt >= self.retry.attempts => e.retry_after = None,
+                            None => {}
+                        }
+                    } else {
+                        e.retry_after = None;
                     }
                     e.attempts = attempt;
                     return Err(e);
@@ -589,15 +605,17 @@ mod tests {
             max_delay: Duration::from_secs(8),
             max_wait: Duration::from_secs(60),
         };
-        assert_eq!(
-            r.wait(1, Some(Duration::from_secs(5))),
-            Some(Duration::from_secs(5))
-        );
+        let zero = Duration::ZERO;
+        let secs = Duration::from_secs;
+        assert_eq!(r.wait(1, Some(secs(5)), zero), Some(secs(5)));
         // A Retry-After shorter than the backoff does not shorten it.
-        assert!(r.wait(1, Some(Duration::ZERO)).unwrap() >= Duration::from_millis(50));
-        assert_eq!(r.wait(1, Some(Duration::from_secs(61))), None);
-        assert_eq!(r.wait(3, Some(Duration::from_secs(1))), None);
-        assert_eq!(r.wait(3, None), None);
+        assert!(r.wait(1, Some(zero), zero).unwrap() >= Duration::from_millis(50));
+        assert_eq!(r.wait(1, Some(secs(61)), zero), None);
+        // The waits of one request add up to at most `max_wait`.
+        assert_eq!(r.wait(2, Some(secs(30)), secs(30)), Some(secs(30)));
+        assert_eq!(r.wait(2, Some(secs(31)), secs(30)), None);
+        assert_eq!(r.wait(3, Some(secs(1)), zero), None);
+        assert_eq!(r.wait(3, None, zero), None);
     }
 
     #[test]

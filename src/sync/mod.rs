@@ -302,8 +302,9 @@ pub struct RemoteError {
     pub message: String,
     /// How many times the request was sent.
     pub attempts: u32,
-    /// How long the platform asked the client to wait before sending the
-    /// request again (its `Retry-After` header), if it said.
+    /// The wait the platform asked for (its `Retry-After` header) when
+    /// that is why the request was not sent again: it was longer than the
+    /// client would wait.
     pub retry_after: Option<std::time::Duration>,
 }
 
@@ -957,9 +958,12 @@ pub fn apply(
         &|a| *a == Action::Delete,
         &|a| *a == Action::DeleteVault,
     ];
-    // A token that is refused once will be refused every time: stop there
-    // rather than send every other request to be refused too.
+    // A token that is refused once will be refused every time, and a
+    // platform that asked for a longer wait than a run makes will refuse
+    // the next requests too: stop there rather than send every other
+    // request to be refused.
     let refused = std::sync::atomic::AtomicBool::new(false);
+    let throttled = std::sync::atomic::AtomicBool::new(false);
     let mut written_without_time: BTreeSet<String> = BTreeSet::new();
     for in_phase in phases {
         let idx: Vec<usize> = (0..plan.steps.len())
@@ -979,11 +983,17 @@ pub fn apply(
                     _ => None,
                 }
             };
-            let blocked = blocked.or_else(|| {
-                refused
-                    .load(Ordering::Relaxed)
-                    .then_some("an earlier request was refused for lack of authorisation")
-            });
+            let blocked = blocked
+                .or_else(|| {
+                    refused
+                        .load(Ordering::Relaxed)
+                        .then_some("an earlier request was refused for lack of authorisation")
+                })
+                .or_else(|| {
+                    throttled
+                        .load(Ordering::Relaxed)
+                        .then_some("the platform asked for a longer wait than a run makes")
+                });
             let (outcome, time) = match blocked {
                 Some(why) => (Outcome::NotAttempted(why), None),
                 None => run_step(remote, s, value_of(s).map(|(v, _)| v)),
@@ -992,6 +1002,11 @@ pub fn apply(
                 && matches!(e.code, Code::Unauthenticated | Code::PermissionDenied)
             {
                 refused.store(true, Ordering::Relaxed);
+            }
+            if let Outcome::Failed(e) = &outcome
+                && e.retry_after.is_some()
+            {
+                throttled.store(true, Ordering::Relaxed);
             }
             if let Outcome::Applied(_) = outcome {
                 let mut st = state.lock().expect("not poisoned");

@@ -122,6 +122,8 @@ struct World {
     last_ns: i128,
     seq: u64,
     faults: VecDeque<Fault>,
+    /// Faults for the next write calls only.
+    write_faults: VecDeque<Fault>,
     commit_then_fail: usize,
     /// Vaults whose writes always fail with `unavailable`.
     broken: std::collections::BTreeSet<String>,
@@ -302,6 +304,12 @@ impl StandIn {
     pub fn fail_next(&self, n: usize, fault: Fault) {
         let mut w = self.world.lock().unwrap();
         w.faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Makes the next `n` write calls fail with `fault`.
+    pub fn fail_next_writes(&self, n: usize, fault: Fault) {
+        let mut w = self.world.lock().unwrap();
+        w.write_faults.extend(std::iter::repeat_n(fault, n));
     }
 
     /// Makes the next `n` write calls apply their change and then answer
@@ -503,7 +511,10 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<Respon
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     let mut w = world.lock().unwrap();
-    let fault = w.faults.pop_front();
+    let fault = match w.faults.pop_front() {
+        None if is_write(&method) => w.write_faults.pop_front(),
+        f => f,
+    };
     let mut call = Call {
         method: method.clone(),
         status: 0,

@@ -598,3 +598,21 @@ fn a_platform_asking_to_wait_an_hour_gets_no_retry_and_the_error_says_how_long()
     assert_eq!(s.calls().len(), 1);
     assert!(s.vaults(WS).is_empty());
 }
+
+#[test]
+fn a_write_asked_to_wait_an_hour_stops_the_run_and_the_next_run_finishes() {
+    let (env, s) = setup();
+    s.fail_next_writes(1, Fault::RetryAfter(3600));
+    sync(&env, &s, &[])
+        .fails("it asked to retry after 3600 s")
+        .stderr_has("not applied")
+        .stderr_has(": the platform asked for a longer wait than a run makes");
+    // Both vault creations may be in flight at once; nothing after them
+    // is sent.
+    assert!(s.writes().len() <= 2, "{:?}", s.writes());
+    assert!(s.writes().iter().all(|m| m == "CreateSecretManagerVault"));
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+    assert_eq!(s.secrets(WS, "database").len(), 1);
+}
