@@ -513,14 +513,15 @@ fn parse_journal(text: &str) -> Option<Vec<Op>> {
     None
 }
 
-/// Returns every path a journal would touch, if it parses (for fuzzing).
-pub(crate) fn journal_paths(text: &str) -> Vec<String> {
+/// Returns each step of a journal as (temporary file, target), if it
+/// parses (for fuzzing).
+pub(crate) fn journal_steps(text: &str) -> Vec<(Option<String>, String)> {
     parse_journal(text)
         .unwrap_or_default()
         .into_iter()
-        .flat_map(|op| match op {
-            Op::Put { temp, target } => vec![temp, target],
-            Op::Remove { target } => vec![target],
+        .map(|op| match op {
+            Op::Put { temp, target } => (Some(temp), target),
+            Op::Remove { target } => (None, target),
         })
         .collect()
 }

@@ -106,19 +106,25 @@ pub fn names(data: &[u8]) {
 }
 
 /// The transaction journal: a planted one never names a path outside the
-/// store.
+/// store, nor a temporary file anywhere but next to its target.
 pub fn journal(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for path in crate::fsutil::journal_paths(text) {
-        assert!(
-            !path.starts_with('/')
-                && !path
-                    .split('/')
-                    .any(|c| c == ".." || c == "." || c.is_empty())
-        );
-        assert!(path.split('/').count() <= 2);
+    let inside = |path: &str| {
+        !path.starts_with('/')
+            && !path
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty())
+            && path.split('/').count() <= 2
+    };
+    let dir = |path: &str| path.rsplit_once('/').map(|(d, _)| d.to_owned());
+    for (temp, target) in crate::fsutil::journal_steps(text) {
+        assert!(inside(&target));
+        if let Some(temp) = temp {
+            assert!(inside(&temp));
+            assert_eq!(dir(&temp), dir(&target));
+        }
     }
 }
 
