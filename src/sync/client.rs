@@ -106,10 +106,9 @@ impl Retry {
 }
 
 /// Parses a `Retry-After` value (RFC 9110 §10.2.3): a number of seconds, or
-/// an HTTP date in the form servers must send (`Sun, 06 Nov 1994 08:49:37
-/// GMT`), read against `now`. A date in the past means no wait; anything
-/// else (including the obsolete date forms) is ignored, and the backoff
-/// alone applies.
+/// an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, or either obsolete form
+/// a recipient must still accept), read against `now`. A date in the past
+/// means no wait; anything else is ignored, and the backoff alone applies.
 pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -118,7 +117,19 @@ pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Dur
     }
     let at = jiff::fmt::rfc2822::DateTimeParser::new()
         .parse_timestamp(value)
-        .ok()?;
+        .ok()
+        .or_else(|| {
+            // RFC 850 and asctime, both in UTC (RFC 9110 §5.6.7).
+            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
+                .iter()
+                .find_map(|format| {
+                    let local = jiff::fmt::strtime::parse(format, value)
+                        .ok()?
+                        .to_datetime()
+                        .ok()?;
+                    jiff::tz::Offset::UTC.to_timestamp(local).ok()
+                })
+        })?;
     let secs = at.as_second().saturating_sub(now.as_second());
     Some(Duration::from_secs(secs.max(0) as u64))
 }
@@ -630,10 +641,27 @@ mod tests {
         );
         assert_eq!(p("Sun, 29 Nov 2026 11:00:00 GMT"), Some(Duration::ZERO));
         assert_eq!(
+            p("Sunday, 29-Nov-26 12:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(p("Sun Nov 29 12:00:30 2026"), Some(Duration::from_secs(30)));
+        assert_eq!(
+            p("Tue Dec  1 12:00:00 2026"),
+            Some(Duration::from_secs(172_800))
+        );
+        assert_eq!(
             p("99999999999999999999999"),
             Some(Duration::from_secs(u64::MAX))
         );
-        for bad in ["", "-1", "1.5", "soon", "Sun, 32 Nov 2026 12:00:30 GMT"] {
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Sun, 32 Nov 2026 12:00:30 GMT",
+            "Sunday, 29-Nov-26 12:00:30 PST",
+            "Sun Nov 29 25:00:30 2026",
+        ] {
             assert_eq!(p(bad), None, "{bad}");
         }
     }
