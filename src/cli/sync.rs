@@ -4,7 +4,7 @@
 //! end); stderr gets warnings, the progress bar, failures and the
 //! summary. Values and the token never reach either.
 
-use std::io::{self, BufRead, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult, remote_hints};
+use super::ui;
 
 /// Above this many deletions, a prune asks first (or needs `--yes`).
 const PRUNE_ASK_ABOVE: usize = 3;
@@ -476,18 +477,15 @@ fn describe_results(plan: &Plan, outcomes: &[Option<Outcome>]) -> String {
 
 /// Asks on the terminal before a large prune; without one, refuses.
 fn confirm_prune(n: usize) -> CliResult {
-    if !io::stdin().is_terminal() {
+    if !ui::stdin_is_terminal() {
         return Err(CliError::new(format!(
             "refusing to delete {n} things from the platform without confirmation: stdin is not a terminal"
         ))
         .hint("check the plan above, then pass --yes to prune without asking"));
     }
-    errp!("Delete {n} things from the platform, as listed above? Type \"yes\" to continue: ");
-    let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::new(format!("could not read the confirmation: {e}")))?;
+    let line = ui::ask(&format!(
+        "Delete {n} things from the platform, as listed above? Type \"yes\" to continue: "
+    ))?;
     if line.trim() != "yes" {
         return Err(CliError::new("sync cancelled: nothing was changed"));
     }

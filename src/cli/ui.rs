@@ -98,12 +98,9 @@ pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
         ))
         .hint("pass --yes to delete without asking"));
     }
-    errp!("Enter the {what} name to confirm deletion (\"{expected}\"): ");
-    let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::new(format!("could not read the confirmation: {e}")))?;
+    let line = ask(&format!(
+        "Enter the {what} name to confirm deletion (\"{expected}\"): "
+    ))?;
     if line.trim_end_matches(['\n', '\r']) != expected {
         return Err(CliError::new(format!(
             "{} deletion cancelled: the name did not match",
@@ -122,17 +119,26 @@ pub fn confirm_yes_no(question: &str, what: &str) -> CliResult {
         ))
         .hint("check the list above, then pass --yes"));
     }
-    errp!("{question} [y/N] ");
+    if matches!(
+        ask(&format!("{question} [y/N] "))?.trim(),
+        "y" | "Y" | "yes"
+    ) {
+        Ok(())
+    } else {
+        Err(CliError::new("not confirmed; nothing changed"))
+    }
+}
+
+/// Prints `prompt` on stderr and returns the line the user answers on
+/// stdin (the callers have checked it is a terminal).
+pub fn ask(prompt: &str) -> CliResult<String> {
+    errp!("{prompt}");
     let mut line = String::new();
     io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| CliError::new(format!("could not read the answer: {e}")))?;
-    if matches!(line.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        Err(CliError::new("not confirmed; nothing changed"))
-    }
+    Ok(line)
 }
 
 fn capitalise(s: &str) -> String {
