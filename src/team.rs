@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::crypto::{self, VaultKey};
-use crate::error::{ChangeKind, Error, IntegrityProblem, RecipientChange, Result};
+use crate::error::{ChangeKind, Error, RecipientChange, Result};
 use crate::fsutil;
 use crate::manifest::{Entry, Manifest, RotationDue};
 use crate::name::{RecipientName, SecretName, VaultName};
@@ -107,18 +107,10 @@ fn read_for_rotation(
 ) -> Result<SecretValue> {
     let entry = &manifest.secrets[name];
     if entry.mac.is_some() {
-        return vault.get_in(manifest, key, name);
+        vault.get_in(manifest, key, name)
+    } else {
+        vault.decrypt_file(name, entry, key)
     }
-    let integrity = |problem| Error::Integrity {
-        vault: vault.name().to_string(),
-        name: name.to_string(),
-        problem,
-    };
-    let ct = vault.read_secret_file(name)?;
-    if crypto::digest(&ct) != entry.digest {
-        return Err(integrity(IntegrityProblem::DigestMismatch));
-    }
-    key.decrypt_value(&ct).map_err(integrity)
 }
 
 /// Returns a vault's approved recipients: the manifest's list if its MAC

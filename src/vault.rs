@@ -340,31 +340,39 @@ impl<'s> Vault<'s> {
         if !Manifest::entry_verifies(&self.name, name, entry, key) {
             return Err(integrity(IntegrityProblem::BadMac));
         }
-        let ct = self.read_secret_file(name)?;
-        if crypto::digest(&ct) != entry.digest {
-            return Err(integrity(IntegrityProblem::DigestMismatch));
-        }
-        key.decrypt_value(&ct).map_err(integrity)
+        self.decrypt_file(name, entry, key)
     }
 
-    /// Reads a secret's ciphertext. A missing file, or one over the size
-    /// limit, is an integrity problem of that secret; any other failure
-    /// (permissions, a link, I/O) is returned as it is.
-    pub(crate) fn read_secret_file(&self, name: &SecretName) -> Result<Vec<u8>> {
+    /// Reads a secret's file, checks it against its entry's digest and
+    /// decrypts it; the entry's MAC is the caller's business. A missing
+    /// file, or one over the size limit, is an integrity problem of that
+    /// secret; any other failure (permissions, a link, I/O) is returned as
+    /// it is.
+    pub(crate) fn decrypt_file(
+        &self,
+        name: &SecretName,
+        entry: &Entry,
+        key: &VaultKey,
+    ) -> Result<SecretValue> {
         let integrity = |problem| Error::Integrity {
             vault: self.name.to_string(),
             name: name.to_string(),
             problem,
         };
-        match fsutil::read_store_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
+        let ct = match fsutil::read_store_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
+            Ok(ct) => ct,
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                Err(integrity(IntegrityProblem::MissingFile))
+                return Err(integrity(IntegrityProblem::MissingFile));
             }
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::InvalidData => {
-                Err(integrity(IntegrityProblem::Malformed(source.to_string())))
+                return Err(integrity(IntegrityProblem::Malformed(source.to_string())));
             }
-            r => r,
+            Err(e) => return Err(e),
+        };
+        if crypto::digest(&ct) != entry.digest {
+            return Err(integrity(IntegrityProblem::DigestMismatch));
         }
+        key.decrypt_value(&ct).map_err(integrity)
     }
 
     fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {
