@@ -323,8 +323,8 @@ impl Txn {
     /// makes the bytes, is the fastest way to stage a rotation.
     ///
     /// If `make` fails for any target, nothing is staged and the index and
-    /// error of every such target are returned, sorted by index. The steps keep the order of
-    /// `targets`.
+    /// error of every such target are returned, sorted by index. The steps
+    /// keep the order of `targets`.
     pub(crate) fn put_each<T: Send>(
         &mut self,
         targets: &[String],
@@ -546,7 +546,16 @@ fn apply_journal(root: &Path, journal: &str) -> Result<()> {
             let path = root.join(dir);
             match fs::symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(Error::Symlink { path }),
+                Ok(m) if m.is_symlink() => return Err(Error::Symlink { path }),
+                Ok(_) => {
+                    return Err(Error::Manifest {
+                        path: root.join(JOURNAL),
+                        message: format!(
+                            "the transaction journal names files in {}, which is not a directory; move the journal aside and run `coffer verify`",
+                            path.display()
+                        ),
+                    });
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("inspect", path, e)),
             }
@@ -782,6 +791,20 @@ mod tests {
             fs::read(outside.path().join("my-secret.age")).unwrap(),
             b"keep me"
         );
+    }
+
+    #[test]
+    fn planted_journal_naming_a_file_as_a_vault_is_refused_as_malformed() {
+        let d = store();
+        fs::write(d.path().join("not-a-vault"), "x").unwrap();
+        fs::write(
+            d.path().join(JOURNAL),
+            "coffer-journal 1\nremove not-a-vault/my-secret.age\ncommit\n",
+        )
+        .unwrap();
+        let err = recover(d.path(), &[]).unwrap_err().to_string();
+        assert!(err.contains("which is not a directory"), "{err}");
+        assert_eq!(fs::read(d.path().join("not-a-vault")).unwrap(), b"x");
     }
 
     #[test]
