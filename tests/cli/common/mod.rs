@@ -191,8 +191,17 @@ impl TestEnv {
     /// Every file under the store, with its bytes, for "nothing changed"
     /// assertions.
     pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out = Vec::new();
-        walk(&self.store(), &mut out);
+        let mut out: Vec<_> = files(&self.store())
+            .into_iter()
+            .map(|(p, is_file)| {
+                let bytes = if is_file {
+                    fs::read(&p).unwrap()
+                } else {
+                    b"<link>".to_vec()
+                };
+                (p, bytes)
+            })
+            .collect();
         out.sort();
         out
     }
@@ -200,11 +209,13 @@ impl TestEnv {
     /// Every file under the store with its size and modification time,
     /// without reading it (for stores holding huge sparse files).
     pub fn snapshot_names(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
-        let mut out = Vec::new();
-        for (p, _) in walk_names(&self.store()) {
-            let m = fs::symlink_metadata(&p).unwrap();
-            out.push((p, m.len(), m.modified().unwrap()));
-        }
+        let mut out: Vec<_> = files(&self.store())
+            .into_iter()
+            .map(|(p, _)| {
+                let m = fs::symlink_metadata(&p).unwrap();
+                (p, m.len(), m.modified().unwrap())
+            })
+            .collect();
         out.sort();
         out
     }
@@ -219,39 +230,23 @@ impl TestEnv {
     }
 }
 
-fn walk_names(dir: &Path) -> Vec<(PathBuf, ())> {
+/// Every entry under `dir` that is not a directory (links are not
+/// followed), with whether it is a regular file.
+fn files(dir: &Path) -> Vec<(PathBuf, bool)> {
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return out;
     };
     for e in entries {
         let e = e.unwrap();
-        let p = e.path();
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk_names(&p));
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            out.extend(files(&e.path()));
         } else {
-            out.push((p, ()));
+            out.push((e.path(), ft.is_file()));
         }
     }
     out
-}
-
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries {
-        let e = e.unwrap();
-        let p = e.path();
-        let ft = e.file_type().unwrap();
-        if ft.is_dir() {
-            walk(&p, out);
-        } else if ft.is_file() {
-            out.push((p.clone(), fs::read(&p).unwrap()));
-        } else {
-            out.push((p.clone(), b"<link>".to_vec()));
-        }
-    }
 }
 
 /// Returns whether an external tool is on PATH. When it is not, the test
