@@ -50,11 +50,7 @@ fn init_creates_an_identity_and_names_the_user_by_login() {
     let env = TestEnv::new();
     env.run(&["init"]).ok().stderr_has("Created your identity");
     let config = fs::read_to_string(env.store().join("coffer.toml")).unwrap();
-    let id = fs::read_to_string(env.default_identity()).unwrap();
-    let public = id
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap();
+    let public = env.default_public_key();
     assert!(
         config.contains(&format!("alice = \"{public}\"")),
         "{config}"

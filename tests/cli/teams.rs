@@ -850,12 +850,7 @@ fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
 #[test]
 fn a_planted_vault_does_not_vouch_for_its_recipients() {
     let env = two_vaults();
-    let alice_key = fs::read_to_string(env.default_identity())
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_owned();
+    let alice_key = env.default_public_key();
     // Mallory builds a vault in their own store, encrypted to alice too...
     let (mallory, mallory_key) = person(&env, "mallory");
     let theirs = env.dir.path().join("mallory-store");

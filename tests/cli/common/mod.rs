@@ -111,6 +111,17 @@ impl TestEnv {
         self.config.join("coffer/identity.txt")
     }
 
+    /// The public key of the default identity, from its `# public key:`
+    /// comment.
+    pub fn default_public_key(&self) -> String {
+        fs::read_to_string(self.default_identity())
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .expect("the identity file names its public key")
+            .to_owned()
+    }
+
     /// A `coffer` command in the work directory with a hermetic environment.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
