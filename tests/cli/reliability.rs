@@ -350,6 +350,12 @@ fn io_errors_leave_the_store_as_it_was_with_a_clear_error() {
                 assert_eq!(env.snapshot(), before, "{calls}#{nth}: the store changed");
             } else {
                 assert_eq!(got, value, "{calls}#{nth}");
+                assert!(
+                    err.contains(
+                        "the change was committed, and the next coffer command finishes it"
+                    ) && err.contains("hint: `coffer verify` finishes the change"),
+                    "{calls}#{nth}: a failure after the commit point must say so: {err}"
+                );
                 env.run_stdin(
                     &["update", "-V", "api-keys", "-n", "stripe-key"],
                     b"OLD-VALUE",
