@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::common::{PATH, TestEnv, have_tool, tool};
+use crate::common::{PATH, TestEnv, have_tool, run_in_pty_with, tool};
 
 /// A second identity file; returns its path and recipient.
 fn person(env: &TestEnv, name: &str) -> (PathBuf, String) {
@@ -638,6 +638,85 @@ fn removing_a_member_when_a_contributions_file_is_missing_names_it_as_failed_ver
     env.run(&["recipients", "remove", "bob"])
         .fails("1 secret failed verification (gone-one)");
     assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn accepting_refuses_when_contributions_change_while_the_user_reviews_them() {
+    let env = two_vaults();
+    env.run_stdin(
+        &[
+            "create",
+            "-V",
+            "api-keys",
+            "-n",
+            "shown-one",
+            "--contribute",
+        ],
+        b"shown",
+    )
+    .ok();
+    let mut c = env.cmd();
+    c.args(["verify", "--accept"]);
+    let (out, code) = run_in_pty_with(
+        c,
+        Some("Accept them as values of vault api-keys? [y/N] "),
+        "y\n",
+        || {
+            // Someone slips in another contribution while the list is shown.
+            env.run_stdin(
+                &[
+                    "create",
+                    "-V",
+                    "api-keys",
+                    "-n",
+                    "slipped-in",
+                    "--contribute",
+                ],
+                b"unseen",
+            )
+            .ok();
+        },
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the contributions to vault api-keys changed while you were reviewing them; nothing was accepted")
+            && out.contains("hint: run the command again"),
+        "{out}"
+    );
+    let list = env.run(&["list", "-V", "api-keys"]).ok().stdout();
+    assert_eq!(list.matches("unverified contribution").count(), 2, "{list}");
+}
+
+#[test]
+fn answering_no_accepts_nothing() {
+    let env = two_vaults();
+    env.run_stdin(
+        &[
+            "create",
+            "-V",
+            "api-keys",
+            "-n",
+            "shown-one",
+            "--contribute",
+        ],
+        b"shown",
+    )
+    .ok();
+    let mut c = env.cmd();
+    c.args(["verify", "--accept"]);
+    let (out, code) = run_in_pty_with(
+        c,
+        Some("Accept them as values of vault api-keys? [y/N] "),
+        "n\n",
+        || {},
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error: not confirmed; nothing changed"),
+        "{out}"
+    );
+    let list = env.run(&["list", "-V", "api-keys"]).ok().stdout();
+    assert!(list.contains("unverified contribution"), "{list}");
 }
 
 #[test]
