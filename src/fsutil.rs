@@ -538,10 +538,16 @@ fn apply_journal(root: &Path, journal: &str) -> Result<()> {
     };
     // Every directory a step touches must be the store root or a real
     // vault directory: a planted journal next to a planted link must not
-    // reach outside the store.
-    for op in &ops {
-        let (Op::Put { target, .. } | Op::Remove { target }) = op;
-        let dir = split_rel(target).0;
+    // reach outside the store. Each directory once: a rotation names the
+    // same vault in every step.
+    let touched: std::collections::BTreeSet<&str> = ops
+        .iter()
+        .map(|op| {
+            let (Op::Put { target, .. } | Op::Remove { target }) = op;
+            split_rel(target).0
+        })
+        .collect();
+    for dir in touched {
         if !dir.is_empty() {
             let path = root.join(dir);
             match fs::symlink_metadata(&path) {
