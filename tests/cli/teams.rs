@@ -640,43 +640,35 @@ fn removing_a_member_when_a_contributions_file_is_missing_names_it_as_failed_ver
     assert_eq!(env.snapshot(), before);
 }
 
+/// Contributes `name` (a test value) to api-keys.
+fn contribute(env: &TestEnv, name: &str) {
+    env.run_stdin(
+        &["create", "-V", "api-keys", "-n", name, "--contribute"],
+        b"contributed",
+    )
+    .ok();
+}
+
+/// Runs `verify --accept` on a terminal, calling `at_prompt` while it asks
+/// about api-keys, then answering `answer`. Returns what the terminal
+/// showed and the exit code.
+fn accept_on_a_terminal(env: &TestEnv, answer: &str, at_prompt: impl FnOnce()) -> (String, i32) {
+    let mut c = env.cmd();
+    c.args(["verify", "--accept"]);
+    run_in_pty_with(
+        c,
+        Some("Accept them as values of vault api-keys? [y/N] "),
+        answer,
+        at_prompt,
+    )
+}
+
 #[test]
 fn accepting_refuses_when_contributions_change_while_the_user_reviews_them() {
     let env = two_vaults();
-    env.run_stdin(
-        &[
-            "create",
-            "-V",
-            "api-keys",
-            "-n",
-            "shown-one",
-            "--contribute",
-        ],
-        b"shown",
-    )
-    .ok();
-    let mut c = env.cmd();
-    c.args(["verify", "--accept"]);
-    let (out, code) = run_in_pty_with(
-        c,
-        Some("Accept them as values of vault api-keys? [y/N] "),
-        "y\n",
-        || {
-            // Someone slips in another contribution while the list is shown.
-            env.run_stdin(
-                &[
-                    "create",
-                    "-V",
-                    "api-keys",
-                    "-n",
-                    "slipped-in",
-                    "--contribute",
-                ],
-                b"unseen",
-            )
-            .ok();
-        },
-    );
+    contribute(&env, "shown-one");
+    // Someone slips in another contribution while the list is shown.
+    let (out, code) = accept_on_a_terminal(&env, "y\n", || contribute(&env, "slipped-in"));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("the contributions to vault api-keys changed while you were reviewing them; nothing was accepted")
@@ -690,26 +682,8 @@ fn accepting_refuses_when_contributions_change_while_the_user_reviews_them() {
 #[test]
 fn answering_no_accepts_nothing() {
     let env = two_vaults();
-    env.run_stdin(
-        &[
-            "create",
-            "-V",
-            "api-keys",
-            "-n",
-            "shown-one",
-            "--contribute",
-        ],
-        b"shown",
-    )
-    .ok();
-    let mut c = env.cmd();
-    c.args(["verify", "--accept"]);
-    let (out, code) = run_in_pty_with(
-        c,
-        Some("Accept them as values of vault api-keys? [y/N] "),
-        "n\n",
-        || {},
-    );
+    contribute(&env, "shown-one");
+    let (out, code) = accept_on_a_terminal(&env, "n\n", || {});
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("error: not confirmed; nothing changed"),
