@@ -8,7 +8,26 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::name::NameKind;
+/// What a name names; used in error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// A vault name.
+    Vault,
+    /// A secret name.
+    Secret,
+    /// A recipient name in `coffer.toml`.
+    Recipient,
+}
+
+impl std::fmt::Display for NameKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameKind::Vault => "vault",
+            NameKind::Secret => "secret",
+            NameKind::Recipient => "recipient",
+        })
+    }
+}
 
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,10 +428,6 @@ pub enum Error {
         /// The vault.
         vault: String,
     },
-
-    /// `sync` could not start, or could not read the platform.
-    #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
 }
 
 impl Error {
@@ -422,6 +437,29 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// Returns the message of a TOML error, with its line, but without the
+/// source excerpt the crate adds (which could quote a value).
+pub(crate) fn toml_message(e: &dyn std::fmt::Display) -> String {
+    let full = e.to_string();
+    let mut lines = full.lines();
+    let first = lines.next().unwrap_or("invalid TOML").trim().to_owned();
+    // toml's messages look like "TOML parse error at line 3, column 7" followed
+    // by an excerpt of the offending line and a final explanation; keep the
+    // location and the explanation only.
+    let last = full
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|') && !l.contains('^'))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if last.is_empty() || last == first {
+        first
+    } else {
+        format!("{first}: {last}")
     }
 }
 

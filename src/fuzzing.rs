@@ -9,10 +9,10 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::config::Config;
-use crate::manifest::Manifest;
+use crate::crypto::recipient::RecipientKey;
 use crate::name::{RecipientName, SecretName, VaultName};
-use crate::recipient::RecipientKey;
+use crate::store::config::Config;
+use crate::store::manifest::Manifest;
 
 /// A fuzz target: arbitrary bytes in, a panic if a property fails.
 pub type Target = fn(&[u8]);
@@ -119,7 +119,7 @@ pub fn journal(data: &[u8]) {
             && path.split('/').count() <= 2
     };
     let dir = |path: &str| path.rsplit_once('/').map(|(d, _)| d.to_owned());
-    for (temp, target) in crate::fsutil::journal_steps(text) {
+    for (temp, target) in crate::store::txn::journal_steps(text) {
         assert!(inside(&target));
         if let Some(temp) = temp {
             assert!(inside(&temp));
@@ -131,13 +131,14 @@ pub fn journal(data: &[u8]) {
 /// dotenv files (`import`): what parses writes back and re-parses to the
 /// same names and values.
 pub fn dotenv(data: &[u8]) {
-    if let Ok(assignments) = crate::dotenv::parse(data) {
+    if let Ok(assignments) = crate::runtime::dotenv::parse(data) {
         let pairs: Vec<(&str, &str)> = assignments
             .iter()
             .map(|a| (a.name.as_str(), a.value.as_str()))
             .collect();
-        let written = crate::dotenv::write(pairs.iter().copied());
-        let again = crate::dotenv::parse(written.as_bytes()).expect("written dotenv parses");
+        let written = crate::runtime::dotenv::write(pairs.iter().copied());
+        let again =
+            crate::runtime::dotenv::parse(written.as_bytes()).expect("written dotenv parses");
         let back: Vec<(&str, &str)> = again
             .iter()
             .map(|a| (a.name.as_str(), a.value.as_str()))
@@ -150,7 +151,10 @@ pub fn dotenv(data: &[u8]) {
 /// scan without a panic, and positions stay inside the input.
 pub fn refs(data: &[u8]) {
     let lines = data.split(|&b| b == b'\n').count();
-    for found in [crate::refs::scan_script(data), crate::refs::scan_yaml(data)] {
+    for found in [
+        crate::runtime::refs::scan_script(data),
+        crate::runtime::refs::scan_yaml(data),
+    ] {
         for r in &found.references {
             assert!(r.at.line >= 1 && r.at.line <= lines, "{:?}", r.at);
         }
@@ -164,7 +168,7 @@ pub fn refs(data: &[u8]) {
 /// reference keeps a valid document with no reference left; a flat object
 /// writes back and re-parses the same.
 pub fn json(data: &[u8]) {
-    if let Ok(found) = crate::json::find_references(data) {
+    if let Ok(found) = crate::runtime::json::find_references(data) {
         let spans: Vec<(std::ops::Range<usize>, &str)> = found
             .references
             .iter()
@@ -173,18 +177,19 @@ pub fn json(data: &[u8]) {
                 (r.span.clone(), "replaced \"value\"\n")
             })
             .collect();
-        let out = crate::json::replace_spans(data, spans.iter().cloned());
-        let again = crate::json::find_references(&out).expect("a resolved document is valid JSON");
+        let out = crate::runtime::json::replace_spans(data, spans.iter().cloned());
+        let again =
+            crate::runtime::json::find_references(&out).expect("a resolved document is valid JSON");
         assert!(again.references.is_empty());
     }
-    if let Ok(members) = crate::json::parse_flat_object(data) {
+    if let Ok(members) = crate::runtime::json::parse_flat_object(data) {
         let pairs: Vec<(&str, &str)> = members
             .iter()
             .map(|m| (m.name.as_str(), m.value.as_str()))
             .collect();
-        let written = crate::json::write_flat_object(pairs.iter().copied());
-        let again =
-            crate::json::parse_flat_object(written.as_bytes()).expect("written JSON parses");
+        let written = crate::runtime::json::write_flat_object(pairs.iter().copied());
+        let again = crate::runtime::json::parse_flat_object(written.as_bytes())
+            .expect("written JSON parses");
         let back: Vec<(&str, &str)> = again
             .iter()
             .map(|m| (m.name.as_str(), m.value.as_str()))

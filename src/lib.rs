@@ -6,50 +6,46 @@
 //! manifest (`vault.toml`, plaintext), its own age identity encrypted to the
 //! vault's recipients (`vault-key.age`), and one age file per secret,
 //! encrypted to the vault key alone. `docs/format.md` is the normative
-//! description of the format.
+//! description of the format, and `docs/architecture.md` the map of this
+//! crate.
 //!
-//! This crate is the library behind the `coffer` command. It never prints,
-//! prompts or reads the environment: callers pass in what it needs (where
-//! identities live, the current time, callbacks for hardware keys) and get
-//! typed results and errors back. Plaintext values are
-//! [`secret::SecretValue`]s, readable only through `expose_secret()`.
+//! The library is layered, each layer importing only those below it:
+//!
+//! ```text
+//! git/  sync/  runtime/       what coffer does with a store
+//!        store/               the store on disk
+//!        crypto/              age, keys, digests, MACs
+//! error name time secret fsio the ground every part stands on
+//! ```
+//!
+//! It never prints, prompts or reads the environment: callers pass in what
+//! it needs (where identities live, the current time, callbacks for
+//! hardware keys) and get typed results and errors back. Plaintext values
+//! are [`secret::SecretValue`]s, readable only through `expose_secret()`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod crypto;
-pub mod diff;
-pub mod dotenv;
-pub mod envname;
+// The ground.
 pub mod error;
-pub(crate) mod fsutil;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod git;
-pub mod identity;
-pub mod json;
-pub mod manifest;
-pub mod merge;
+pub(crate) mod fsio;
 pub mod name;
-pub mod output;
-pub mod recipient;
-pub mod refs;
-pub mod scan;
 pub mod secret;
+pub mod time;
+
+// The parts, from the bottom up.
+pub mod crypto;
+pub mod git;
+pub mod runtime;
 pub mod store;
 pub mod sync;
-pub mod team;
-pub mod time;
-pub mod vault;
-pub mod verify;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use crypto::{Identities, IdentitySources, RecipientKey};
 pub use error::{Error, Result};
-pub use fsutil::{LockWait, Recovered};
-pub use identity::{Identities, IdentitySources};
 pub use name::{RecipientName, SecretName, VaultName};
-pub use recipient::RecipientKey;
 pub use secret::SecretValue;
-pub use store::Store;
+pub use store::{Change, LockWait, Recovered, Store, Vault};
 pub use time::Time;
-pub use vault::{Change, Vault};

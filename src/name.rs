@@ -10,27 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
-
-/// What a name names; used in error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameKind {
-    /// A vault name.
-    Vault,
-    /// A secret name.
-    Secret,
-    /// A recipient name in `coffer.toml`.
-    Recipient,
-}
-
-impl fmt::Display for NameKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NameKind::Vault => "vault",
-            NameKind::Secret => "secret",
-            NameKind::Recipient => "recipient",
-        })
-    }
-}
+pub use crate::error::NameKind;
 
 /// Returns why `s` is not a valid platform resource name, or `None` if it is.
 fn platform_name_problem(s: &str) -> Option<&'static str> {
@@ -132,13 +112,6 @@ platform_name!(
 /// The one platform-valid secret name coffer reserves: `vault-key.age` is
 /// the vault's key file.
 pub const RESERVED_SECRET_NAME: &str = "vault-key";
-
-impl SecretName {
-    /// Returns the name of this secret's ciphertext file, `<name>.age`.
-    pub fn file_name(&self) -> String {
-        format!("{}.age", self.0)
-    }
-}
 
 /// The name of a recipient (a person, a CI job, a hardware key) in
 /// `coffer.toml`: 1 to 64 characters of `A-Z a-z 0-9 . _ -`, starting with a

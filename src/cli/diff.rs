@@ -3,7 +3,7 @@
 
 use clap::Args;
 use coffer::VaultName;
-use coffer::diff::{self, SecretChange, Snapshot, StoreDiff, VaultChange};
+use coffer::git::diff::{self, SecretChange, Snapshot, StoreDiff, VaultChange};
 use serde::Serialize;
 
 use super::Ctx;

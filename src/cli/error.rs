@@ -126,12 +126,19 @@ impl From<coffer::Error> for CliError {
             E::Manifest { .. } => err
                 .hint("vault.toml is written by coffer; restore it from git, and see docs/format.md"),
             E::Config { .. } => err.hint("fix the file by hand; docs/format.md describes it"),
-            E::Sync(e) => sync_hints(err, e),
             _ => err,
         }
     }
 }
 
+#[cfg(feature = "sync")]
+impl From<coffer::sync::SyncError> for CliError {
+    fn from(e: coffer::sync::SyncError) -> CliError {
+        sync_hints(CliError::new(e.to_string()), &e)
+    }
+}
+
+#[cfg(feature = "sync")]
 fn sync_hints(err: CliError, e: &coffer::sync::SyncError) -> CliError {
     use coffer::sync::SyncError as S;
     match e {
@@ -147,6 +154,7 @@ fn sync_hints(err: CliError, e: &coffer::sync::SyncError) -> CliError {
     }
 }
 
+#[cfg(feature = "sync")]
 /// What to do about a platform error with this code.
 pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
     use coffer::sync::Code as C;

@@ -8,10 +8,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use coffer::diff::{open_vault_key, plaintext_len};
+use coffer::git::diff::{open_vault_key, plaintext_len};
+use coffer::git::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
 use coffer::git::{Git, find_program};
-use coffer::manifest::Manifest;
-use coffer::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
+use coffer::store::manifest::Manifest;
 use coffer::{SecretName, Store, VaultName};
 
 use super::Ctx;
@@ -146,7 +146,7 @@ fn shell_quote(s: &str) -> String {
 /// `--store DIR` for the commands git runs from the top of the work tree,
 /// unless the store is where discovery finds it anyway.
 fn store_flag(repo: &Repo) -> String {
-    if repo.prefix == coffer::store::STORE_DIR {
+    if repo.prefix == coffer::store::layout::STORE_DIR {
         String::new()
     } else if repo.prefix.is_empty() {
         " --store .".into()
@@ -461,16 +461,20 @@ fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<cof
     // the vault keys the repository's history holds.
     let repo = repo_for(ctx, &store).ok()?;
     let spec = if repo.prefix.is_empty() {
-        format!("*/{}", coffer::vault::VAULT_KEY_FILE)
+        format!("*/{}", coffer::store::layout::VAULT_KEY_FILE)
     } else {
-        format!("{}/*/{}", repo.prefix, coffer::vault::VAULT_KEY_FILE)
+        format!(
+            "{}/*/{}",
+            repo.prefix,
+            coffer::store::layout::VAULT_KEY_FILE
+        )
     };
     let oids = repo.git.blob_history(&spec).ok()?;
     let blobs = repo
         .git
-        .read_blobs(&oids, coffer::vault::MAX_VAULT_KEY_FILE_LEN)
+        .read_blobs(&oids, coffer::store::layout::MAX_VAULT_KEY_FILE_LEN)
         .ok()?;
-    let path = Path::new(coffer::vault::VAULT_KEY_FILE);
+    let path = Path::new(coffer::store::layout::VAULT_KEY_FILE);
     for blob in blobs.into_iter().flatten() {
         if let Ok(Some(key)) = open_vault_key(&blob, path, &ids)
             && let Ok(value) = key.decrypt_value(bytes)
@@ -507,8 +511,8 @@ fn vault_of(repo_path: &str) -> CliResult<(VaultName, PathBuf)> {
 /// Opens a vault's key from the work tree (which holds our side while git
 /// merges); `None` if no identity opens it.
 fn open_key_in(ctx: &Ctx, vault_dir: &Path) -> CliResult<Option<coffer::crypto::VaultKey>> {
-    let path = vault_dir.join(coffer::vault::VAULT_KEY_FILE);
-    let Ok(bytes) = read_limited(&path, coffer::vault::MAX_VAULT_KEY_FILE_LEN) else {
+    let path = vault_dir.join(coffer::store::layout::VAULT_KEY_FILE);
+    let Ok(bytes) = read_limited(&path, coffer::store::layout::MAX_VAULT_KEY_FILE_LEN) else {
         return Ok(None);
     };
     let ids = ctx.load_identities()?;
@@ -530,9 +534,9 @@ fn merge_driver(ctx: &Ctx, a: MergeDriverArgs) -> CliResult {
     let ours = read_side(&a.ours, MAX_TEXTCONV_LEN)?;
     let theirs = read_side(&a.theirs, MAX_TEXTCONV_LEN)?;
     match file.as_str() {
-        coffer::vault::MANIFEST_FILE => merge_manifest(ctx, &a, base, &ours, &theirs),
-        coffer::vault::VAULT_KEY_FILE => merge_vault_key(ctx, &a, &ours, &theirs),
-        coffer::config::CONFIG_FILE => merge_config(&a, base, &ours, &theirs),
+        coffer::store::layout::MANIFEST_FILE => merge_manifest(ctx, &a, base, &ours, &theirs),
+        coffer::store::layout::VAULT_KEY_FILE => merge_vault_key(ctx, &a, &ours, &theirs),
+        coffer::store::layout::CONFIG_FILE => merge_config(&a, base, &ours, &theirs),
         f if f.ends_with(".age") => merge_secret(ctx, &a, &file, &ours, &theirs),
         _ => Err(
             conflict(&a.path, "coffer has no merge for this file; kept ours")

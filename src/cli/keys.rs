@@ -29,7 +29,7 @@ pub fn keygen(ctx: &Ctx, args: KeygenArgs) -> CliResult {
             .hint("choose a file with -o FILE")
         })?,
     };
-    let public = coffer::identity::write_new_identity(&path, &Time::now().to_string())?;
+    let public = coffer::crypto::identity::write_new_identity(&path, &Time::now().to_string())?;
     ctx.ui.status(format!(
         "Wrote a new identity to {} (keep it private; back it up)",
         path.display()
@@ -53,7 +53,7 @@ pub struct InitArgs {
 pub fn init(ctx: &Ctx, args: InitArgs) -> CliResult {
     let root = ctx
         .requested_store()
-        .unwrap_or_else(|| ctx.env.cwd.join(coffer::store::STORE_DIR));
+        .unwrap_or_else(|| ctx.env.cwd.join(coffer::store::layout::STORE_DIR));
     let raw_name = args.name.or_else(|| ctx.env.user.clone()).ok_or_else(|| {
         CliError::new("cannot tell your login name: USER and LOGNAME are not set")
             .hint("pass your name with --name NAME")
@@ -61,7 +61,7 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> CliResult {
     let name: RecipientName = raw_name
         .parse()
         .map_err(|e: coffer::Error| CliError::from(e).hint("pass another name with --name NAME"))?;
-    let existing = root.join(coffer::config::CONFIG_FILE);
+    let existing = root.join(coffer::store::layout::CONFIG_FILE);
     if existing.exists() {
         return Err(coffer::Error::StoreExists { path: existing }.into());
     }
@@ -77,8 +77,10 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> CliResult {
                         CliError::new("you have no identity, and no configuration directory to create one in")
                             .hint("create one with `coffer keygen -o FILE` and pass it with --identity FILE")
                     })?;
-                    let public =
-                        coffer::identity::write_new_identity(&path, &Time::now().to_string())?;
+                    let public = coffer::crypto::identity::write_new_identity(
+                        &path,
+                        &Time::now().to_string(),
+                    )?;
                     ctx.ui.status(format!(
                         "Created your identity in {} (keep it private; back it up)",
                         path.display()

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use clap::{Args, Subcommand};
-use coffer::config::Member;
 use coffer::crypto::VaultKey;
 use coffer::error::ChangeKind;
-use coffer::team::{Outcome, Recipients};
+use coffer::store::config::Member;
+use coffer::store::team::{Outcome, Recipients};
 use coffer::{Identities, RecipientKey, RecipientName, Store, Time, VaultName};
 use serde::Serialize;
 
@@ -204,7 +204,7 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
                 .1
                 .push(v.to_string());
         }
-        for c in coffer::team::diff(&manifest.recipients, &store.config().desired_for(v)) {
+        for c in coffer::store::team::diff(&manifest.recipients, &store.config().desired_for(v)) {
             pending.entry(c.name.clone()).or_default().push(PendingRow {
                 vault: v.to_string(),
                 change: change_word(c.kind),
@@ -577,7 +577,7 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
             };
             let vkey = vkey.as_ref().expect("shown vaults were opened");
             let mut w = vault.write_in(&batch)?;
-            let plan = coffer::team::plan(vault.name(), w.manifest(), vkey, &config);
+            let plan = coffer::store::team::plan(vault.name(), w.manifest(), vkey, &config);
             if plan.changes != seen.changes || plan.manifest_edited != seen.manifest_edited {
                 return Err(CliError::new(format!(
                     "the recipients of vault {} changed while you were reviewing them; nothing was approved",

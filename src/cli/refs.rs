@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use coffer::json::Position;
-use coffer::refs::{self, SourceKind};
+use coffer::runtime::json::Position;
+use coffer::runtime::refs::{self, SourceKind};
 use coffer::{SecretName, Store, VaultName};
 use serde::Serialize;
 

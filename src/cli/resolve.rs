@@ -6,7 +6,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::Args;
-use coffer::{SecretName, VaultName, json};
+use coffer::runtime::json;
+use coffer::{SecretName, VaultName};
 
 use super::Ctx;
 use super::error::{CliError, CliResult};

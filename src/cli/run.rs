@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use clap::Args;
-use coffer::envname;
+use coffer::runtime::envname;
 use coffer::{SecretName, SecretValue, Store, VaultName};
 
 use super::Ctx;

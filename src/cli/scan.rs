@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use coffer::SecretValue;
 use coffer::git::Git;
-use coffer::scan::{Finding, MAX_FILE_LEN, MIN_LEN, Scanner, SecretRef, scan_tree};
+use coffer::runtime::scan::{Finding, MAX_FILE_LEN, MIN_LEN, Scanner, SecretRef, scan_tree};
 use serde::Serialize;
 
 use super::Ctx;

@@ -119,18 +119,13 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     vaults.dedup();
     let env = SyncEnv::read();
     let workspace: WorkspaceId = match args.workspace_id.as_deref().or(env.workspace.as_deref()) {
-        Some(w) => w.parse().map_err(coffer::Error::from)?,
+        Some(w) => w.parse()?,
         None => {
             return Err(CliError::new("no workspace given")
                 .hint("pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID"));
         }
     };
-    let url: PlatformUrl = env
-        .url
-        .as_deref()
-        .unwrap_or(DEFAULT_PLATFORM_URL)
-        .parse()
-        .map_err(coffer::Error::from)?;
+    let url: PlatformUrl = env.url.as_deref().unwrap_or(DEFAULT_PLATFORM_URL).parse()?;
     let Some(token) = env.token.clone() else {
         return Err(CliError::new("no platform token: TAILOR_PLATFORM_TOKEN is not set").hint(
             "create a token that may write (`tailor-sdk user pat create NAME --write`) and export it as TAILOR_PLATFORM_TOKEN",
@@ -148,8 +143,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
         workspace: workspace.clone(),
         retry,
         timeout: Duration::from_secs(60),
-    })
-    .map_err(coffer::Error::from)?;
+    })?;
 
     let store = ctx.store()?;
     let names = if vaults.is_empty() {

@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use coffer::{Change, SecretName, SecretValue, Time, VaultName, dotenv, envname, json, output};
+use coffer::runtime::{dotenv, envname, json, output};
+use coffer::{Change, SecretName, SecretValue, Time, VaultName};
 use zeroize::Zeroizing;
 
 use super::Ctx;

@@ -1,7 +1,7 @@
 //! `coffer verify`: the check CI runs on every pull request.
 
 use clap::Args;
-use coffer::verify::{Finding, Report};
+use coffer::store::verify::{Finding, Report};
 use coffer::{Identities, SecretName, VaultName};
 use serde::Serialize;
 
@@ -73,7 +73,7 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     if args.accept {
         accept(ctx, &store, &only, &ids, args.yes)?;
     }
-    let report = coffer::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
+    let report = coffer::store::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
     if args.json {
         print_json(ctx, &report)?;
     } else {

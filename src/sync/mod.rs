@@ -24,11 +24,11 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::crypto::identity::Identities;
 use crate::error::{Error, IntegrityProblem, Result};
-use crate::identity::Identities;
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
-use crate::store::Store;
+use crate::store::root::Store;
 
 #[cfg(feature = "sync")]
 pub mod client;

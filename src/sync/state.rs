@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::{PlatformUrl, WorkspaceId};
+use crate::crypto::mac::{hex, unhex32};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, DirLock, LockWait};
-use crate::manifest::{hex, unhex32};
+use crate::fsio;
+use crate::store::txn;
+use crate::store::txn::{DirLock, LockWait};
 
 /// The state format this version reads and writes.
 const STATE_VERSION: u32 = 1;
@@ -116,7 +118,7 @@ impl State {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| Error::io("create", &lock_path, e))?;
-        let lock = fsutil::lock_dir(&lock_path, true, wait)?;
+        let lock = txn::lock_dir(&lock_path, true, wait)?;
         let name = format!("{stem}.json");
         let path = dir.join(&name);
         let (records, damaged) = match fs::read(&path) {
@@ -225,7 +227,7 @@ impl State {
         };
         let mut bytes = serde_json::to_vec_pretty(&raw).expect("the state serialises");
         bytes.push(b'\n');
-        fsutil::write_atomic(dir, name, &bytes, 0o600)
+        fsio::write_atomic(dir, name, &bytes, 0o600)
     }
 }
 

@@ -9,19 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::crypto::recipient::RecipientKey;
+use crate::error::toml_message;
 use crate::error::{Error, Result};
-use crate::manifest::toml_message;
 use crate::name::{RecipientName, VaultName};
-use crate::recipient::RecipientKey;
-
-/// The file name of the store configuration.
-pub const CONFIG_FILE: &str = "coffer.toml";
+use crate::store::layout::MAX_CONFIG_LEN;
 
 /// The configuration format this coffer reads and writes.
 pub const CONFIG_FORMAT: i64 = 1;
-
-/// The largest `coffer.toml` coffer reads.
-const MAX_CONFIG_LEN: u64 = 4 << 20;
 
 /// One recipient in `coffer.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +60,7 @@ impl Config {
 
     /// Reads and validates `coffer.toml` at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let bytes = crate::fsutil::read_store_file(path, MAX_CONFIG_LEN)?;
+        let bytes = crate::fsio::read_file(path, MAX_CONFIG_LEN)?;
         let text = String::from_utf8(bytes).map_err(|_| Error::Config {
             path: path.to_owned(),
             message: "it is not UTF-8 text".into(),

@@ -15,10 +15,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::crypto::mac::{hex, push_hex, unhex32};
+use crate::crypto::recipient::RecipientKey;
 use crate::crypto::{MacInput, VaultKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, toml_message};
 use crate::name::{RecipientName, SecretName, VaultName};
-use crate::recipient::RecipientKey;
 use crate::time::Time;
 
 /// The manifest format this version of coffer reads and writes.
@@ -26,9 +27,6 @@ pub const FORMAT_VERSION: i64 = 1;
 
 /// The first line of every manifest.
 const HEADER_COMMENT: &str = "# coffer vault manifest: written by coffer, see docs/format.md";
-
-/// The largest manifest coffer will read, in bytes (about 400,000 secrets).
-pub const MAX_MANIFEST_LEN: u64 = 64 << 20;
 
 /// A secret that must be rotated: someone who could read it was removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,48 +92,6 @@ struct RawEntry {
     mac: Option<String>,
     rotate_since: Option<String>,
     rotate_removed: Option<Vec<String>>,
-}
-
-/// Encodes bytes as lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = Vec::with_capacity(bytes.len() * 2);
-    push_hex(&mut s, bytes);
-    String::from_utf8(s).expect("hex digits are ASCII")
-}
-
-/// Appends bytes as lowercase hex.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for chunk in bytes.chunks(32) {
-        let mut buf = [0u8; 64];
-        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 15)];
-        }
-        out.extend_from_slice(&buf[..chunk.len() * 2]);
-    }
-}
-
-/// Decodes exactly 32 bytes of lowercase hex.
-pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    fn nib(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => 0xff,
-        }
-    }
-    let mut out = [0u8; 32];
-    let mut bad = 0;
-    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        let (hi, lo) = (nib(pair[0]), nib(pair[1]));
-        bad |= hi | lo;
-        *o = hi << 4 | (lo & 15);
-    }
-    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl Manifest {
@@ -439,9 +395,10 @@ fn is_bare(k: &str) -> bool {
 mod canonical {
     use std::collections::BTreeMap;
 
-    use super::{Entry, FORMAT_VERSION, HEADER_COMMENT, Manifest, RotationDue, is_bare, unhex32};
+    use super::{Entry, FORMAT_VERSION, HEADER_COMMENT, Manifest, RotationDue, is_bare};
+    use crate::crypto::mac::unhex32;
+    use crate::crypto::recipient::RecipientKey;
     use crate::name::{RecipientName, SecretName};
-    use crate::recipient::RecipientKey;
     use crate::time::Time;
 
     /// The text still to read.
@@ -700,29 +657,6 @@ fn toml_key(k: &str) -> String {
         k.to_owned()
     } else {
         format!("\"{k}\"")
-    }
-}
-
-/// Returns the message of a TOML error, with its line, but without the
-/// source excerpt the crate adds (which could quote a value).
-pub(crate) fn toml_message(e: &dyn std::fmt::Display) -> String {
-    let full = e.to_string();
-    let mut lines = full.lines();
-    let first = lines.next().unwrap_or("invalid TOML").trim().to_owned();
-    // toml's messages look like "TOML parse error at line 3, column 7" followed
-    // by an excerpt of the offending line and a final explanation; keep the
-    // location and the explanation only.
-    let last = full
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|') && !l.contains('^'))
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    if last.is_empty() || last == first {
-        first
-    } else {
-        format!("{first}: {last}")
     }
 }
 
@@ -1056,7 +990,7 @@ mod format_vector {
     #[test]
     fn documented_example_is_what_the_code_computes() {
         let (vault, key, m) = example();
-        let doc = include_str!("../docs/format.md");
+        let doc = include_str!("../../docs/format.md");
         let text = String::from_utf8(m.to_bytes()).unwrap();
         assert!(
             doc.contains(&text),

@@ -18,17 +18,20 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+use crate::crypto::identity::Identities;
 use crate::crypto::{self, DecryptFailure, VaultKey};
 use crate::error::{Error, IntegrityProblem, RecipientChange, Result};
-use crate::fsutil;
-use crate::git::Git;
-use crate::identity::Identities;
-use crate::manifest::{Entry, MAX_MANIFEST_LEN, Manifest};
+use crate::fsio;
+use crate::git::repo::Git;
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
-use crate::store::Store;
-use crate::team;
-use crate::vault::{MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
+use crate::store::layout::MAX_MANIFEST_LEN;
+use crate::store::layout::{
+    MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
+};
+use crate::store::manifest::{Entry, Manifest};
+use crate::store::root::Store;
+use crate::store::team;
 
 /// The label of the working tree in diffs.
 pub const WORKING_TREE: &str = "working tree";
@@ -69,12 +72,12 @@ impl Snapshot {
             let _read = vault.read()?; // the lock, and a finished journal
             let dir = vault.dir();
             let mut files = VaultFiles {
-                manifest: fsutil::read_store_file(&dir.join(MANIFEST_FILE), MAX_MANIFEST_LEN)?,
+                manifest: fsio::read_file(&dir.join(MANIFEST_FILE), MAX_MANIFEST_LEN)?,
                 ..VaultFiles::default()
             };
             let key_path = dir.join(VAULT_KEY_FILE);
-            if fsutil::check_not_symlink(&key_path)? {
-                files.vault_key = Some(fsutil::read_store_file(&key_path, MAX_VAULT_KEY_FILE_LEN)?);
+            if fsio::check_not_symlink(&key_path)? {
+                files.vault_key = Some(fsio::read_file(&key_path, MAX_VAULT_KEY_FILE_LEN)?);
             }
             for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
                 let entry = entry.map_err(|e| Error::io("list", dir, e))?;
@@ -86,7 +89,7 @@ impl Snapshot {
                 else {
                     continue;
                 };
-                let bytes = fsutil::read_store_file(&entry.path(), MAX_SECRET_FILE_LEN)?;
+                let bytes = fsio::read_file(&entry.path(), MAX_SECRET_FILE_LEN)?;
                 files.secrets.insert(secret, bytes);
             }
             snap.vaults.insert(name, files);
@@ -668,7 +671,7 @@ pub fn value_diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Entry;
+    use crate::store::manifest::Entry;
     use crate::time::Time;
 
     fn value(s: &str) -> SecretValue {
@@ -697,7 +700,7 @@ mod tests {
     fn snapshot(
         label: &str,
         key: &VaultKey,
-        ids_recipient: &crate::recipient::RecipientKey,
+        ids_recipient: &crate::crypto::recipient::RecipientKey,
         secrets: &[(&str, &str)],
     ) -> Snapshot {
         let vault: VaultName = "api-keys".parse().unwrap();
@@ -707,7 +710,7 @@ mod tests {
         let mut m = Manifest::new(t, key.public().to_string(), recipients.clone());
         m.seal_recipients(&vault, key);
         let mut files = VaultFiles::default();
-        let keys: Vec<&crate::recipient::RecipientKey> = recipients.values().collect();
+        let keys: Vec<&crate::crypto::recipient::RecipientKey> = recipients.values().collect();
         files.vault_key = Some(
             crypto::encrypt_to_keys(
                 &keys,
@@ -747,7 +750,7 @@ mod tests {
             age::NoCallbacks,
         )
         .unwrap();
-        let r: crate::recipient::RecipientKey = id.to_public().to_string().parse().unwrap();
+        let r: crate::crypto::recipient::RecipientKey = id.to_public().to_string().parse().unwrap();
         let key = VaultKey::generate();
         let old = snapshot(
             "HEAD",

@@ -15,16 +15,19 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::crypto::recipient::RecipientKey;
 use crate::crypto::{self, VaultKey};
 use crate::error::{ChangeKind, Error, RecipientChange, Result};
-use crate::fsutil;
-use crate::manifest::{Entry, Manifest, RotationDue};
+use crate::fsio;
 use crate::name::{RecipientName, SecretName, VaultName};
-use crate::recipient::RecipientKey;
 use crate::secret::SecretValue;
+use crate::store::config::Config;
+use crate::store::layout;
+use crate::store::layout::{MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
+use crate::store::manifest::{Entry, Manifest, RotationDue};
+use crate::store::txn;
+use crate::store::vault::{Vault, VaultRead, VaultWrite};
 use crate::time::Time;
-use crate::vault::{MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE, Vault, VaultRead, VaultWrite};
 
 /// A set of named recipients.
 pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
@@ -270,7 +273,7 @@ impl VaultWrite<'_> {
             return Ok(false);
         }
         let path = self.vault.dir().join(VAULT_KEY_FILE);
-        let bytes = fsutil::read_store_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
+        let bytes = fsio::read_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
         Ok(crypto::count_stanzas(&bytes).is_ok_and(|c| c.real == recipients.len()))
     }
 
@@ -304,7 +307,7 @@ impl VaultWrite<'_> {
         callbacks: C,
     ) -> Result<(VaultKey, usize)> {
         let names: Vec<SecretName> = self.manifest.secrets.keys().cloned().collect();
-        let files: Vec<String> = names.iter().map(SecretName::file_name).collect();
+        let files: Vec<String> = names.iter().map(layout::secret_file_name).collect();
         let new = VaultKey::generate();
         // Each secret is read, checked, decrypted and encrypted to the new
         // key in parallel, while its file is written: only one value is in
@@ -317,8 +320,8 @@ impl VaultWrite<'_> {
             Ok((ct, digest))
         })?;
         let digests = match staged {
-            fsutil::Staged::All(digests) => digests,
-            fsutil::Staged::Failed(mut failed) => {
+            txn::Staged::All(digests) => digests,
+            txn::Staged::Failed(mut failed) => {
                 // A secret that cannot be read at all (an I/O error, a
                 // link) is reported as what it is; only forged or damaged
                 // ones block the rotation as "failed verification".
@@ -386,7 +389,7 @@ impl VaultWrite<'_> {
             .public_key
             .parse()
             .expect("validated when the manifest was parsed");
-        let public = crypto::X25519Recipient::from_age(&public);
+        let public = crypto::x25519::X25519Recipient::from_age(&public);
         let ct = crypto::encrypt(
             std::iter::once(&public as &dyn age::Recipient),
             value.expose_secret().as_bytes(),
@@ -396,7 +399,7 @@ impl VaultWrite<'_> {
         // A rotation mark stays: a contribution could come from the very
         // person who was removed, putting back a value they know.
         let rotation = existing.and_then(|e| e.rotation.clone());
-        self.put(&name.file_name(), &ct)?;
+        self.put(&layout::secret_file_name(name), &ct)?;
         self.manifest.secrets.insert(
             name.clone(),
             Entry {

@@ -22,9 +22,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::crypto::recipient::RecipientKey;
 use crate::error::{Error, Result, Tried};
-use crate::fsutil;
-use crate::recipient::RecipientKey;
+use crate::fsio;
 
 /// The largest identity file coffer reads.
 const MAX_IDENTITY_LEN: u64 = 1 << 20;
@@ -278,7 +278,7 @@ impl Identities {
                 self.recipients.push(RecipientKey::X25519(id.to_public()));
                 self.loaded.push(Loaded {
                     place: place.clone(),
-                    identity: Box::new(crate::crypto::X25519Identity::from_age(&id)),
+                    identity: Box::new(crate::crypto::x25519::X25519Identity::from_age(&id)),
                     plugin: false,
                 });
             } else if let Ok(id) = line.parse::<age::plugin::Identity>() {
@@ -411,7 +411,7 @@ pub fn write_new_identity(path: &Path, now: &str) -> Result<String> {
             .map_err(|e| Error::io("create", parent, e))?;
     }
     let (text, public) = generate_identity_file(now);
-    fsutil::write_new(path, text.as_bytes(), 0o600)?;
+    fsio::write_new(path, text.as_bytes(), 0o600)?;
     Ok(public)
 }
 

@@ -12,30 +12,25 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::crypto::identity::Identities;
 use crate::crypto::{self, DecryptFailure, VaultKey};
 use crate::error::{Error, IntegrityProblem, Result};
-use crate::fsutil::{self, Txn};
-use crate::identity::Identities;
-use crate::manifest::{Entry, MAX_MANIFEST_LEN, Manifest};
+use crate::fsio;
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
-use crate::store::{Store, StoreLock};
+use crate::store::layout::MAX_MANIFEST_LEN;
+use crate::store::layout::{
+    self, MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
+};
+use crate::store::manifest::{Entry, Manifest};
+use crate::store::root::{Store, StoreLock};
+use crate::store::txn;
+use crate::store::txn::Txn;
 use crate::time::Time;
 
-/// The manifest's file name.
-pub const MANIFEST_FILE: &str = "vault.toml";
-/// The encrypted vault key's file name.
-pub const VAULT_KEY_FILE: &str = "vault-key.age";
-
-/// The largest secret file coffer reads: a 128 KiB value armored, with
-/// room to spare.
-pub const MAX_SECRET_FILE_LEN: u64 = 256 << 10;
 /// How much of the manifest is read for its vault-wide fields alone: they
 /// fit unless a vault has hundreds of recipients.
 const HEADER_READ: usize = 64 << 10;
-
-/// The largest `vault-key.age` coffer reads (room for ~1,000 recipients).
-pub const MAX_VAULT_KEY_FILE_LEN: u64 = 1 << 20;
 
 /// A vault in a store, not yet locked or read.
 #[derive(Debug)]
@@ -84,11 +79,11 @@ impl<'s> Vault<'s> {
     fn manifest_bytes(&self) -> Result<(Vec<u8>, PathBuf)> {
         // The vault may have been deleted, or replaced by a link, while we
         // waited for the lock.
-        if !fsutil::check_not_symlink(&self.dir)? {
+        if !fsio::check_not_symlink(&self.dir)? {
             return Err(self.not_found());
         }
         let path = self.dir.join(MANIFEST_FILE);
-        match fsutil::read_store_file(&path, MAX_MANIFEST_LEN) {
+        match fsio::read_file(&path, MAX_MANIFEST_LEN) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Err(self.not_found())
             }
@@ -100,14 +95,14 @@ impl<'s> Vault<'s> {
     /// and returns it with its path.
     fn open_manifest(&self) -> Result<(fs::File, PathBuf)> {
         // As in `manifest_bytes`: the vault may have gone while we waited.
-        if !fsutil::check_not_symlink(&self.dir)? {
+        if !fsio::check_not_symlink(&self.dir)? {
             return Err(self.not_found());
         }
         let path = self.dir.join(MANIFEST_FILE);
-        match fsutil::open_nofollow(&path) {
+        match fsio::open_nofollow(&path) {
             Ok(f) => Ok((f, path)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.not_found()),
-            Err(e) => Err(fsutil::map_open_error(&path, e)),
+            Err(e) => Err(fsio::map_open_error(&path, e)),
         }
     }
 
@@ -258,13 +253,7 @@ impl<'s> Vault<'s> {
         self.write_with(Some(lock))
     }
 
-    /// Reads the manifest for changes to be staged into `batch`, which
-    /// already holds the store's exclusive lock.
-    pub fn write_in<'a>(&'a self, _batch: &crate::store::Batch<'_>) -> Result<VaultWrite<'a>> {
-        self.write_with(None)
-    }
-
-    fn write_with(&self, lock: Option<StoreLock>) -> Result<VaultWrite<'_>> {
+    pub(crate) fn write_with(&self, lock: Option<StoreLock>) -> Result<VaultWrite<'_>> {
         let (manifest, bytes) = self.load_manifest()?;
         Ok(VaultWrite {
             vault: self,
@@ -291,7 +280,7 @@ impl<'s> Vault<'s> {
 
     fn unlock_once(&self, identities: &Identities) -> Result<VaultKey> {
         let path = self.dir.join(VAULT_KEY_FILE);
-        let ct = fsutil::read_store_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
+        let ct = fsio::read_file(&path, MAX_VAULT_KEY_FILE_LEN)?;
         let key = match crypto::decrypt_vault_key(&ct, &path, identities.iter()) {
             Ok(k) => k,
             Err(DecryptFailure::NoMatch) => {
@@ -312,7 +301,7 @@ impl<'s> Vault<'s> {
     }
 
     fn secret_path(&self, name: &SecretName) -> PathBuf {
-        self.dir.join(name.file_name())
+        self.dir.join(layout::secret_file_name(name))
     }
 
     /// Reads, verifies and decrypts one secret against `manifest`.
@@ -359,7 +348,7 @@ impl<'s> Vault<'s> {
             name: name.to_string(),
             problem,
         };
-        let ct = match fsutil::read_store_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
+        let ct = match fsio::read_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
             Ok(ct) => ct,
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(integrity(IntegrityProblem::MissingFile));
@@ -448,7 +437,7 @@ impl<'v> VaultRead<'v> {
 }
 
 /// A vault under the store's exclusive lock, with changes staged until
-/// [`VaultWrite::commit`] (or [`crate::store::Batch::stage`]). Dropping it
+/// [`VaultWrite::commit`] (or [`crate::store::batch::Batch::stage`]). Dropping it
 /// without committing changes nothing.
 #[derive(Debug)]
 pub struct VaultWrite<'v> {
@@ -496,7 +485,7 @@ impl VaultWrite<'_> {
             rotation: None,
         };
         Manifest::seal_entry(&self.vault.name, name, &mut entry, key);
-        self.put(&name.file_name(), &ct)?;
+        self.put(&layout::secret_file_name(name), &ct)?;
         self.manifest.secrets.insert(name.clone(), entry);
         Ok(())
     }
@@ -556,7 +545,7 @@ impl VaultWrite<'_> {
                 name: name.to_string(),
             });
         }
-        self.remove(&name.file_name());
+        self.remove(&layout::secret_file_name(name));
         Ok(())
     }
 
@@ -586,12 +575,12 @@ impl VaultWrite<'_> {
     }
 
     /// Stages one of the vault's files per name, with the bytes made in
-    /// parallel by `make(manifest, i)`: see [`fsutil::Txn::put_each`].
+    /// parallel by `make(manifest, i)`: see [`txn::Txn::put_each`].
     pub(crate) fn put_each<T: Send>(
         &mut self,
         names: &[String],
         make: impl Fn(&Manifest, usize) -> Result<(Vec<u8>, T)> + Sync,
-    ) -> Result<fsutil::Staged<T>> {
+    ) -> Result<txn::Staged<T>> {
         let vault = self.vault.name.as_str();
         let targets: Vec<String> = names.iter().map(|n| format!("{vault}/{n}")).collect();
         let manifest = &self.manifest;
@@ -643,9 +632,9 @@ impl VaultWrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::RotationDue;
+    use crate::crypto::recipient::RecipientKey;
     use crate::name::RecipientName;
-    use crate::recipient::RecipientKey;
+    use crate::store::manifest::RotationDue;
     use age::secrecy::ExposeSecret;
 
     /// A manifest of ~400 KiB, read through a 64 KiB window: every entry is

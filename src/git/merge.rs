@@ -29,13 +29,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use crate::config::Config;
+use crate::crypto::identity::Identities;
+use crate::crypto::recipient::RecipientKey;
 use crate::crypto::{self, VaultKey};
 use crate::error::Result;
-use crate::identity::Identities;
-use crate::manifest::{Entry, Manifest};
 use crate::name::{RecipientName, SecretName, VaultName};
-use crate::recipient::RecipientKey;
+use crate::store::config::Config;
+use crate::store::manifest::{Entry, Manifest};
 
 /// One side of a merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,7 +266,7 @@ pub fn merge_manifests(
         } else {
             (Side::Theirs, theirs, ours)
         };
-        let removed = crate::team::diff(&base.recipients, &replaced.recipients)
+        let removed = crate::store::team::diff(&base.recipients, &replaced.recipients)
             .into_iter()
             .filter(|c| c.kind != crate::error::ChangeKind::Added)
             .filter_map(|c| c.name.parse().ok())
@@ -457,11 +457,11 @@ pub fn merge_vault_keys<C: age::Callbacks>(
     ids: &Identities,
     callbacks: C,
 ) -> Result<VaultKeyMerge> {
-    let path = Path::new(crate::vault::VAULT_KEY_FILE);
-    let Some(a) = crate::diff::open_vault_key(ours, path, ids)? else {
+    let path = Path::new(crate::store::layout::VAULT_KEY_FILE);
+    let Some(a) = crate::git::diff::open_vault_key(ours, path, ids)? else {
         return Ok(VaultKeyMerge::CannotOpen(Side::Ours));
     };
-    let Some(b) = crate::diff::open_vault_key(theirs, path, ids)? else {
+    let Some(b) = crate::git::diff::open_vault_key(theirs, path, ids)? else {
         return Ok(VaultKeyMerge::CannotOpen(Side::Theirs));
     };
     if a.public().to_string() != b.public().to_string() {
@@ -731,7 +731,7 @@ mod tests {
         else {
             panic!("expected a merge");
         };
-        let k = crate::diff::open_vault_key(&out, Path::new("k"), &ids)
+        let k = crate::git::diff::open_vault_key(&out, Path::new("k"), &ids)
             .unwrap()
             .unwrap();
         assert_eq!(k.public().to_string(), key.public().to_string());

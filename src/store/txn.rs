@@ -1,8 +1,6 @@
-//! Durable file operations: atomic writes, multi-file transactions, locks.
+//! The store's transactions and its lock.
 //!
-//! Every write goes to a temporary file in the same directory (named
-//! `.coffer-tmp-*`), is flushed to disk, and is renamed over its target; the
-//! directory is flushed after. A change that spans several files (a secret
+//! Single files are written atomically by [`crate::fsio`]. A change that spans several files (a secret
 //! and the manifest; every secret of a vault during a rekey; several vaults
 //! and `coffer.toml` when a recipient is removed) is a [`Txn`]: all new
 //! files are written and flushed first, then a journal at the store root
@@ -15,25 +13,16 @@
 //! The lock is one `flock(2)` on the store directory itself, so it leaves no
 //! file behind for git to see: exclusive for writers, shared for readers.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-
-/// Prefix of every temporary file or directory coffer creates in the store.
-pub(crate) const TMP_PREFIX: &str = ".coffer-tmp-";
-/// Prefix of a vault directory being deleted.
-pub(crate) const TRASH_PREFIX: &str = ".coffer-trash-";
-/// The journal file of a committed, not yet applied, transaction.
-pub(crate) const JOURNAL: &str = ".coffer-journal";
-
-/// Mode of files in the store: ciphertext and manifests are public, and
-/// git checks files out 0644 anyway.
-pub(crate) const STORE_FILE_MODE: u32 = 0o644;
+use crate::fsio::{TMP_PREFIX, check_not_symlink, fsync_dir, write_atomic, write_temp};
+use crate::store::layout::{JOURNAL, STORE_FILE_MODE, TRASH_PREFIX, is_journal_target};
 
 /// Called with the locked path when a lock wait becomes noticeable.
 pub type WaitNotice = Arc<dyn Fn(&Path) + Send + Sync>;
@@ -107,139 +96,6 @@ pub(crate) fn lock_dir(dir: &Path, exclusive: bool, wait: &LockWait) -> Result<D
     }
 }
 
-/// Opens a file for reading without following a symlink at its last
-/// component.
-pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-}
-
-/// Reads a whole file inside the store, refusing symlinks and files larger
-/// than `max` bytes (checked before reading, so a huge file costs nothing).
-pub(crate) fn read_store_file(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let mut f = open_nofollow(path).map_err(|e| map_open_error(path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io("read", path, e))?;
-    if !meta.is_file() {
-        return Err(Error::io(
-            "read",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-        ));
-    }
-    if meta.len() > max {
-        return Err(Error::io(
-            "read",
-            path,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file is {} bytes, over the limit of {max}", meta.len()),
-            ),
-        ));
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    // Read one byte past the limit to catch a file that grew meanwhile.
-    (&mut f)
-        .take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io("read", path, e))?;
-    if buf.len() as u64 > max {
-        return Err(Error::io(
-            "read",
-            path,
-            io::Error::new(io::ErrorKind::InvalidData, "file grew over the limit"),
-        ));
-    }
-    Ok(buf)
-}
-
-/// Maps an error from opening a store file: ELOOP means a symlink.
-pub(crate) fn map_open_error(path: &Path, e: io::Error) -> Error {
-    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-        Error::Symlink {
-            path: path.to_owned(),
-        }
-    } else {
-        Error::io("open", path, e)
-    }
-}
-
-/// Refuses `path` if it is a symlink; returns whether it exists.
-pub(crate) fn check_not_symlink(path: &Path) -> Result<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(Error::Symlink {
-            path: path.to_owned(),
-        }),
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("inspect", path, e)),
-    }
-}
-
-/// Flushes a directory's entries (renames, creations, removals) to disk.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("flush", dir, e))
-}
-
-/// Creates a temp file in `dir` holding `bytes`, with `mode`, not yet
-/// flushed.
-fn write_temp(dir: &Path, bytes: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| Error::io("write", tmp.path(), e))?;
-    Ok(tmp)
-}
-
-/// Atomically replaces `dir/name` with `bytes`: temp file, fsync, rename,
-/// fsync of the directory. On error the old file is untouched and the temp
-/// file is removed.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = write_temp(dir, bytes, mode)?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("flush", tmp.path(), e))?;
-    let target = dir.join(name);
-    tmp.persist(&target)
-        .map_err(|e| Error::io("rename into place", &target, e.error))?;
-    fsync_dir(dir)
-}
-
-/// Creates `path` with `bytes` and `mode`, failing if it exists; flushed
-/// to disk. For files that must never be overwritten (identities).
-pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut f = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(Error::WouldOverwrite {
-                path: path.to_owned(),
-            });
-        }
-        Err(e) => return Err(Error::io("create", path, e)),
-    };
-    let r = f.write_all(bytes).and_then(|()| f.sync_all());
-    if let Err(e) = r {
-        drop(f);
-        let _ = fs::remove_file(path);
-        return Err(Error::io("write", path, e));
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsync_dir(parent)?;
-    }
-    Ok(())
-}
-
 /// What [`Txn::put_each`] did.
 pub(crate) enum Staged<T> {
     /// Every file was staged; the caller's values, in target order.
@@ -286,7 +142,7 @@ impl Txn {
 
     /// Stages `target` (relative to the store root) to hold `bytes`.
     pub(crate) fn put(&mut self, target: &str, bytes: &[u8]) -> Result<()> {
-        debug_assert!(valid_target(target), "{target}");
+        debug_assert!(is_journal_target(target), "{target}");
         let (dir, _) = split_rel(target);
         let tmp = write_temp(&self.root.join(dir), bytes, STORE_FILE_MODE)?;
         self.stage(target, tmp);
@@ -351,7 +207,7 @@ impl Txn {
                     // Once anything failed, the rest is only drained.
                     Ok((bytes, extra)) if failed.is_empty() && write_error.is_none() => {
                         let target = &targets[i];
-                        debug_assert!(valid_target(target), "{target}");
+                        debug_assert!(is_journal_target(target), "{target}");
                         let dir = self.root.join(split_rel(target).0);
                         match write_temp(&dir, &bytes, STORE_FILE_MODE) {
                             Ok(tmp) => made[i] = Some((tmp, extra)),
@@ -382,7 +238,7 @@ impl Txn {
 
     /// Stages the removal of `target` (relative to the store root).
     pub(crate) fn remove(&mut self, target: &str) {
-        debug_assert!(valid_target(target), "{target}");
+        debug_assert!(is_journal_target(target), "{target}");
         self.ops.push(Op::Remove {
             target: target.to_owned(),
         });
@@ -457,24 +313,6 @@ fn split_rel(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or(("", rel))
 }
 
-/// Returns whether `rel` may be the target of a journal step:
-/// `coffer.toml`, or a vault's manifest, key or secret file. A journal is
-/// read from disk, so this is what keeps a planted one inside the store.
-fn valid_target(rel: &str) -> bool {
-    match rel.split('/').collect::<Vec<_>>().as_slice() {
-        [name] => *name == crate::config::CONFIG_FILE,
-        [vault, name] => {
-            vault.parse::<crate::name::VaultName>().is_ok()
-                && (*name == "vault.toml"
-                    || *name == "vault-key.age"
-                    || name
-                        .strip_suffix(".age")
-                        .is_some_and(|s| s.parse::<crate::name::SecretName>().is_ok()))
-        }
-        _ => false,
-    }
-}
-
 /// Returns whether `temp` is a temporary file next to `target`.
 fn valid_temp(temp: &str, target: &str) -> bool {
     // Compare the directories as `Option`s: `split_rel` maps both
@@ -497,13 +335,12 @@ fn parse_journal(text: &str) -> Option<Vec<Op>> {
     for line in lines {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
-            ["put", temp, target] if valid_target(target) && valid_temp(temp, target) => {
-                ops.push(Op::Put {
+            ["put", temp, target] if is_journal_target(target) && valid_temp(temp, target) => ops
+                .push(Op::Put {
                     temp: (*temp).to_owned(),
                     target: (*target).to_owned(),
-                })
-            }
-            ["remove", target] if valid_target(target) => ops.push(Op::Remove {
+                }),
+            ["remove", target] if is_journal_target(target) => ops.push(Op::Remove {
                 target: (*target).to_owned(),
             }),
             ["commit"] => return Some(ops),
@@ -625,7 +462,7 @@ pub struct Recovered {
 pub(crate) fn recover(root: &Path, dirs: &[&Path]) -> Result<Recovered> {
     let jpath = root.join(JOURNAL);
     let applied = if check_not_symlink(&jpath)? {
-        let text = read_store_file(&jpath, 64 << 20)?;
+        let text = crate::fsio::read_file(&jpath, 64 << 20)?;
         apply_journal(root, &String::from_utf8_lossy(&text))?;
         true
     } else {
@@ -850,37 +687,5 @@ mod tests {
         drop(held);
         let _a = lock_dir(d.path(), false, &wait).unwrap();
         let _b = lock_dir(d.path(), false, &wait).unwrap();
-    }
-
-    #[test]
-    fn write_new_never_overwrites() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("id.txt");
-        write_new(&p, b"one", 0o600).unwrap();
-        assert!(matches!(
-            write_new(&p, b"two", 0o600),
-            Err(Error::WouldOverwrite { .. })
-        ));
-        assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-    }
-
-    #[test]
-    fn store_files_refuse_symlinks_and_oversize() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("real"), "x".repeat(10)).unwrap();
-        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("link")).unwrap();
-        assert!(matches!(
-            read_store_file(&d.path().join("link"), 100),
-            Err(Error::Symlink { .. })
-        ));
-        assert!(read_store_file(&d.path().join("real"), 9).is_err());
-        assert_eq!(
-            read_store_file(&d.path().join("real"), 10).unwrap().len(),
-            10
-        );
     }
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsio;
 
 /// Mode of files holding plaintext secrets.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
@@ -37,7 +37,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(fsutil::TMP_PREFIX)
+        .prefix(fsio::TMP_PREFIX)
         .permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
@@ -51,7 +51,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("write", tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("rename into place", path, e.error))?;
-    fsutil::fsync_dir(dir)
+    fsio::fsync_dir(dir)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use crate::json::{Locator, Position};
+use crate::runtime::json::{Locator, Position};
 
 /// The kinds of file the scanners read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -826,7 +826,7 @@ mod tests {
 
     /// An executor like the seed's: a webhook header from the secret
     /// manager, on line 12.
-    const EXECUTOR: &str = include_str!("../tests/fixtures/executor.ts");
+    const EXECUTOR: &str = include_str!("../../tests/fixtures/executor.ts");
 
     #[test]
     fn finds_the_executor_webhook_reference() {

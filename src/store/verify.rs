@@ -16,16 +16,22 @@
 use std::fs;
 use std::path::Path;
 
-use crate::config::CONFIG_FILE;
+use crate::crypto::identity::Identities;
 use crate::crypto::{self, MAX_GREASE, VaultKey};
 use crate::error::{Error, Result};
-use crate::fsutil::{self, TMP_PREFIX, TRASH_PREFIX};
-use crate::identity::Identities;
-use crate::manifest::{MAX_MANIFEST_LEN, Manifest};
+use crate::fsio;
+use crate::fsio::TMP_PREFIX;
 use crate::name::{SecretName, VaultName};
-use crate::store::Store;
-use crate::team;
-use crate::vault::{MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
+use crate::store::layout;
+use crate::store::layout::CONFIG_FILE;
+use crate::store::layout::MAX_MANIFEST_LEN;
+use crate::store::layout::TRASH_PREFIX;
+use crate::store::layout::{
+    MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
+};
+use crate::store::manifest::Manifest;
+use crate::store::root::Store;
+use crate::store::team;
 
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,7 +218,7 @@ fn verify_vault(
         ));
         return Ok(r);
     }
-    let manifest = match fsutil::read_store_file(&manifest_path, MAX_MANIFEST_LEN)
+    let manifest = match fsio::read_file(&manifest_path, MAX_MANIFEST_LEN)
         .and_then(|b| Manifest::parse_toml(&b, &manifest_path))
     {
         Ok(m) => m,
@@ -272,7 +278,7 @@ fn verify_vault(
     // Every entry has a sound file.
     for (sname, entry) in &manifest.secrets {
         let s = Some(sname.as_str());
-        let path = dir.join(sname.file_name());
+        let path = dir.join(layout::secret_file_name(sname));
         match read_checked(&path, MAX_SECRET_FILE_LEN) {
             Err(e) => r.problems.push(finding(s, "secret-file", e)),
             Ok(bytes) => {
@@ -357,7 +363,7 @@ fn verify_vault(
 
 /// Reads a store file for verification, as a message on failure.
 fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
-    match fsutil::read_store_file(path, max) {
+    match fsio::read_file(path, max) {
         Ok(b) => Ok(b),
         Err(Error::Symlink { .. }) => Err("it is a symbolic link".into()),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -435,8 +441,11 @@ fn keyed_checks(
             ));
             continue;
         }
-        let path = store.root().join(name.as_str()).join(sname.file_name());
-        if let Ok(bytes) = fsutil::read_store_file(&path, MAX_SECRET_FILE_LEN)
+        let path = store
+            .root()
+            .join(name.as_str())
+            .join(layout::secret_file_name(sname));
+        if let Ok(bytes) = fsio::read_file(&path, MAX_SECRET_FILE_LEN)
             && crypto::digest(&bytes) == entry.digest
             && let Err(p) = key.decrypt_value(&bytes)
         {

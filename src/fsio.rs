@@ -1,0 +1,184 @@
+//! Durable, link-refusing file operations, with no knowledge of what the
+//! files are: every write goes to a temporary file in the same directory
+//! (named `.coffer-tmp-*`, so `.gitignore` rules and `scan` cover it), is
+//! flushed to disk, and is renamed over its target, which replaces a
+//! symbolic link there instead of following it; the directory is flushed
+//! after. Reads refuse a link at the last component and a file over a
+//! size limit.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Prefix of every temporary file or directory coffer creates.
+pub const TMP_PREFIX: &str = ".coffer-tmp-";
+
+/// Opens a file for reading without following a symlink at its last
+/// component.
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+/// Reads a whole file, refusing symlinks and files larger
+/// than `max` bytes (checked before reading, so a huge file costs nothing).
+pub(crate) fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let mut f = open_nofollow(path).map_err(|e| map_open_error(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            "read",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    if meta.len() > max {
+        return Err(Error::io(
+            "read",
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file is {} bytes, over the limit of {max}", meta.len()),
+            ),
+        ));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    // Read one byte past the limit to catch a file that grew meanwhile.
+    (&mut f)
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    if buf.len() as u64 > max {
+        return Err(Error::io(
+            "read",
+            path,
+            io::Error::new(io::ErrorKind::InvalidData, "file grew over the limit"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Maps an error from opening a store file: ELOOP means a symlink.
+pub(crate) fn map_open_error(path: &Path, e: io::Error) -> Error {
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        Error::Symlink {
+            path: path.to_owned(),
+        }
+    } else {
+        Error::io("open", path, e)
+    }
+}
+
+/// Refuses `path` if it is a symlink; returns whether it exists.
+pub(crate) fn check_not_symlink(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::Symlink {
+            path: path.to_owned(),
+        }),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("inspect", path, e)),
+    }
+}
+
+/// Flushes a directory's entries (renames, creations, removals) to disk.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("flush", dir, e))
+}
+
+/// Creates a temp file in `dir` holding `bytes`, with `mode`, not yet
+/// flushed.
+pub(crate) fn write_temp(dir: &Path, bytes: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    Ok(tmp)
+}
+
+/// Atomically replaces `dir/name` with `bytes`: temp file, fsync, rename,
+/// fsync of the directory. On error the old file is untouched and the temp
+/// file is removed.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = write_temp(dir, bytes, mode)?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("flush", tmp.path(), e))?;
+    let target = dir.join(name);
+    tmp.persist(&target)
+        .map_err(|e| Error::io("rename into place", &target, e.error))?;
+    fsync_dir(dir)
+}
+
+/// Creates `path` with `bytes` and `mode`, failing if it exists; flushed
+/// to disk. For files that must never be overwritten (identities).
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(Error::WouldOverwrite {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(Error::io("create", path, e)),
+    };
+    let r = f.write_all(bytes).and_then(|()| f.sync_all());
+    if let Err(e) = r {
+        drop(f);
+        let _ = fs::remove_file(path);
+        return Err(Error::io("write", path, e));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fsync_dir(parent)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_new_never_overwrites() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("id.txt");
+        write_new(&p, b"one", 0o600).unwrap();
+        assert!(matches!(
+            write_new(&p, b"two", 0o600),
+            Err(Error::WouldOverwrite { .. })
+        ));
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn store_files_refuse_symlinks_and_oversize() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("real"), "x".repeat(10)).unwrap();
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("link")).unwrap();
+        assert!(matches!(
+            read_file(&d.path().join("link"), 100),
+            Err(Error::Symlink { .. })
+        ));
+        assert!(read_file(&d.path().join("real"), 9).is_err());
+        assert_eq!(read_file(&d.path().join("real"), 10).unwrap().len(), 10);
+    }
+}
