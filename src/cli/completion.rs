@@ -17,7 +17,7 @@ pub struct CompletionsArgs {
 pub fn completions(ctx: &Ctx, args: CompletionsArgs) -> CliResult {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut super::command(), "coffer", &mut out);
-    ctx.ui.data(&out)
+    ctx.out.bytes(&out)
 }
 
 pub fn man(ctx: &Ctx) -> CliResult {
@@ -25,5 +25,5 @@ pub fn man(ctx: &Ctx) -> CliResult {
     clap_mangen::Man::new(super::command())
         .render(&mut out)
         .map_err(|e| CliError::new(format!("could not render the man page: {e}")))?;
-    ctx.ui.data(&out)
+    ctx.out.bytes(&out)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Ctx;
 use super::error::{CliError, CliResult};
 use super::git::repo_for;
+use super::render;
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -25,9 +26,6 @@ pub struct DiffArgs {
     /// otherwise: a change shows as changed, with lengths)
     #[arg(long)]
     show_values: bool,
-    /// Print JSON
-    #[arg(short, long)]
-    json: bool,
     /// Exit with status 1 if there are differences, like `git diff`
     #[arg(long)]
     exit_code: bool,
@@ -77,7 +75,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> CliResult {
             ));
         }
     }
-    if args.json {
+    if ctx.out.json() {
         print_json(ctx, &d, args.show_values)?;
     } else if d.is_empty() {
         let to = if args.rev2.is_none() {
@@ -98,7 +96,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> CliResult {
 
 fn bytes(n: Option<usize>) -> String {
     match n {
-        Some(n) => format!("{n} byte{}", if n == 1 { "" } else { "s" }),
+        Some(n) => render::count(n, "byte", "bytes"),
         None => "? bytes".into(),
     }
 }
@@ -159,7 +157,7 @@ fn print_human(ctx: &Ctx, d: &StoreDiff, show_values: bool) -> CliResult {
             }
         }
     }
-    ctx.ui.data(out.as_bytes())
+    ctx.out.bytes(out.as_bytes())
 }
 
 #[derive(Serialize)]
@@ -262,9 +260,5 @@ fn print_json(ctx: &Ctx, d: &StoreDiff, show_values: bool) -> CliResult {
             })
             .collect(),
     };
-    let mut s = zeroize::Zeroizing::new(
-        serde_json::to_string(&out).map_err(|e| CliError::new(e.to_string()))?,
-    );
-    s.push('\n');
-    ctx.ui.data(s.as_bytes())
+    ctx.out.json_doc(&out)
 }

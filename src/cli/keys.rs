@@ -34,7 +34,7 @@ pub fn keygen(ctx: &Ctx, args: KeygenArgs) -> CliResult {
         "Wrote a new identity to {} (keep it private; back it up)",
         path.display()
     ));
-    ctx.ui.data(format!("{public}\n").as_bytes())
+    ctx.out.bytes(format!("{public}\n").as_bytes())
 }
 
 #[derive(Args, Debug)]

@@ -39,6 +39,7 @@ pub mod harden;
 mod keys;
 mod recipients;
 mod refs;
+mod render;
 mod resolve;
 mod run;
 mod scan;
@@ -50,7 +51,7 @@ mod ui;
 mod vault;
 mod verify;
 
-use error::CliResult;
+use error::{CliError, CliResult};
 use ui::Ui;
 
 /// An encrypted, local-first secret store for teams that keep their
@@ -84,6 +85,10 @@ struct GlobalArgs {
     /// Print no status messages (errors and warnings still go to stderr)
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Print data as one line of JSON (the commands that list or report)
+    #[arg(short = 'j', long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,7 +116,7 @@ enum Command {
     /// Re-encrypt vault keys where needed, or rotate them with --new-key
     Rekey(recipients::RekeyArgs),
     /// List the secrets due for rotation after someone was removed
-    Rotation(recipients::RotationArgs),
+    Rotation,
     /// Check the store's integrity (what CI runs on every pull request)
     Verify(verify::VerifyArgs),
     /// Push the store to the Tailor Platform's Secret Manager
@@ -221,6 +226,8 @@ impl Env {
 pub struct Ctx {
     pub env: Env,
     pub ui: Ui,
+    /// Where data goes, and in which format.
+    pub out: render::Out,
     store: Option<PathBuf>,
     identity: Vec<PathBuf>,
     pub callbacks: ui::TermCallbacks,
@@ -306,7 +313,29 @@ impl Ctx {
     }
 }
 
+/// The commands that print data `--json` can shape: lists and reports.
+fn offers_json(command: &Command) -> bool {
+    match command {
+        Command::List(_)
+        | Command::Verify(_)
+        | Command::Rotation
+        | Command::Diff(_)
+        | Command::Scan(_) => true,
+        #[cfg(feature = "sync")]
+        Command::Sync(_) => true,
+        Command::Vault(c) => vault::offers_json(c),
+        Command::Recipients(c) => recipients::offers_json(c),
+        Command::Refs(_) => true,
+        _ => false,
+    }
+}
+
 fn run(cli: Cli, ctx: &Ctx) -> CliResult {
+    if ctx.out.json() && !offers_json(&cli.command) {
+        return Err(CliError::new("this command has no JSON output")
+            .hint("--json works with the commands that list or report: list, vault list, recipients list, rotation, verify, diff, scan, refs check and sync")
+            .usage());
+    }
     match cli.command {
         Command::Keygen(a) => keys::keygen(ctx, a),
         Command::Init(a) => keys::init(ctx, a),
@@ -318,7 +347,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Delete(a) => secret::delete(ctx, a),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Rekey(a) => recipients::rekey(ctx, a),
-        Command::Rotation(a) => recipients::rotation(ctx, a),
+        Command::Rotation => recipients::rotation(ctx),
         Command::Verify(a) => verify::verify(ctx, a),
         #[cfg(feature = "sync")]
         Command::Sync(a) => sync::sync(ctx, a),
@@ -356,6 +385,7 @@ pub fn main() -> ExitCode {
         ui: Ui {
             quiet: cli.global.quiet,
         },
+        out: render::Out::new(cli.global.json),
         store: cli.global.store.clone(),
         identity: cli.global.identity.clone(),
         callbacks: ui::TermCallbacks::default(),

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::render;
 use super::ui;
-use super::vault::print_table;
 
 #[derive(Subcommand, Debug)]
 pub enum RecipientsCommand {
@@ -35,9 +35,6 @@ pub struct ListArgs {
     /// Only this vault (repeatable)
     #[arg(long = "vault", value_name = "VAULT")]
     vaults: Vec<String>,
-    /// Print JSON
-    #[arg(short, long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -81,11 +78,9 @@ pub struct RekeyArgs {
     new_key: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct RotationArgs {
-    /// Print JSON
-    #[arg(short, long)]
-    json: bool,
+/// Whether a recipients subcommand has a JSON form (`recipients list`).
+pub fn offers_json(c: &RecipientsCommand) -> bool {
+    matches!(c, RecipientsCommand::List(_))
 }
 
 pub fn run(ctx: &Ctx, cmd: RecipientsCommand) -> CliResult {
@@ -238,10 +233,8 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
             }
         })
         .collect();
-    if args.json {
-        let mut s = serde_json::to_string(&rows).map_err(|e| CliError::new(e.to_string()))?;
-        s.push('\n');
-        return ctx.ui.data(s.as_bytes());
+    if ctx.out.json() {
+        return ctx.out.json_doc(&rows);
     }
     let table: Vec<Vec<String>> = rows
         .iter()
@@ -267,7 +260,8 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
             ]
         })
         .collect();
-    print_table(ctx, &["NAME", "KIND", "FINGERPRINT", "VAULTS", ""], &table)
+    ctx.out
+        .table(&["NAME", "KIND", "FINGERPRINT", "VAULTS", ""], &table)
 }
 
 /// Opens a vault's key, or says why not (`None` when no identity matches).
@@ -432,7 +426,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
         ctx.ui.warn(format!(
             "{name} cannot open {} yet: you cannot open {}; someone who can should run `coffer recipients approve`",
             missed.join(", "),
-            if missed.len() == 1 { "it" } else { "them" }
+            render::pick(missed.len(), "it", "them")
         ));
     }
     Ok(())
@@ -502,11 +496,11 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
         return Err(CliError::new(format!(
             "{name} can still open {}: you cannot open {}",
             missed.join(", "),
-            if missed.len() == 1 { "it" } else { "them" }
+            render::pick(missed.len(), "it", "them")
         ))
         .hint(format!(
             "someone who can open {} should run `coffer recipients approve` (coffer.toml no longer lists {name} there)",
-            if missed.len() == 1 { "it" } else { "them" }
+            render::pick(missed.len(), "it", "them")
         )));
     }
     if done.is_empty() {
@@ -652,7 +646,7 @@ struct RotationRow {
     removed: Vec<String>,
 }
 
-pub fn rotation(ctx: &Ctx, args: RotationArgs) -> CliResult {
+pub fn rotation(ctx: &Ctx) -> CliResult {
     let store = ctx.store()?;
     let mut rows = Vec::new();
     for v in store.vault_names()? {
@@ -669,10 +663,8 @@ pub fn rotation(ctx: &Ctx, args: RotationArgs) -> CliResult {
             }
         }
     }
-    if args.json {
-        let mut s = serde_json::to_string(&rows).map_err(|e| CliError::new(e.to_string()))?;
-        s.push('\n');
-        return ctx.ui.data(s.as_bytes());
+    if ctx.out.json() {
+        return ctx.out.json_doc(&rows);
     }
     if rows.is_empty() {
         ctx.ui.status("No secret is due for rotation.");
@@ -691,7 +683,8 @@ pub fn rotation(ctx: &Ctx, args: RotationArgs) -> CliResult {
             ]
         })
         .collect();
-    print_table(ctx, &["VAULT", "SECRET", "DUE SINCE", "REMOVED"], &table)?;
+    ctx.out
+        .table(&["VAULT", "SECRET", "DUE SINCE", "REMOVED"], &table)?;
     ctx.ui.status("Set a new value with `coffer update -V VAULT -n SECRET` (after changing it where it is used).");
     Ok(())
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::render;
 
 /// Files larger than this are skipped (with a warning): generated bundles,
 /// not configuration.
@@ -36,9 +37,6 @@ pub struct CheckArgs {
     /// Files or directories to search [default: .]
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Print the result as JSON (see docs/runtime.md for its shape)
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(ctx: &Ctx, cmd: RefsCommand) -> CliResult {
@@ -233,11 +231,8 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
         }
     }
 
-    if args.json {
-        let mut s =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?;
-        s.push('\n');
-        ctx.ui.data(s.as_bytes())?;
+    if ctx.out.json() {
+        ctx.out.json_doc(&report)?;
     } else {
         let mut out = String::new();
         for r in &report.references {
@@ -246,7 +241,7 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
                 r.file, r.line, r.column, r.vault, r.key
             ));
         }
-        ctx.ui.data(out.as_bytes())?;
+        ctx.out.bytes(out.as_bytes())?;
         for u in &report.unchecked {
             ctx.ui.status(format!(
                 "note: {}:{}:{}: a reference built from variables cannot be checked",
@@ -260,8 +255,8 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
         let mut msg = format!(
             "{} of {total} reference{} {} not name a secret in the store:",
             report.dangling,
-            if total == 1 { "" } else { "s" },
-            if report.dangling == 1 { "does" } else { "do" }
+            render::s(total),
+            render::pick(report.dangling, "does", "do")
         );
         for r in report.references.iter().filter(|r| r.status != Status::Ok) {
             msg.push_str(&format!(
@@ -276,7 +271,7 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             "create the missing secrets (`coffer create -V VAULT -n NAME`), or fix the references",
         ));
     }
-    let searched = format!("{files} file{} searched", if files == 1 { "" } else { "s" });
+    let searched = format!("{} searched", render::count(files, "file", "files"));
     ctx.ui.status(match total {
         0 => format!("No references found ({searched})."),
         1 => format!("1 reference ({searched}); it names a secret in the store."),

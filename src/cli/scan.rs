@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::Ctx;
 use super::error::{CliError, CliResult};
 use super::git::git_program;
+use super::render;
 
 #[derive(Args, Debug)]
 pub struct ScanArgs {
@@ -21,9 +22,6 @@ pub struct ScanArgs {
     /// Scan what is staged for the next commit (the pre-commit hook)
     #[arg(long)]
     staged: bool,
-    /// Print JSON: [{"path","line","vault","secret"}]
-    #[arg(short, long)]
-    json: bool,
 }
 
 /// Decrypts every value the user can read, one vault key per vault.
@@ -79,7 +77,7 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
         ctx.ui.status(format!(
             "note: not looking for {} value{} shorter than {MIN_LEN} characters (too many false matches): {}",
             skipped.len(),
-            if skipped.len() == 1 { "" } else { "s" },
+            render::s(skipped.len()),
             names.join(", ")
         ));
     }
@@ -88,7 +86,7 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
     } else {
         scan_path(ctx, &scanner, args.path)?
     };
-    if args.json {
+    if ctx.out.json() {
         let rows: Vec<FindingJson> = findings
             .iter()
             .map(|f| FindingJson {
@@ -98,15 +96,13 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
                 secret: f.secret.name.to_string(),
             })
             .collect();
-        let mut s = serde_json::to_string(&rows).map_err(|e| CliError::new(e.to_string()))?;
-        s.push('\n');
-        ctx.ui.data(s.as_bytes())?;
+        ctx.out.json_doc(&rows)?;
     } else {
         let mut out = String::new();
         for f in &findings {
             out.push_str(&format!("{}:{}: {}\n", f.path.display(), f.line, f.secret));
         }
-        ctx.ui.data(out.as_bytes())?;
+        ctx.out.bytes(out.as_bytes())?;
     }
     if findings.is_empty() {
         ctx.ui
@@ -119,9 +115,9 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
     let err = CliError::new(format!(
         "found the value of {} secret{} in {} file{}",
         secrets.len(),
-        if secrets.len() == 1 { "" } else { "s" },
+        render::s(secrets.len()),
         files.len(),
-        if files.len() == 1 { "" } else { "s" },
+        render::s(files.len()),
     ))
     .hint("take the values out of those files (read them from coffer at run time instead)");
     Err(if args.staged {

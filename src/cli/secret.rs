@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::render::TimesRow;
 use super::ui;
-use super::vault::{Row, print_json, print_table};
 
 /// Which secret: `-V/--vault-name` and `-n/--name`, as on the platform.
 #[derive(Args, Debug)]
@@ -228,7 +228,7 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> CliResult {
     if ui::stdout_is_terminal() {
         out.push(b'\n');
     }
-    ctx.ui.data(&out)
+    ctx.out.bytes(&out)
 }
 
 #[derive(Args, Debug)]
@@ -236,9 +236,6 @@ pub struct ListArgs {
     /// The vault
     #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
     vault: String,
-    /// Print JSON, as the platform does: [{"name","createdAt","updatedAt"}]
-    #[arg(short, long)]
-    json: bool,
 }
 
 pub fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
@@ -247,16 +244,16 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
     let vault = store.vault(&vault_name)?;
     let read = vault.read()?;
     let secrets = &read.manifest().secrets;
-    if args.json {
-        let rows: Vec<Row> = secrets
+    if ctx.out.json() {
+        let rows: Vec<TimesRow> = secrets
             .iter()
-            .map(|(n, e)| Row {
+            .map(|(n, e)| TimesRow {
                 name: n.to_string(),
                 created_at: e.created.to_string(),
                 updated_at: e.updated.to_string(),
             })
             .collect();
-        return print_json(ctx, &rows);
+        return ctx.out.json_doc(&rows);
     }
     if secrets.is_empty() {
         ctx.ui.status(format!(
@@ -282,7 +279,7 @@ pub fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
             vec![n.to_string(), e.created.ago(now), e.updated.ago(now), note]
         })
         .collect();
-    print_table(ctx, &["NAME", "CREATED", "UPDATED", ""], &rows)
+    ctx.out.table(&["NAME", "CREATED", "UPDATED", ""], &rows)
 }
 
 #[derive(Args, Debug)]

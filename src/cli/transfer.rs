@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::render;
 
 /// The largest input `import` and `resolve` read.
 const MAX_INPUT_LEN: u64 = 64 << 20;
@@ -66,7 +67,7 @@ pub fn read_input(path: Option<&Path>) -> CliResult<(Zeroizing<Vec<u8>>, String)
 pub fn write_output(ctx: &Ctx, out: Option<&Path>, bytes: &[u8]) -> CliResult {
     match out {
         Some(p) => Ok(output::write_private(p, bytes)?),
-        None => ctx.ui.data(bytes),
+        None => ctx.out.bytes(bytes),
     }
 }
 
@@ -112,7 +113,7 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> CliResult {
     };
     write_output(ctx, args.output.as_deref(), text.as_bytes())?;
     let n = values.len();
-    let plural = if n == 1 { "" } else { "s" };
+    let plural = render::s(n);
     match &args.output {
         Some(p) => ctx.ui.status(format!(
             "Exported {n} secret{plural} from vault {vault_name} to {}",
@@ -204,7 +205,7 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
         let n = problems.len();
         let mut msg = format!(
             "{n} entr{} in {source} cannot be imported:",
-            if n == 1 { "y" } else { "ies" }
+            render::pick(n, "y", "ies")
         );
         for p in &problems {
             msg.push_str("\n  ");

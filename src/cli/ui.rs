@@ -35,14 +35,9 @@ impl Ui {
         errln!("warning: {}", msg.as_ref());
     }
 
-    /// Writes data to stdout. A closed pipe (`coffer list | head`) is not
-    /// an error worth reporting.
+    /// Writes data to stdout, through [`super::render::Out::bytes`].
     pub fn data(&self, bytes: &[u8]) -> CliResult {
-        let mut out = io::stdout().lock();
-        match out.write_all(bytes).and_then(|()| out.flush()) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            r => r.map_err(|e| CliError::new(format!("could not write to stdout: {e}"))),
-        }
+        super::render::Out::default().bytes(bytes)
     }
 }
 

@@ -2,10 +2,10 @@
 
 use clap::{Args, Subcommand};
 use coffer::{Time, VaultName};
-use serde::Serialize;
 
 use super::Ctx;
-use super::error::{CliError, CliResult};
+use super::error::CliResult;
+use super::render::TimesRow;
 use super::ui;
 
 #[derive(Subcommand, Debug)]
@@ -13,7 +13,7 @@ pub enum VaultCommand {
     /// Create a vault, encrypted to every recipient in coffer.toml
     Create(CreateArgs),
     /// List the vaults
-    List(ListArgs),
+    List,
     /// Delete an empty vault
     Delete(DeleteArgs),
 }
@@ -56,13 +56,6 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Print JSON, as the platform does: [{"name","createdAt","updatedAt"}]
-    #[arg(short, long)]
-    json: bool,
-}
-
-#[derive(Args, Debug)]
 pub struct DeleteArgs {
     #[command(flatten)]
     name: NameArgs,
@@ -74,7 +67,7 @@ pub struct DeleteArgs {
 pub fn run(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
     match cmd {
         VaultCommand::Create(a) => create(ctx, a),
-        VaultCommand::List(a) => list(ctx, a),
+        VaultCommand::List => list(ctx),
         VaultCommand::Delete(a) => delete(ctx, a),
     }
 }
@@ -108,67 +101,19 @@ fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
     Ok(())
 }
 
-/// One row of `--json` output, in the platform's shape.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Row {
-    pub name: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// Prints rows as an aligned table (nothing at all when empty).
-pub fn print_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>]) -> CliResult {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let cols = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate().take(cols) {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-    ctx.ui.data(out.as_bytes())
-}
-
-/// Prints rows as the platform's one-line JSON array.
-pub fn print_json(ctx: &Ctx, rows: &[Row]) -> CliResult {
-    let mut s = serde_json::to_string(rows).map_err(|e| CliError::new(e.to_string()))?;
-    s.push('\n');
-    ctx.ui.data(s.as_bytes())
-}
-
-fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
+fn list(ctx: &Ctx) -> CliResult {
     let store = ctx.store()?;
     let vaults = store.vault_summaries()?;
-    if args.json {
-        let rows: Vec<Row> = vaults
+    if ctx.out.json() {
+        let rows: Vec<TimesRow> = vaults
             .iter()
-            .map(|v| Row {
+            .map(|v| TimesRow {
                 name: v.name.to_string(),
                 created_at: v.created.to_string(),
                 updated_at: v.updated.to_string(),
             })
             .collect();
-        return print_json(ctx, &rows);
+        return ctx.out.json_doc(&rows);
     }
     if vaults.is_empty() {
         ctx.ui
@@ -187,7 +132,8 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
             ]
         })
         .collect();
-    print_table(ctx, &["NAME", "SECRETS", "CREATED", "UPDATED"], &rows)
+    ctx.out
+        .table(&["NAME", "SECRETS", "CREATED", "UPDATED"], &rows)
 }
 
 fn delete(ctx: &Ctx, args: DeleteArgs) -> CliResult {
@@ -212,4 +158,9 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> CliResult {
     store.delete_vault(&name)?;
     ctx.ui.status(format!("Vault: {name} deleted"));
     Ok(())
+}
+
+/// Whether a vault subcommand has a JSON form (`vault list`).
+pub fn offers_json(c: &VaultCommand) -> bool {
+    matches!(c, VaultCommand::List)
 }

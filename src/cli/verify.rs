@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult};
+use super::render;
 use super::ui;
 
 #[derive(Args, Debug)]
@@ -14,9 +15,6 @@ pub struct VerifyArgs {
     /// Only these vaults (repeatable)
     #[arg(long = "vault", value_name = "VAULT")]
     vaults: Vec<String>,
-    /// Print the report as JSON
-    #[arg(short, long)]
-    json: bool,
     /// First accept unverified contributions in the vaults you can open,
     /// after showing their names
     #[arg(long)]
@@ -74,7 +72,7 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         accept(ctx, &store, &only, &ids, args.yes)?;
     }
     let report = coffer::store::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
-    if args.json {
+    if ctx.out.json() {
         print_json(ctx, &report)?;
     } else {
         print_human(ctx, &report)?;
@@ -159,7 +157,7 @@ fn accept(
         ctx.ui.status(format!(
             "Vault {v}: accepted {} contribution{}",
             accepted.len(),
-            if accepted.len() == 1 { "" } else { "s" }
+            render::s(accepted.len())
         ));
     }
     Ok(())
@@ -183,9 +181,7 @@ fn print_json(ctx: &Ctx, r: &Report) -> CliResult {
             })
             .collect(),
     };
-    let mut s = serde_json::to_string(&out).map_err(|e| CliError::new(e.to_string()))?;
-    s.push('\n');
-    ctx.ui.data(s.as_bytes())
+    ctx.out.json_doc(&out)
 }
 
 fn line(f: &Finding, what: &str) -> String {
@@ -221,14 +217,14 @@ fn print_human(ctx: &Ctx, r: &Report) -> CliResult {
                 "{}: ok ({} secret{}, {how})\n",
                 v.name,
                 v.secrets,
-                if v.secrets == 1 { "" } else { "s" }
+                render::s(v.secrets)
             ));
         } else {
             out.push_str(&format!(
                 "{}: {} problem{} ({how})\n",
                 v.name,
                 v.problems.len(),
-                if v.problems.len() == 1 { "" } else { "s" }
+                render::s(v.problems.len())
             ));
         }
         for p in &v.problems {
@@ -241,13 +237,13 @@ fn print_human(ctx: &Ctx, r: &Report) -> CliResult {
     out.push_str(&format!(
         "{} vault{}, {secrets} secret{}: {}\n",
         r.vaults.len(),
-        if r.vaults.len() == 1 { "" } else { "s" },
-        if secrets == 1 { "" } else { "s" },
+        render::s(r.vaults.len()),
+        render::s(secrets),
         if problems == 0 {
             "ok".to_owned()
         } else {
-            format!("{problems} problem{}", if problems == 1 { "" } else { "s" })
+            render::count(problems, "problem", "problems")
         }
     ));
-    ctx.ui.data(out.as_bytes())
+    ctx.out.bytes(out.as_bytes())
 }
