@@ -3,7 +3,7 @@
 use std::fs;
 
 use crate::common::{Run, TestEnv};
-use crate::standin::{Config, Fault, StandIn};
+use coffer_standin::{Config, Fault, StandIn};
 
 const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
 const TOKEN: &str = "standin-token";
