@@ -19,9 +19,6 @@
 //! (and in parallel on every core where the job can be), plus reading or
 //! writing the files, plus starting a process. Values are never printed.
 
-#[path = "../tests/cli/standin.rs"]
-mod standin;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -1047,9 +1044,9 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
     let mut target = runs.max(3);
     let mut i = 0;
     while first.len() < target {
-        let s = standin::StandIn::start(standin::Config {
+        let s = coffer_standin::StandIn::start(coffer_standin::Config {
             page_size: 100,
-            ..standin::Config::default()
+            ..coffer_standin::Config::default()
         });
         let state = w.dir.join(format!("sync-state-{i}"));
         let cmd = || {

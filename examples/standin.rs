@@ -9,12 +9,9 @@
 //! token `standin-token` (and `standin-read-only-token`, which may only
 //! read), and returns at most 3 items per list page. `GET /_standin/stats`
 //! counts the requests it received. The same code backs the tests
-//! (`tests/cli/standin.rs`).
+//! (`crates/coffer-standin`).
 
-#[path = "../tests/cli/standin.rs"]
-mod standin;
-
-use standin::{Config, StandIn};
+use coffer_standin::{Config, StandIn};
 
 fn main() {
     let mut config = Config::default();

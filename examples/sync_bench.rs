@@ -7,15 +7,12 @@
 //! target/release/examples/sync_bench target/release/coffer [SECRETS]
 //! ```
 
-#[path = "../tests/cli/standin.rs"]
-mod standin;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use coffer::{Identities, SecretName, SecretValue, Store, Time, VaultName};
-use standin::{Config, StandIn};
+use coffer_standin::{Config, StandIn};
 
 const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
 const PAGE_SIZE: usize = 100;

@@ -1,46 +1,66 @@
 //! The bad-input corpus: every malformed, oversized, planted or hostile
 //! input gets a clear error, exit code 1, no panic, and a store left as it
 //! was. Static cases live in `tests/bad-input/<kind>/<case>.*` with the
-//! expected error in `<case>.expect`; the rest are built here.
+//! whole expected stderr in `<case>.expect` (normalised as transcripts are,
+//! see `common::transcript`; `COFFER_BLESS=1` rewrites them); the rest are
+//! built here and compared with transcripts under `tests/transcripts/bad_input/`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::common::{PATH, Run, TestEnv};
+use crate::common::{PATH, Run, TestEnv, Transcript, transcript};
 
-fn corpus(kind: &str) -> Vec<(String, PathBuf, String)> {
+/// The cases of one kind: name, input file, expected-stderr file. Every
+/// input has its `.expect`, and every `.expect` its input.
+fn corpus(kind: &str) -> Vec<(String, PathBuf, PathBuf)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/bad-input")
         .join(kind);
     let mut out = Vec::new();
+    let mut expects = Vec::new();
     for e in fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "expect") {
+            expects.push(p);
             continue;
         }
         let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-        let expect = fs::read_to_string(p.with_extension("expect"))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let expect = p.with_extension("expect");
         out.push((name, p, expect));
     }
     out.sort();
     assert!(!out.is_empty());
+    for e in expects {
+        assert!(
+            out.iter().any(|(_, _, x)| *x == e),
+            "{} has no input file next to it",
+            e.display()
+        );
+    }
     out
 }
 
-/// Asserts a clean refusal: exit 1, an `error:` line with `expect`, no
-/// panic, and nothing changed by the command.
+/// Asserts a clean refusal: exit 1, stderr starting with `error:` and
+/// holding `needle`, no panic, and nothing changed by the command. Returns
+/// the run for its transcript.
 #[track_caller]
-fn refused(env: &TestEnv, case: &str, r: Run, expect: &str, before: &[(PathBuf, Vec<u8>)]) {
+fn refused(env: &TestEnv, case: &str, r: Run, needle: &str, before: &[(PathBuf, Vec<u8>)]) -> Run {
     let err = r.stderr();
     assert_eq!(r.code(), 1, "{case}: exit {}:\n{err}", r.code());
     assert!(err.starts_with("error: "), "{case}: {err}");
     assert!(!err.contains("panicked"), "{case}: {err}");
-    assert!(err.contains(expect), "{case}: want {expect:?} in:\n{err}");
+    assert!(err.contains(needle), "{case}: want {needle:?} in:\n{err}");
     assert_eq!(env.snapshot(), before, "{case}: the store changed");
+    r
+}
+
+/// Asserts a clean refusal whose whole stderr is the corpus file `expect`.
+#[track_caller]
+fn refused_as(env: &TestEnv, case: &str, r: Run, expect: &Path, before: &[(PathBuf, Vec<u8>)]) {
+    let r = refused(env, case, r, "", before);
+    let context = format!("case {case}: coffer {:?}", r.args);
+    transcript::assert_file(expect, &r.stderr_normalised(), &context);
 }
 
 fn store() -> TestEnv {
@@ -63,7 +83,7 @@ fn malformed_manifests_are_refused_clearly() {
             &["get", "-V", "api-keys", "-n", "stripe-key"],
         ] {
             let r = env.run(args);
-            refused(&env, &case, r, &expect, &before);
+            refused_as(&env, &case, r, &expect, &before);
         }
         // verify reports it as a problem, not a crash.
         let r = env.run(&["verify"]);
@@ -82,7 +102,7 @@ fn malformed_configs_are_refused_clearly() {
         fs::write(&path, fs::read(&file).unwrap()).unwrap();
         let before = env.snapshot();
         let r = env.run(&["vault", "list"]);
-        refused(&env, &case, r, &expect, &before);
+        refused_as(&env, &case, r, &expect, &before);
     }
 }
 
@@ -93,7 +113,9 @@ fn a_100_mb_manifest_is_refused_without_reading_it() {
     let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(100 << 20).unwrap(); // sparse: costs no disk
     let before = env.snapshot_names();
-    env.run(&["list", "-V", "api-keys"]).fails("over the limit");
+    env.run(&["list", "-V", "api-keys"])
+        .fails("over the limit")
+        .transcript("bad_input/a_100_mb_manifest_is_refused_without_reading_it");
     assert_eq!(env.snapshot_names(), before);
 }
 
@@ -102,6 +124,7 @@ fn truncated_and_oversized_secret_files_are_refused() {
     let env = store();
     let file = env.store().join("api-keys/stripe-key.age");
     let good = fs::read(&file).unwrap();
+    let mut t = Transcript::new("bad_input/truncated_and_oversized_secret_files_are_refused");
     for (case, bytes, expect) in [
         (
             "truncated",
@@ -118,12 +141,13 @@ fn truncated_and_oversized_secret_files_are_refused() {
         fs::write(&file, &bytes).unwrap();
         let before = env.snapshot();
         let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
-        refused(&env, case, r, expect, &before);
+        t.record(case, refused(&env, case, r, expect, &before));
     }
     let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
     f.set_len(300 << 10).unwrap();
-    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("over the limit");
+    let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
+    t.record("oversized", r.fails("over the limit"));
+    t.check();
     fs::write(&file, &good).unwrap();
     assert_eq!(env.get("api-keys", "stripe-key"), "SENTINEL-BAD-INPUT");
 }
@@ -156,8 +180,12 @@ fn an_age_file_with_thousands_of_stanzas_is_refused() {
     )
     .unwrap();
     let before = env.snapshot();
+    let mut t = Transcript::new("bad_input/an_age_file_with_thousands_of_stanzas_is_refused");
     let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
-    refused(&env, "stanzas", r, "failed verification", &before);
+    t.record(
+        "secret file",
+        refused(&env, "stanzas", r, "failed verification", &before),
+    );
     let r = env.run(&["verify"]);
     assert_eq!(r.code(), 1);
     assert!(
@@ -174,13 +202,17 @@ fn an_age_file_with_thousands_of_stanzas_is_refused() {
     .unwrap();
     let before = env.snapshot();
     let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
-    refused(
-        &env,
-        "vault key stanzas",
-        r,
-        "no identity can open vault",
-        &before,
+    t.record(
+        "vault key",
+        refused(
+            &env,
+            "vault key stanzas",
+            r,
+            "no identity can open vault",
+            &before,
+        ),
     );
+    t.check();
 }
 
 #[test]
@@ -221,7 +253,8 @@ fn symlinked_secret_files_and_vaults_are_refused() {
     std::os::unix::fs::symlink(&moved, &dir).unwrap();
     let before = env.snapshot_names();
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("symbolic link");
+        .fails("symbolic link")
+        .transcript("bad_input/symlinked_secret_files_and_vaults_are_refused");
     assert_eq!(env.snapshot_names(), before);
 }
 
@@ -230,6 +263,7 @@ fn hostile_names_are_refused_before_touching_the_disk() {
     let env = store();
     let before = env.snapshot();
     let long = "a".repeat(64);
+    let mut t = Transcript::new("bad_input/hostile_names_are_refused_before_touching_the_disk");
     for bad in [
         "..",
         "../x",
@@ -256,27 +290,36 @@ fn hostile_names_are_refused_before_touching_the_disk() {
             if args[0] == "vault" && bad == "vault-key" {
                 continue; // a valid vault name
             }
-            refused(&env, bad, r, "invalid", &before);
+            t.record(bad, refused(&env, bad, r, "invalid", &before));
         }
     }
+    t.check();
 }
 
 #[test]
 fn bad_values_are_refused() {
     let env = store();
     let before = env.snapshot();
+    let mut t = Transcript::new("bad_input/bad_values_are_refused");
     let r = env.run_stdin(
         &["create", "-V", "api-keys", "-n", "bad-value"],
         b"ok\xff\xfe",
     );
-    refused(&env, "not utf-8", r, "not valid UTF-8", &before);
+    t.record(
+        "not utf-8",
+        refused(&env, "not utf-8", r, "not valid UTF-8", &before),
+    );
     let r = env.run_stdin(
         &["create", "-V", "api-keys", "-n", "bad-value"],
         &vec![b'x'; (128 << 10) + 1],
     );
-    refused(&env, "too large", r, "over the limit", &before);
+    t.record(
+        "too large",
+        refused(&env, "too large", r, "over the limit", &before),
+    );
     let r = env.run_stdin(&["create", "-V", "api-keys", "-n", "bad-value"], b"");
-    refused(&env, "empty", r, "empty", &before);
+    t.record("empty", refused(&env, "empty", r, "empty", &before));
+    t.check();
 }
 
 #[test]
@@ -294,7 +337,11 @@ fn a_wrong_key_is_refused() {
         "-i",
         other.to_str().unwrap(),
     ]);
-    refused(&env, "wrong key", r, "no identity can open vault", &before);
+    let mut t = Transcript::new("bad_input/a_wrong_key_is_refused");
+    t.record(
+        "wrong key",
+        refused(&env, "wrong key", r, "no identity can open vault", &before),
+    );
     let bad = env.dir.path().join("garbage.txt");
     fs::write(&bad, "not a key at all\n").unwrap();
     fs::set_permissions(&bad, fs::Permissions::from_mode(0o600)).unwrap();
@@ -307,13 +354,17 @@ fn a_wrong_key_is_refused() {
         "-i",
         bad.to_str().unwrap(),
     ]);
-    refused(
-        &env,
+    t.record(
         "garbage key",
-        r,
-        "line 1 is not an age identity",
-        &before,
+        refused(
+            &env,
+            "garbage key",
+            r,
+            "line 1 is not an age identity",
+            &before,
+        ),
     );
+    t.check();
 }
 
 /// A plugin name with a path separator never reaches `exec`: a binary
@@ -347,7 +398,11 @@ fn a_planted_plugin_binary_never_runs() {
         &["recipients", "add", "pwn", "age1pwn/pwn19gt89dfz"],
         with_path,
     );
-    refused(&env, "recipient", r, "plugin name \"pwn/pwn\"", &before);
+    let mut t = Transcript::new("bad_input/a_planted_plugin_binary_never_runs");
+    t.record(
+        "recipient",
+        refused(&env, "recipient", r, "plugin name \"pwn/pwn\"", &before),
+    );
     // As an identity.
     let id = env.dir.path().join("pwn-identity.txt");
     fs::write(&id, "AGE-PLUGIN-PWN/PWN-1QQQQQQ\n").unwrap();
@@ -364,12 +419,15 @@ fn a_planted_plugin_binary_never_runs() {
         ],
         with_path,
     );
-    refused(
-        &env,
+    t.record(
         "identity",
-        r,
-        "line 1 is not an age identity",
-        &before,
+        refused(
+            &env,
+            "identity",
+            r,
+            "line 1 is not an age identity",
+            &before,
+        ),
     );
     // Slipped into coffer.toml and into the manifest by hand.
     let config = env.store().join("coffer.toml");
@@ -382,7 +440,7 @@ fn a_planted_plugin_binary_never_runs() {
         &["recipients", "approve", "--yes"],
     ] {
         let r = env.run_with(args, with_path);
-        refused(&env, "config", r, "plugin name", &before);
+        t.record("config", refused(&env, "config", r, "plugin name", &before));
     }
     fs::write(&config, text).unwrap();
     let manifest = env.store().join("api-keys/vault.toml");
@@ -397,8 +455,12 @@ fn a_planted_plugin_binary_never_runs() {
     .unwrap();
     let before = env.snapshot();
     let r = env.run_with(&["rekey", "--new-key"], with_path);
-    refused(&env, "manifest", r, "plugin name", &before);
+    t.record(
+        "manifest",
+        refused(&env, "manifest", r, "plugin name", &before),
+    );
     assert!(!marker.exists(), "the planted binary ran");
+    t.check();
 }
 
 #[test]
@@ -414,12 +476,15 @@ fn malformed_import_files_are_refused_without_echoing_values() {
         ("nested.json", b"{\"a-key\": {\"x\": 1}}", "bad"),
     ];
     let before = env.snapshot();
+    let mut t =
+        Transcript::new("bad_input/malformed_import_files_are_refused_without_echoing_values");
     for (name, bytes, expect) in cases {
         let file = env.dir.path().join(name);
         fs::write(&file, bytes).unwrap();
         let r = env.run(&["import", "-V", "api-keys", file.to_str().unwrap()]);
         assert!(!r.stderr().contains("SENTINEL"), "{name}: {}", r.stderr());
         let expect = if *expect == "bad" { "" } else { expect };
-        refused(&env, name, r, expect, &before);
+        t.record(name, refused(&env, name, r, expect, &before));
     }
+    t.check();
 }

@@ -160,7 +160,8 @@ fn diff_of_an_unknown_revision_names_it() {
     let env = repo();
     env.run(&["diff", "no-such-branch"])
         .fails("unknown revision \"no-such-branch\"")
-        .stderr_has("hint: `git log --oneline` shows the commits");
+        .stderr_has("hint: `git log --oneline` shows the commits")
+        .transcript("diff/unknown-revision-no-such-branch");
 }
 
 #[test]
@@ -170,7 +171,9 @@ fn diff_outside_a_git_repository_says_so() {
     }
     let env = TestEnv::new();
     env.init(&["api-keys"]);
-    env.run(&["diff"]).fails("is not inside a git work tree");
+    env.run(&["diff"])
+        .fails("is not inside a git work tree")
+        .transcript("diff/is-not-inside-a-git-work-tree");
     let _ = git; // (the helper is shared with the other modules)
 }
 
@@ -181,7 +184,8 @@ fn diff_of_a_vault_that_never_existed_names_it() {
     }
     let env = repo();
     env.run(&["diff", "-V", "no-such-vault"])
-        .fails("vault \"no-such-vault\" not found");
+        .fails("vault \"no-such-vault\" not found")
+        .transcript("diff/vault-no-such-vault-not-found");
 }
 
 #[test]
@@ -194,5 +198,6 @@ fn git_missing_from_path_is_an_error_that_says_so() {
         c.env("PATH", "bin");
     })
     .fails("git was not found on PATH")
-    .stderr_has("hint: install git");
+    .stderr_has("hint: install git")
+    .transcript("diff/git-was-not-found-on-path");
 }

@@ -97,7 +97,8 @@ fn setup_is_idempotent_and_check_lists_what_is_missing() {
     git(&env, &["init", "-q"]);
     let r = env
         .run(&["git", "setup", "--check"])
-        .fails("git is not fully set up");
+        .fails("git is not fully set up")
+        .transcript("git/git-is-not-fully-set-up");
     assert!(
         r.stdout()
             .contains("missing  vaults/.gitattributes: *.age diff=coffer merge=coffer -text")
@@ -142,7 +143,8 @@ fn setup_outside_a_git_repository_says_so() {
     env.init(&[]);
     env.run(&["git", "setup"])
         .fails("is not inside a git work tree")
-        .stderr_has("hint: run it inside a git repository");
+        .stderr_has("hint: run it inside a git repository")
+        .transcript("git/is-not-inside-a-git-work-tree");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::common::TestEnv;
+use crate::common::{TestEnv, Transcript};
 
 fn store_with_two() -> TestEnv {
     let env = TestEnv::new();
@@ -21,15 +21,18 @@ fn swapped_secret_files_are_caught() {
     let b = fs::read(dir.join("sendgrid-key.age")).unwrap();
     fs::write(dir.join("stripe-key.age"), &b).unwrap();
     fs::write(dir.join("sendgrid-key.age"), &a).unwrap();
+    let mut t = Transcript::new("integrity/swapped_secret_files_are_caught");
     for name in ["stripe-key", "sendgrid-key"] {
         let r = env
             .run(&["get", "-V", "api-keys", "-n", name])
             .fails(&format!(
                 "secret \"{name}\" in vault \"api-keys\" failed verification"
             ));
+        let r = t.record(name, r);
         assert!(r.stderr().contains("does not match the manifest's digest"));
         assert!(r.stdout().is_empty() && !r.stderr().contains("SENTINEL"));
     }
+    t.check();
 }
 
 #[test]
@@ -45,7 +48,8 @@ fn a_file_rolled_back_on_its_own_is_caught() {
     fs::write(dir.join("stripe-key.age"), old).unwrap();
     let r = env
         .run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("failed verification");
+        .fails("failed verification")
+        .transcript("integrity/failed-verification");
     assert!(r.stdout().is_empty());
 }
 
@@ -77,7 +81,8 @@ fn a_forged_manifest_entry_is_caught() {
     fs::write(dir.join("vault.toml"), forged_manifest).unwrap();
     let r = env
         .run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("its manifest entry does not verify");
+        .fails("its manifest entry does not verify")
+        .transcript("integrity/its-manifest-entry-does-not-verify");
     assert!(!r.stdout().contains("attacker"));
     // The other secret still reads.
     assert_eq!(env.get("api-keys", "sendgrid-key"), "SENTINEL-SENDGRID");
@@ -88,7 +93,8 @@ fn a_deleted_secret_file_is_reported_missing() {
     let env = store_with_two();
     fs::remove_file(env.store().join("api-keys/stripe-key.age")).unwrap();
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("its file is missing");
+        .fails("its file is missing")
+        .transcript("integrity/its-file-is-missing");
 }
 
 #[test]
@@ -106,7 +112,8 @@ fn a_symlinked_secret_file_is_refused() {
     )
     .unwrap();
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("symbolic link");
+        .fails("symbolic link")
+        .transcript("integrity/a-symlinked-secret-file");
 }
 
 #[test]
@@ -117,10 +124,12 @@ fn a_damaged_manifest_is_a_clear_error() {
     fs::write(&path, &text[..text.len() / 2]).unwrap();
     env.run(&["list", "-V", "api-keys"])
         .fails("vault.toml")
-        .stderr_has("restore it from git");
+        .stderr_has("restore it from git")
+        .transcript("integrity/a-damaged-manifest");
     fs::write(&path, text.replace("format = 1", "format = 9")).unwrap();
     env.run(&["list", "-V", "api-keys"])
-        .fails("format 9 is not supported");
+        .fails("format 9 is not supported")
+        .transcript("integrity/format-9-is-not-supported");
 }
 
 #[test]
@@ -146,7 +155,8 @@ fn recipients_edited_without_the_vault_key_block_encryption() {
     env.run_stdin(&["create", "-V", "api-keys", "-n", "new-key"], b"v")
         .fails("vault \"api-keys\" has recipient changes that no one holding its key has approved (its vault.toml was edited without the key)")
         .stderr_has(&format!("+ mallory (added, SHA256:{fingerprint})"))
-        .stderr_has("coffer recipients approve --vault api-keys");
+        .stderr_has("coffer recipients approve --vault api-keys")
+.transcript("integrity/vault-api-keys-has-recipient-changes");
     assert_eq!(env.snapshot(), before);
     // Reading is still possible: each entry has its own MAC.
     assert_eq!(env.get("api-keys", "stripe-key"), "SENTINEL-STRIPE");
@@ -170,5 +180,6 @@ fn a_replaced_vault_key_is_caught() {
     let ct = age::encrypt_and_armor(&alice, other.to_string().expose_secret().as_bytes()).unwrap();
     fs::write(dir.join("vault-key.age"), ct).unwrap();
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("does not match the public key in its manifest");
+        .fails("does not match the public key in its manifest")
+        .transcript("integrity/does-not-match-the-public-key-in-its");
 }

@@ -104,7 +104,8 @@ fn a_file_encrypted_by_the_age_cli_is_not_trusted() {
     );
     let r = env
         .run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("failed verification");
+        .fails("failed verification")
+        .transcript("interop/failed-verification");
     assert!(!r.stdout().contains("replaced-by-hand"));
 }
 

@@ -31,7 +31,8 @@ fn keygen_never_overwrites_an_identity() {
     let before = fs::read(env.work.join("me.txt")).unwrap();
     env.run(&["keygen", "-o", "me.txt"])
         .fails("already exists")
-        .stderr_has("hint: choose another path");
+        .stderr_has("hint: choose another path")
+        .transcript("keys/keygen-never-overwrites-an-identity");
     assert_eq!(fs::read(env.work.join("me.txt")).unwrap(), before);
 }
 
@@ -84,7 +85,9 @@ fn init_refuses_an_existing_store() {
     let env = TestEnv::new();
     env.run(&["init"]).ok();
     let before = env.snapshot();
-    env.run(&["init"]).fails("already exists");
+    env.run(&["init"])
+        .fails("already exists")
+        .transcript("keys/init-refuses-an-existing-store");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -93,7 +96,8 @@ fn init_refuses_an_invalid_name() {
     let env = TestEnv::new();
     env.run(&["init", "--name", "bad name"])
         .fails("invalid recipient name")
-        .stderr_has("--name");
+        .stderr_has("--name")
+        .transcript("keys/invalid-recipient-name");
     assert!(!env.store().exists());
 }
 
@@ -115,7 +119,8 @@ fn world_readable_identity_is_refused() {
     fs::set_permissions(env.default_identity(), fs::Permissions::from_mode(0o644)).unwrap();
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
         .fails("accessible by other users (mode 0644)")
-        .stderr_has("chmod 600");
+        .stderr_has("chmod 600")
+        .transcript("keys/accessible-by-other-users-mode-0644");
 }
 
 #[test]
@@ -126,7 +131,8 @@ fn missing_key_lists_every_place_tried() {
     fs::remove_file(env.default_identity()).unwrap();
     let r = env
         .run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("no identity found");
+        .fails("no identity found")
+        .transcript("keys/no-identity-found");
     let err = r.stderr();
     for place in [
         "COFFER_AGE_KEY (not set)",
@@ -156,7 +162,8 @@ fn wrong_key_says_no_identity_can_open_the_vault() {
             "-i",
             other.to_str().unwrap(),
         ])
-        .fails("no identity can open vault \"api-keys\"");
+        .fails("no identity can open vault \"api-keys\"")
+        .transcript("keys/no-identity-can-open-vault-api-keys");
     assert!(r.stderr().contains("(no match)"));
     assert!(r.stdout().is_empty());
 }
@@ -213,7 +220,9 @@ fn malformed_coffer_age_key_names_the_line_but_not_the_content() {
             "# ci key\nAGE-SECRET-KEY-1SENTINELGARBAGE\n",
         );
     });
-    let r = r.fails("COFFER_AGE_KEY: line 2 is not an age identity");
+    let r = r
+        .fails("COFFER_AGE_KEY: line 2 is not an age identity")
+        .transcript("keys/coffer-age-key-line-2-is-not-an-age");
     assert!(!r.stderr().contains("SENTINEL"));
 }
 
@@ -231,11 +240,13 @@ fn explicit_identity_file_that_does_not_exist_is_an_error() {
         "-i",
         "nope.txt",
     ])
-    .fails("no such file");
+    .fails("no such file")
+    .transcript("keys/no-such-file");
     env.run_with(&["get", "-V", "api-keys", "-n", "stripe-key"], |c| {
         c.env("COFFER_IDENTITY", "/nonexistent/key.txt");
     })
-    .fails("COFFER_IDENTITY=/nonexistent/key.txt: no such file");
+    .fails("COFFER_IDENTITY=/nonexistent/key.txt: no such file")
+    .transcript("keys/coffer-identity-nonexistent-key-txt-no");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::common::{PATH, TestEnv, have_tool};
-use crate::standin::{Config, StandIn};
+use coffer_standin::{Config, StandIn};
 
 const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
 

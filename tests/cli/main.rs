@@ -33,8 +33,6 @@ mod run;
 mod scan;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
-/// A local stand-in of the Tailor Platform's API, for `sync`.
-mod standin;
 /// `sync` against the stand-in.
 #[cfg(feature = "sync")]
 mod sync;

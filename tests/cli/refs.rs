@@ -36,7 +36,8 @@ fn refs_check_fails_naming_the_line_of_a_reference_to_a_missing_secret() {
         .fails("1 of 2 references does not name a secret in the store:")
         .stderr_has(
             "src/executors/notify.ts:12:22: secret \"missing-api-token\" not found in vault \"api-keys\"",
-        );
+        )
+.transcript("refs/1-of-2-references-does-not-name-a");
     assert_eq!(
         r.stdout(),
         "src/executors/notify.ts:12:22: api-keys/missing-api-token\n\
@@ -88,7 +89,8 @@ fn refs_check_reports_missing_vaults_and_invalid_names() {
         .stderr_has("app.js:1:3: vault \"nope\" not found")
         .stderr_has("app.js:2:3: invalid vault name \"Bad_Vault\": it contains an uppercase letter")
         .stderr_has("app.js:3:3: invalid secret name \"Bad_Key\": it contains an uppercase letter")
-        .stderr_has("note: app.js:4:3: a reference built from variables cannot be checked");
+        .stderr_has("note: app.js:4:3: a reference built from variables cannot be checked")
+        .transcript("refs/3-of-3-references-do-not-name-a-secret");
 }
 
 #[test]
@@ -119,7 +121,8 @@ fn refs_check_respects_gitignore_and_skips_hidden_files() {
         "{\"vault\": \"api-keys\", \"key\": \"gone\"}",
     );
     env.run(&["refs", "check", "headers.txt", "src"])
-        .fails("headers.txt:1:1: secret \"gone\" not found");
+        .fails("headers.txt:1:1: secret \"gone\" not found")
+        .transcript("refs/headers-txt-1-1-secret-gone-not-found");
 }
 
 #[test]
@@ -132,7 +135,8 @@ fn refs_check_json_output_lists_every_reference_with_its_status() {
     );
     let r = env
         .run(&["refs", "check", "--json"])
-        .fails("1 of 2 references does not name a secret");
+        .fails("1 of 2 references does not name a secret")
+        .transcript("refs/1-of-2-references-does-not-name-a-secret");
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
     assert_eq!(
         v,
@@ -163,7 +167,8 @@ fn refs_check_needs_no_key() {
 fn refs_check_refuses_a_path_that_does_not_exist() {
     let env = store();
     env.run(&["refs", "check", "no/such/dir"])
-        .fails("no/such/dir does not exist");
+        .fails("no/such/dir does not exist")
+        .transcript("refs/no-such-dir-does-not-exist");
 }
 
 #[test]

@@ -461,7 +461,9 @@ fn a_held_lock_is_waited_for_then_given_up_with_a_clear_error() {
             c.env("COFFER_LOCK_TIMEOUT", "2");
         },
     );
-    let r = r.fails("timed out after 2s waiting for another coffer process");
+    let r = r
+        .fails("timed out after 2s waiting for another coffer process")
+        .transcript("reliability/timed-out-after-2s-waiting-for-another");
     assert!(
         r.stderr()
             .contains("waiting for another coffer process to release"),

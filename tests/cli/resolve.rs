@@ -66,13 +66,15 @@ fn resolve_names_every_reference_that_does_not_resolve() {
         .run(&["resolve", "in.json"])
         .fails("2 references in in.json do not resolve:")
         .stderr_has("in.json:2:8: secret \"missing-token\" not found in vault \"api-keys\"")
-        .stderr_has("in.json:3:8: vault \"no-vault\" not found");
+        .stderr_has("in.json:3:8: vault \"no-vault\" not found")
+        .transcript("resolve/2-references-in-in-json-do-not-resolve");
     assert!(r.stdout().is_empty());
     env.run_stdin(
         &["resolve", "-"],
         br#"{"vault": "api-keys", "key": "Bad Name"}"#,
     )
-    .fails("stdin:1:1: invalid secret name \"Bad Name\"");
+    .fails("stdin:1:1: invalid secret name \"Bad Name\"")
+    .transcript("resolve/stdin-1-1-invalid-secret-name-bad-name");
 }
 
 #[test]
@@ -81,7 +83,8 @@ fn resolve_refuses_a_document_that_is_not_json() {
     let r = env
         .run_stdin(&["resolve"], b"{\n  \"token\": \"SENTINEL\",\n}\n")
         .fails("stdin is not valid JSON: line 3, column 1")
-        .stderr_has("YAML is not supported");
+        .stderr_has("YAML is not supported")
+        .transcript("resolve/stdin-is-not-valid-json-line-3-column-1");
     assert!(!r.stderr().contains("SENTINEL"));
 }
 
@@ -119,7 +122,8 @@ fn resolve_writes_out_atomically_with_mode_0600() {
     fs::write(&target, "keep").unwrap();
     std::os::unix::fs::symlink(&target, env.work.join("link.json")).unwrap();
     env.run(&["resolve", "headers.json", "-o", "link.json"])
-        .fails("could not write link.json: it is a symbolic link");
+        .fails("could not write link.json: it is a symbolic link")
+        .transcript("resolve/could-not-write-link-json-it-is-a");
     assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
 }
 

@@ -299,7 +299,8 @@ fn run_prefixes_variable_names() {
         .ok();
     assert_eq!(r.stdout(), "sk_test_SENTINEL\n");
     env.run(&["run", "--prefix", "1X", "--", "true"])
-        .fails("--prefix \"1X\" cannot start an environment variable name");
+        .fails("--prefix \"1X\" cannot start an environment variable name")
+        .transcript("run/prefix-1x-cannot-start-an-environment");
 }
 
 #[test]
@@ -309,7 +310,8 @@ fn run_refuses_two_secrets_that_would_set_one_variable() {
     env.put("other", "stripe-secret-key", "other-SENTINEL");
     let r = env
         .run(&["run", "--", "printenv"])
-        .fails("secrets api-keys/stripe-secret-key and other/stripe-secret-key would both set STRIPE_SECRET_KEY");
+        .fails("secrets api-keys/stripe-secret-key and other/stripe-secret-key would both set STRIPE_SECRET_KEY")
+.transcript("run/secrets-api-keys-stripe-secret-key-and");
     assert!(r.stdout().is_empty());
     env.run(&["run", "-V", "other", "--", "printenv", "STRIPE_SECRET_KEY"])
         .ok();
@@ -321,7 +323,8 @@ fn run_only_decrypts_the_secrets_it_passes() {
     tamper(&env, "api-keys", "sendgrid-api-key", "stripe-secret-key");
     let r = env
         .run(&["run", "-V", "api-keys", "--", "true"])
-        .fails("secret \"sendgrid-api-key\" in vault \"api-keys\" failed verification");
+        .fails("secret \"sendgrid-api-key\" in vault \"api-keys\" failed verification")
+        .transcript("run/secret-sendgrid-api-key-in-vault-api");
     assert!(!r.stderr().contains("SENTINEL"));
     let r = env
         .run(&[
@@ -342,11 +345,14 @@ fn run_only_decrypts_the_secrets_it_passes() {
 fn run_reports_a_missing_vault_secret_or_program() {
     let env = store();
     env.run(&["run", "-V", "nope", "--", "true"])
-        .fails("vault \"nope\" not found");
+        .fails("vault \"nope\" not found")
+        .transcript("run/vault-nope-not-found");
     env.run(&["run", "-V", "api-keys", "--only", "nope", "--", "true"])
-        .fails("secret \"nope\" not found in vault \"api-keys\"");
+        .fails("secret \"nope\" not found in vault \"api-keys\"")
+        .transcript("run/secret-nope-not-found-in-vault-api-keys");
     env.run(&["run", "--only", "nope", "--", "true"])
-        .fails("secret \"nope\" (--only) is in none of the vaults api-keys, database");
+        .fails("secret \"nope\" (--only) is in none of the vaults api-keys, database")
+        .transcript("run/secret-nope-only-is-in-none-of-the");
     let r = env.run(&["run", "-V", "api-keys", "--", "no-such-program-here"]);
     assert_eq!(r.code(), 127);
     assert!(
@@ -368,7 +374,8 @@ fn run_refuses_a_value_an_environment_cannot_hold() {
     .ok();
     let r = env
         .run(&["run", "-V", "api-keys", "--", "true"])
-        .fails("secret \"with-nul\" in vault \"api-keys\" contains a NUL byte");
+        .fails("secret \"with-nul\" in vault \"api-keys\" contains a NUL byte")
+        .transcript("run/secret-with-nul-in-vault-api-keys");
     assert!(!r.stderr().contains("SENTINEL"));
 }
 
@@ -389,5 +396,6 @@ fn run_in_a_store_without_vaults_says_there_is_nothing_to_pass() {
     env.init(&[]);
     env.run(&["run", "--", "true"])
         .fails("the store holds no vaults, so there is nothing to pass")
-        .stderr_has("coffer vault create");
+        .stderr_has("coffer vault create")
+        .transcript("run/the-store-holds-no-vaults-so-there-is");
 }

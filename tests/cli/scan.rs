@@ -27,6 +27,7 @@ fn scan_finds_a_pasted_value_and_names_the_secret_not_the_value() {
     fs::write(env.work.join("ignored.log"), "second value\n").unwrap();
     let r = env.run(&["scan"]);
     assert_eq!(r.code(), 1, "{}", r.stderr());
+    let r = r.transcript("scan/found-a-value");
     assert_eq!(
         r.stdout(),
         ".env:1: api-keys/stripe-key\nsrc/config.rs:2: api-keys/stripe-key\n"
@@ -94,7 +95,8 @@ fn setup_does_not_overwrite_someone_elses_pre_commit_hook() {
     fs::write(&hook, "#!/bin/sh\nmake lint\n").unwrap();
     env.run(&["git", "setup", "--pre-commit"])
         .fails("already exists and is not coffer's")
-        .stderr_has("scan --staged");
+        .stderr_has("scan --staged")
+        .transcript("scan/already-exists-and-is-not-coffer-s");
     assert_eq!(fs::read_to_string(&hook).unwrap(), "#!/bin/sh\nmake lint\n");
 }
 
@@ -114,5 +116,7 @@ fn scan_of_a_path_that_does_not_exist_says_so() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "sk_live_original_value");
-    env.run(&["scan", "no/such/dir"]).fails("does not exist");
+    env.run(&["scan", "no/such/dir"])
+        .fails("does not exist")
+        .transcript("scan/does-not-exist");
 }

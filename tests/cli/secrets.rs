@@ -1,6 +1,6 @@
 use std::fs;
 
-use crate::common::{TestEnv, run_in_pty};
+use crate::common::{TestEnv, Transcript, run_in_pty};
 
 /// The seed's own command lines, as a platform user would type them.
 #[test]
@@ -68,13 +68,17 @@ fn create_refuses_an_existing_secret_and_update_a_missing_one() {
     let before = env.snapshot();
     env.run_stdin(&["create", "-V", "api-keys", "-n", "stripe-key"], b"two")
         .fails("secret \"stripe-key\" already exists in vault \"api-keys\"")
-        .stderr_has("coffer update");
+        .stderr_has("coffer update")
+        .transcript("secrets/secret-stripe-key-already-exists-in");
     env.run_stdin(&["update", "-V", "api-keys", "-n", "missing-key"], b"two")
-        .fails("secret \"missing-key\" not found in vault \"api-keys\"");
+        .fails("secret \"missing-key\" not found in vault \"api-keys\"")
+        .transcript("secrets/secret-missing-key-not-found-in-vault");
     env.run(&["delete", "-V", "api-keys", "-n", "missing-key", "--yes"])
-        .fails("not found");
+        .fails("not found")
+        .transcript("secrets/delete-of-a-missing-secret");
     env.run(&["get", "-V", "api-keys", "-n", "missing-key"])
-        .fails("not found");
+        .fails("not found")
+        .transcript("secrets/get-of-a-missing-secret");
     assert_eq!(env.snapshot(), before);
     assert_eq!(env.get("api-keys", "stripe-key"), "one");
 }
@@ -85,11 +89,13 @@ fn bad_secret_names_are_refused_before_touching_the_disk() {
     env.init(&["api-keys"]);
     let before = env.snapshot();
     let long = "a".repeat(64);
+    let mut t = Transcript::new("secrets/bad_secret_names_are_refused_before_touching_the_disk");
     for bad in ["../x", "A", "a/b", &long, "ab", "-ab", "a.b", "vault-key"] {
         let flag = format!("--name={bad}");
-        env.run_stdin(&["create", "-V", "api-keys", &flag], b"v")
-            .fails("invalid secret name");
+        let r = env.run_stdin(&["create", "-V", "api-keys", &flag], b"v");
+        t.record(bad, r.fails("invalid secret name"));
     }
+    t.check();
     assert_eq!(env.snapshot(), before);
 }
 
@@ -154,7 +160,8 @@ fn value_file_is_read_exactly() {
         "--value-file",
         "nope.txt",
     ])
-    .fails("could not read nope.txt");
+    .fails("could not read nope.txt")
+    .transcript("secrets/could-not-read-nope-txt");
 }
 
 #[test]
@@ -186,14 +193,17 @@ fn invalid_values_are_refused_and_change_nothing() {
         &[0x66, 0xff, 0x00],
     )
     .fails("not valid UTF-8")
-    .stderr_has("base64");
+    .stderr_has("base64")
+    .transcript("secrets/not-valid-utf-8");
     env.run_stdin(
         &["update", "-V", "api-keys", "-n", "stripe-key"],
         &vec![b'a'; 128 * 1024 + 1],
     )
-    .fails("over the limit of 131072 bytes");
+    .fails("over the limit of 131072 bytes")
+    .transcript("secrets/over-the-limit-of-131072-bytes");
     env.run_stdin(&["create", "-V", "api-keys", "-n", "empty-key"], b"\n")
-        .fails("the value is empty");
+        .fails("the value is empty")
+        .transcript("secrets/the-value-is-empty");
     assert_eq!(env.snapshot(), before);
     // Exactly the limit is fine.
     env.run_stdin(
@@ -317,7 +327,8 @@ fn delete_asks_to_type_the_name_on_a_terminal() {
     let (out, code) = run_in_pty(c, Some("(\"stripe-key\"): "), "stripe-key\n");
     assert_eq!(code, 0, "{out}");
     env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("not found");
+        .fails("not found")
+        .transcript("secrets/get-after-delete");
 }
 
 #[test]
@@ -327,7 +338,8 @@ fn delete_without_a_terminal_needs_yes() {
     env.put("api-keys", "stripe-key", "v");
     let before = env.snapshot();
     env.run(&["delete", "-V", "api-keys", "-n", "stripe-key"])
-        .fails("without confirmation");
+        .fails("without confirmation")
+        .transcript("secrets/delete-without-a-terminal-needs-yes");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -356,7 +368,8 @@ fn failed_write_leaves_no_temporary_files() {
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "v");
     env.run_stdin(&["create", "-V", "api-keys", "-n", "stripe-key"], b"x")
-        .fails("already exists");
+        .fails("already exists")
+        .transcript("secrets/create-after-a-failed-write");
     let names: Vec<String> = fs::read_dir(env.store().join("api-keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

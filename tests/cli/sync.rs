@@ -3,7 +3,7 @@
 use std::fs;
 
 use crate::common::{Run, TestEnv};
-use crate::standin::{Config, Fault, StandIn};
+use coffer_standin::{Config, Fault, StandIn};
 
 const WS: &str = "4f6d2c1e-8a3b-4c5d-9e7f-0123456789ab";
 const TOKEN: &str = "standin-token";
@@ -205,7 +205,8 @@ fn a_state_directory_inside_the_store_is_refused() {
             .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
             .env("COFFER_SYNC_STATE_DIR", env.store().join("state"));
     });
-    r.fails("refusing to keep the sync state inside the store");
+    r.fails("refusing to keep the sync state inside the store")
+        .transcript("sync/refusing-to-keep-the-sync-state-inside");
     assert!(s.calls().is_empty());
 }
 
@@ -284,7 +285,8 @@ fn a_large_prune_without_a_terminal_needs_yes() {
     s.clear_calls();
     sync(&env, &s, &["--prune"])
         .fails("refusing to delete 4 things from the platform without confirmation")
-        .stderr_has("hint: check the plan above, then pass --yes");
+        .stderr_has("hint: check the plan above, then pass --yes")
+        .transcript("sync/refusing-to-delete-4-things-from-the");
     assert!(s.writes().is_empty());
     sync(&env, &s, &["--prune", "--yes"]).ok();
     assert_eq!(s.secrets(WS, "api-keys").len(), 2);
@@ -343,7 +345,8 @@ fn a_run_that_fails_part_way_says_what_was_not_applied_and_the_next_finishes() {
         .stderr_has(
             "not attempted: + database/read-replica-password: its vault could not be created",
         )
-        .stderr_has("hint: run `coffer sync` again to finish");
+        .stderr_has("hint: run `coffer sync` again to finish")
+        .transcript("sync/2-of-5-changes-were-not-applied-3-were");
     assert!(r.stderr().contains("attempts"), "{}", r.stderr());
     assert_eq!(s.secrets(WS, "api-keys").len(), 2);
     s.repair();
@@ -367,7 +370,8 @@ fn a_wrong_token_fails_clearly() {
     let (env, s) = setup();
     sync_with(&env, &s, "not-the-token", &[])
         .fails("could not read the workspace: ListSecretManagerVaults: the platform did not accept the token (unauthenticated)")
-        .stderr_has("hint: TAILOR_PLATFORM_TOKEN was refused");
+        .stderr_has("hint: TAILOR_PLATFORM_TOKEN was refused")
+.transcript("sync/could-not-read-the-workspace");
     assert!(s.writes().is_empty());
 }
 
@@ -377,7 +381,8 @@ fn a_read_only_token_is_told_to_get_a_write_token() {
     sync_with(&env, &s, "standin-read-only-token", &[])
         .fails("were not applied")
         .stderr_has("permission_denied")
-        .stderr_has("hint: personal access tokens are read-only unless created with --write");
+        .stderr_has("hint: personal access tokens are read-only unless created with --write")
+        .transcript("sync/a-read-only-token-cannot-write");
     // Refused once, it stops rather than send every other write: at most
     // the two vault creations, which may be sent together, reach the
     // platform (how many depends on timing).
@@ -398,20 +403,26 @@ fn missing_or_invalid_settings_are_clear_errors() {
         c.env("TAILOR_PLATFORM_TOKEN", TOKEN);
     })
     .fails("no workspace given")
-    .stderr_has("hint: pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID");
+    .stderr_has("hint: pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID")
+    .transcript("sync/no-workspace-given");
     env.run_with(&["sync", "--workspace-id", WS], |_| {})
         .fails("no platform token: TAILOR_PLATFORM_TOKEN is not set")
-        .stderr_has("--write");
+        .stderr_has("--write")
+        .transcript("sync/no-platform-token-tailor-platform-token");
     env.run_with(&["sync", "--workspace-id", "my-workspace"], |c| {
         c.env("TAILOR_PLATFORM_TOKEN", TOKEN);
     })
-    .fails("invalid workspace id (12 characters): it must be a UUID");
+    .fails("invalid workspace id (12 characters): it must be a UUID")
+    .transcript("sync/invalid-workspace-id-12-characters-it");
     env.run_with(&["sync", "-w", WS], |c| {
         c.env("TAILOR_PLATFORM_TOKEN", TOKEN)
             .env("TAILOR_PLATFORM_URL", "http://platform.example.com");
     })
-    .fails("plain http is accepted for a loopback host only");
-    sync(&env, &s, &["-V", "no-such-vault"]).fails("vault \"no-such-vault\" not found");
+    .fails("plain http is accepted for a loopback host only")
+    .transcript("sync/plain-http-is-accepted-for-a-loopback");
+    sync(&env, &s, &["-V", "no-such-vault"])
+        .fails("vault \"no-such-vault\" not found")
+        .transcript("sync/vault-no-such-vault-not-found");
     assert!(s.calls().is_empty());
 }
 
@@ -490,7 +501,8 @@ fn unverified_and_tampered_secrets_are_never_pushed() {
     .unwrap();
     let r = sync(&env, &s, &[])
         .fails("1 secret failed verification and was not pushed")
-        .stderr_has("warning: api-keys/stripe-secret-key: unverified contribution");
+        .stderr_has("warning: api-keys/stripe-secret-key: unverified contribution")
+        .transcript("sync/1-secret-failed-verification-and-was");
     assert!(
         r.stderr()
             .contains("database/read-replica-password failed verification")
@@ -594,7 +606,8 @@ fn a_platform_asking_to_wait_an_hour_gets_no_retry_and_the_error_says_how_long()
     sync(&env, &s, &[])
         .fails("it asked to retry after 3600 s")
         .stderr_has("resource_exhausted")
-        .stderr_has("hint: the platform is limiting requests");
+        .stderr_has("hint: the platform is limiting requests")
+        .transcript("sync/it-asked-to-retry-after-3600-s");
     assert_eq!(s.calls().len(), 1);
     assert!(s.vaults(WS).is_empty());
 }
@@ -603,6 +616,8 @@ fn a_platform_asking_to_wait_an_hour_gets_no_retry_and_the_error_says_how_long()
 fn a_write_asked_to_wait_an_hour_stops_the_run_and_the_next_run_finishes() {
     let (env, s) = setup();
     s.fail_next_writes(1, Fault::RetryAfter(3600));
+    // No transcript: which vault creation meets the fault depends on which
+    // request arrives first, so the lines differ from run to run.
     sync(&env, &s, &[])
         .fails("it asked to retry after 3600 s")
         .stderr_has("not applied")

@@ -104,9 +104,11 @@ fn a_recipient_with_another_key_is_refused() {
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
     env.run(&["recipients", "add", "bob", &other])
         .fails("recipient bob already exists with another key")
-        .stderr_has("remove them first");
+        .stderr_has("remove them first")
+        .transcript("teams/recipient-bob-already-exists-with");
     env.run(&["recipients", "add", "robert", &bob_key])
-        .fails("already belongs to recipient bob");
+        .fails("already belongs to recipient bob")
+        .transcript("teams/already-belongs-to-recipient-bob");
 }
 
 #[test]
@@ -126,11 +128,13 @@ fn keys_come_from_stdin_or_a_public_key_file_but_never_a_private_one() {
     let config = fs::read_to_string(env.store().join("coffer.toml")).unwrap();
     assert!(config.contains(&bob_key) && config.contains(&carol_key));
     env.run(&["recipients", "add", "dave", bob.to_str().unwrap()])
-        .fails("holds a private key, not a public one");
+        .fails("holds a private key, not a public one")
+        .transcript("teams/holds-a-private-key-not-a-public-one");
     let secret_text = fs::read_to_string(&bob).unwrap();
     let r = env
         .run(&["recipients", "add", "dave", secret_text.trim()])
-        .fails("private identity");
+        .fails("private identity")
+        .transcript("teams/a-private-identity-as-a-recipient");
     assert!(
         !r.stderr().contains(&secret_text.trim()[20..]),
         "the key is never echoed"
@@ -142,7 +146,8 @@ fn plugin_recipients_with_a_path_separator_are_refused() {
     let env = two_vaults();
     let before = env.snapshot();
     env.run(&["recipients", "add", "pwn", "age1pwn/pwn19gt89dfz"])
-        .fails("plugin name \"pwn/pwn\"");
+        .fails("plugin name \"pwn/pwn\"")
+        .transcript("teams/plugin-name-pwn-pwn");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -209,19 +214,29 @@ fn a_recipient_added_by_hand_is_refused_until_approved() {
     let before = env.snapshot();
     env.run_stdin(&["create", "-V", "api-keys", "-n", "new-key"], b"v")
         .fails("has recipient changes that no one holding its key has approved")
-        .stderr_has(&format!("+ carol (added, SHA256:{fp})"));
-    env.run(&["rekey"]).fails("carol");
-    env.run(&["vault", "create", "third-vault"]).fails("carol");
+        .stderr_has(&format!("+ carol (added, SHA256:{fp})"))
+        .transcript("teams/has-recipient-changes-that-no-one");
+    env.run(&["rekey"])
+        .fails("carol")
+        .transcript("teams/an-unapproved-recipient-blocks-rekey");
+    env.run(&["vault", "create", "third-vault"])
+        .fails("carol")
+        .transcript("teams/an-unapproved-recipient-blocks-vault-create");
     assert_eq!(env.snapshot(), before, "nothing was encrypted");
-    get_as(&env, &carol, "api-keys", "stripe-key").fails("no identity can open");
+    get_as(&env, &carol, "api-keys", "stripe-key")
+        .fails("no identity can open")
+        .transcript("teams/an-unapproved-recipient-cannot-read");
     // verify (CI) flags it, and list shows it pending.
-    env.run(&["verify"]).fails("verification failed");
+    env.run(&["verify"])
+        .fails("verification failed")
+        .transcript("teams/verify-flags-an-unapproved-recipient");
     let list = env.run(&["recipients", "list"]).ok().stdout();
     assert!(list.contains("add pending in api-keys"), "{list}");
     // Approval needs a terminal or --yes.
     env.run(&["recipients", "approve"])
         .fails("without confirmation")
-        .stderr_has("+ carol");
+        .stderr_has("+ carol")
+        .transcript("teams/approve-without-a-terminal-needs-yes");
     env.run(&["recipients", "approve", "--yes"]).ok();
     assert_eq!(
         get_as(&env, &carol, "api-keys", "stripe-key").ok().stdout(),
@@ -246,7 +261,9 @@ fn removing_a_member_rotates_and_tracks_what_they_could_read() {
         get_as(&env, &bob, "api-keys", "stripe-key").ok().stdout(),
         "value-of-stripe-key"
     );
-    get_as(&env, &bob, "database", "db-password").fails("no identity can open");
+    get_as(&env, &bob, "database", "db-password")
+        .fails("no identity can open")
+        .transcript("teams/a-non-member-cannot-read-database");
     git(&env, &["init", "-q"]);
     git(&env, &["add", "."]);
     git(&env, &["commit", "-qm", "bob can read api-keys"]);
@@ -258,7 +275,9 @@ fn removing_a_member_rotates_and_tracks_what_they_could_read() {
     let status = git(&env, &["status", "--porcelain"]);
     assert!(!status.contains("database"), "{status}");
     for name in ["stripe-key", "sendgrid-key"] {
-        get_as(&env, &bob, "api-keys", name).fails("no identity can open");
+        get_as(&env, &bob, "api-keys", name)
+            .fails("no identity can open")
+            .transcript("teams/a-removed-member-cannot-read-api-keys");
         // Bob's copy of the old vault key does not open the new files either.
     }
     assert!(
@@ -317,9 +336,11 @@ fn removing_a_member_refuses_to_re_encrypt_tampered_secrets_and_changes_nothing(
     fs::copy(dir.join("key-02.age"), dir.join("key-07.age")).unwrap();
     let before = env.snapshot();
 
-    env.run(&["recipients", "remove", "bob"]).fails(
-        "cannot re-encrypt vault \"api-keys\": 2 secrets failed verification (key-07, key-40)",
-    );
+    env.run(&["recipients", "remove", "bob"])
+        .fails(
+            "cannot re-encrypt vault \"api-keys\": 2 secrets failed verification (key-07, key-40)",
+        )
+        .transcript("teams/cannot-re-encrypt-vault-api-keys-2");
     // Nothing written, nothing left behind: bob is still a recipient.
     assert_eq!(env.snapshot(), before);
     assert!(
@@ -347,7 +368,8 @@ fn removing_a_member_when_a_secret_cannot_be_read_says_why_not_failed_verificati
     let r = env
         .run(&["recipients", "remove", "bob"])
         .fails("webhook-secret.age")
-        .stderr_has("not a regular file");
+        .stderr_has("not a regular file")
+        .transcript("teams/remove-with-a-secret-that-is-not-a-file");
     assert!(
         !r.stderr().contains("failed verification"),
         "{}",
@@ -363,7 +385,9 @@ fn removing_from_one_vault_keeps_the_others() {
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
     env.run(&["recipients", "remove", "bob", "--vault", "database"])
         .ok();
-    get_as(&env, &bob, "database", "db-password").fails("no identity can open");
+    get_as(&env, &bob, "database", "db-password")
+        .fails("no identity can open")
+        .transcript("teams/removed-from-database-cannot-read-it");
     assert_eq!(
         get_as(&env, &bob, "api-keys", "stripe-key").ok().stdout(),
         "value-of-stripe-key"
@@ -380,10 +404,12 @@ fn removing_from_one_vault_keeps_the_others() {
 fn removing_an_unknown_recipient_or_the_last_one_is_refused() {
     let env = two_vaults();
     env.run(&["recipients", "remove", "nobody"])
-        .fails("no recipient named \"nobody\"");
+        .fails("no recipient named \"nobody\"")
+        .transcript("teams/no-recipient-named-nobody");
     let before = env.snapshot();
     env.run(&["recipients", "remove", "alice"])
-        .fails("would have no recipients left");
+        .fails("would have no recipients left")
+        .transcript("teams/would-have-no-recipients-left");
     assert_eq!(
         env.snapshot()
             .iter()
@@ -414,15 +440,20 @@ fn removing_where_you_cannot_open_the_vault_fails_loudly() {
     .ok();
     // Carol cannot open database, so she cannot take bob out of it.
     env.run(&["recipients", "remove", "bob", "-i", carol.to_str().unwrap()])
-        .fails("bob can still open database");
+        .fails("bob can still open database")
+        .transcript("teams/bob-can-still-open-database");
     assert_eq!(
         get_as(&env, &bob, "database", "db-password").ok().stdout(),
         "value-of-db-password"
     );
-    get_as(&env, &bob, "api-keys", "stripe-key").fails("no identity can open");
+    get_as(&env, &bob, "api-keys", "stripe-key")
+        .fails("no identity can open")
+        .transcript("teams/half-removed-member-cannot-read-api-keys");
     // Someone who can finishes it: coffer.toml already says bob is gone.
     env.run(&["recipients", "approve", "--yes"]).ok();
-    get_as(&env, &bob, "database", "db-password").fails("no identity can open");
+    get_as(&env, &bob, "database", "db-password")
+        .fails("no identity can open")
+        .transcript("teams/removed-member-cannot-read-database");
 }
 
 #[test]
@@ -564,7 +595,8 @@ fn a_non_recipient_contributes_and_a_recipient_accepts() {
         b"from dave",
     )
     .fails("no identity can open vault")
-    .stderr_has("--contribute");
+    .stderr_has("--contribute")
+    .transcript("teams/no-identity-can-open-vault");
     env.run_stdin(
         &[
             "create",
@@ -602,7 +634,8 @@ fn a_non_recipient_contributes_and_a_recipient_accepts() {
     assert!(list.contains("unverified contribution"), "{list}");
     env.run(&["get", "-V", "api-keys", "-n", "daves-key"])
         .fails("unverified contribution")
-        .stderr_has("coffer verify --accept");
+        .stderr_has("coffer verify --accept")
+        .transcript("teams/unverified-contribution");
     let r = env.run(&["verify", "--json"]);
     assert_eq!(r.code(), 1);
     let report: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
@@ -615,7 +648,8 @@ fn a_non_recipient_contributes_and_a_recipient_accepts() {
     assert_eq!(kinds, ["unverified", "unverified"]);
     env.run(&["verify", "--accept"])
         .fails("without confirmation")
-        .stderr_has("daves-key");
+        .stderr_has("daves-key")
+        .transcript("teams/accept-without-a-terminal-needs-yes");
     env.run(&["verify", "--accept", "--yes"])
         .ok()
         .stderr_has("accepted 2 contributions");
@@ -636,7 +670,8 @@ fn removing_a_member_when_a_contributions_file_is_missing_names_it_as_failed_ver
     fs::remove_file(env.store().join("api-keys").join("gone-one.age")).unwrap();
     let before = env.snapshot();
     env.run(&["recipients", "remove", "bob"])
-        .fails("1 secret failed verification (gone-one)");
+        .fails("1 secret failed verification (gone-one)")
+        .transcript("teams/1-secret-failed-verification-gone-one");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -714,7 +749,9 @@ fn a_contribution_that_does_not_decrypt_is_not_accepted() {
     let fixed = format!("{}{digest}{}", &manifest[..at], &manifest[at + 64..]);
     fs::write(dir.join("vault.toml"), fixed).unwrap();
     let before = env.snapshot();
-    env.run(&["verify", "--accept", "--yes"]).fails("bad-one");
+    env.run(&["verify", "--accept", "--yes"])
+        .fails("bad-one")
+        .transcript("teams/accepting-a-contribution-that-does-not-decrypt");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -728,7 +765,11 @@ fn verify_names_the_cause_of_each_problem() {
 
     // A swapped file.
     fs::write(dir.join("stripe-key.age"), &sendgrid).unwrap();
-    let out = env.run(&["verify"]).fails("verification failed").stdout();
+    let out = env
+        .run(&["verify"])
+        .fails("verification failed")
+        .transcript("teams/verify-names-a-swapped-file")
+        .stdout();
     assert!(
         out.contains("stripe-key: its file does not match the manifest's digest"),
         "{out}"
@@ -736,7 +777,11 @@ fn verify_names_the_cause_of_each_problem() {
     // Without any key, the structure check still catches it.
     let hidden = env.dir.path().join("hidden.txt");
     fs::rename(env.default_identity(), &hidden).unwrap();
-    let out = env.run(&["verify"]).fails("verification failed").stdout();
+    let out = env
+        .run(&["verify"])
+        .fails("verification failed")
+        .transcript("teams/verify-without-a-key")
+        .stdout();
     assert!(
         out.contains("structure only") && out.contains("does not match the manifest's digest"),
         "{out}"
@@ -746,7 +791,11 @@ fn verify_names_the_cause_of_each_problem() {
 
     // A missing file, and a file nobody listed.
     fs::rename(dir.join("stripe-key.age"), dir.join("stray-key.age")).unwrap();
-    let out = env.run(&["verify"]).fails("verification failed").stdout();
+    let out = env
+        .run(&["verify"])
+        .fails("verification failed")
+        .transcript("teams/verify-names-a-stray-file")
+        .stdout();
     assert!(out.contains("stripe-key: its file is missing"), "{out}");
     assert!(
         out.contains("stray-key.age is not listed in the manifest"),
@@ -808,12 +857,17 @@ fn verify_names_the_cause_of_each_problem() {
 fn verify_reports_junk_in_the_store_and_only_checks_named_vaults() {
     let env = two_vaults();
     fs::create_dir(env.store().join("Not_A_Vault")).unwrap();
-    let out = env.run(&["verify"]).fails("verification failed").stdout();
+    let out = env
+        .run(&["verify"])
+        .fails("verification failed")
+        .transcript("teams/verify-reports-junk-in-the-store")
+        .stdout();
     assert!(out.contains("\"Not_A_Vault\" is not a vault"), "{out}");
     fs::remove_dir(env.store().join("Not_A_Vault")).unwrap();
     env.run(&["verify", "--vault", "database"]).ok();
     env.run(&["verify", "--vault", "nope-vault"])
-        .fails("not found");
+        .fails("not found")
+        .transcript("teams/verify-of-an-unknown-vault");
 }
 
 /// Copies the test plugin into a directory to put on PATH, or skips.
@@ -945,7 +999,8 @@ fn a_planted_vault_does_not_vouch_for_its_recipients() {
     let before = env.snapshot();
     env.run(&["vault", "create", "prod-db"])
         .fails("refusing to create the vault without confirmation")
-        .stderr_has("mallory SHA256:");
+        .stderr_has("mallory SHA256:")
+        .transcript("teams/refusing-to-create-the-vault-without");
     assert_eq!(env.snapshot(), before);
     // With --yes the user takes responsibility (and was shown the list).
     env.run(&["vault", "create", "prod-db", "--yes"])

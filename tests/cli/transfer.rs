@@ -130,7 +130,8 @@ fn import_reports_every_name_that_cannot_be_a_secret_and_imports_nothing() {
         )
         .stderr_has("line 5: VAULT_KEY: it maps to vault-key, a reserved name")
         .stderr_has("line 6: EMPTY: the value is empty")
-        .stderr_has("nothing was imported");
+        .stderr_has("nothing was imported")
+        .transcript("transfer/5-entries-in-stdin-cannot-be-imported");
     assert!(!r.stderr().contains("SENTINEL"));
     assert_eq!(env.snapshot(), before);
 }
@@ -143,19 +144,24 @@ fn import_errors_name_the_line_and_never_the_value() {
             &["import", "-V", "api-keys", "-"],
             b"A_B=1\nsk_live_SENTINEL\n",
         )
-        .fails("stdin is not a valid env file: line 2: expected NAME=value");
+        .fails("stdin is not a valid env file: line 2: expected NAME=value")
+        .transcript("transfer/stdin-is-not-a-valid-env-file-line-2");
     assert!(!r.stderr().contains("SENTINEL"));
     env.run_stdin(
         &["import", "-V", "api-keys", "-"],
         b"OPEN=\"SENTINEL\nNEXT=1\n",
     )
-    .fails("line 1: the value of OPEN opens with \" but is never closed");
+    .fails("line 1: the value of OPEN opens with \" but is never closed")
+    .transcript("transfer/line-1-the-value-of-open-opens-with-but");
     env.run_stdin(&["import", "-V", "api-keys", "-"], b"ABC=1\nABC=2\n")
-        .fails("line 2: ABC is set again (first set on line 1)");
+        .fails("line 2: ABC is set again (first set on line 1)")
+        .transcript("transfer/line-2-abc-is-set-again-first-set-on");
     env.run(&["import", "-V", "api-keys", "missing.env"])
-        .fails("could not read missing.env");
+        .fails("could not read missing.env")
+        .transcript("transfer/could-not-read-missing-env");
     env.run_stdin(&["import", "-V", "nope", "-"], b"ABC=1\n")
-        .fails("vault \"nope\" not found");
+        .fails("vault \"nope\" not found")
+        .transcript("transfer/vault-nope-not-found");
 }
 
 #[test]
@@ -163,7 +169,8 @@ fn import_refuses_a_value_over_the_limit_and_says_so_for_an_empty_file() {
     let env = store();
     let big = format!("SMALL=1\nBIG={}\n", "x".repeat(128 * 1024 + 1));
     env.run_stdin(&["import", "-V", "api-keys", "-"], big.as_bytes())
-        .fails("line 2: BIG: the value is 131073 bytes, over the limit of 131072 bytes");
+        .fails("line 2: BIG: the value is 131073 bytes, over the limit of 131072 bytes")
+        .transcript("transfer/line-2-big-the-value-is-131073-bytes");
     let before = env.snapshot();
     env.run_stdin(&["import", "-V", "api-keys", "-"], b"# nothing here\n\n")
         .ok()
@@ -186,13 +193,15 @@ fn import_json_takes_secret_names_or_variable_names() {
         &["import", "-V", "api-keys", "--format", "json", "-"],
         br#"{"abc-def": "1", "ABC_DEF": "2"}"#,
     )
-    .fails("line 1: ABC_DEF and abc-def (line 1) both name secret abc-def");
+    .fails("line 1: ABC_DEF and abc-def (line 1) both name secret abc-def")
+    .transcript("transfer/line-1-abc-def-and-abc-def-line-1-both");
     let r = env
         .run_stdin(
             &["import", "-V", "api-keys", "--format", "json", "-"],
             br#"{"abc-def": "SENTINEL", "n": 1}"#,
         )
-        .fails("is not a valid JSON import: line 1, column 30: the value of \"n\" is not a string");
+        .fails("is not a valid JSON import: line 1, column 30: the value of \"n\" is not a string")
+        .transcript("transfer/is-not-a-valid-json-import-line-1");
     assert!(!r.stderr().contains("SENTINEL"));
 }
 
@@ -233,7 +242,8 @@ fn export_fails_naming_a_secret_that_does_not_verify() {
     fs::copy(dir.join("good-one.age"), dir.join("bad-one.age")).unwrap();
     let r = env
         .run(&["export", "-V", "api-keys", "-o", "out.env"])
-        .fails("secret \"bad-one\" in vault \"api-keys\" failed verification");
+        .fails("secret \"bad-one\" in vault \"api-keys\" failed verification")
+        .transcript("transfer/secret-bad-one-in-vault-api-keys-failed");
     assert!(r.stdout().is_empty() && !r.stderr().contains("SENTINEL"));
     assert!(!env.work.join("out.env").exists());
 }

@@ -1,6 +1,6 @@
 use std::fs;
 
-use crate::common::{TestEnv, run_in_pty};
+use crate::common::{TestEnv, Transcript, run_in_pty};
 
 #[test]
 fn vault_create_accepts_positional_and_name_flag() {
@@ -25,7 +25,8 @@ fn vault_create_refuses_a_duplicate() {
     env.init(&["api-keys"]);
     let before = env.snapshot();
     env.run(&["vault", "create", "api-keys"])
-        .fails("vault \"api-keys\" already exists");
+        .fails("vault \"api-keys\" already exists")
+        .transcript("vaults/vault-api-keys-already-exists");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -35,11 +36,16 @@ fn bad_vault_names_are_refused_before_touching_the_disk() {
     env.init(&[]);
     let before = env.snapshot();
     let long = "a".repeat(64);
+    let mut t = Transcript::new("vaults/bad_vault_names_are_refused_before_touching_the_disk");
     for bad in ["../x", "A", "a/b", "ab", "-ab", "ab-", "a_b", &long, "аbc"] {
-        env.run(&["vault", "create", &format!("--name={bad}")])
-            .fails("invalid vault name")
-            .stderr_has("hint: names are 3 to 63 characters");
+        let r = env.run(&["vault", "create", &format!("--name={bad}")]);
+        t.record(
+            bad,
+            r.fails("invalid vault name")
+                .stderr_has("hint: names are 3 to 63 characters"),
+        );
     }
+    t.check();
     assert_eq!(env.snapshot(), before);
     assert!(!env.work.join("x").exists());
 }
@@ -98,7 +104,8 @@ fn vault_delete_refuses_a_vault_with_secrets_saying_how_many() {
     let before = env.snapshot();
     env.run(&["vault", "delete", "api-keys", "--yes"])
         .fails("vault \"api-keys\" still holds 2 secrets")
-        .stderr_has("coffer list -V api-keys");
+        .stderr_has("coffer list -V api-keys")
+        .transcript("vaults/vault-api-keys-still-holds-2-secrets");
     assert_eq!(env.snapshot(), before);
 }
 
@@ -108,7 +115,8 @@ fn vault_delete_without_a_terminal_needs_yes() {
     env.init(&["api-keys"]);
     env.run(&["vault", "delete", "api-keys"])
         .fails("without confirmation")
-        .stderr_has("--yes");
+        .stderr_has("--yes")
+        .transcript("vaults/delete-without-a-terminal-needs-yes");
     assert!(env.store().join("api-keys").exists());
     env.run(&["vault", "delete", "--name", "api-keys", "--yes"])
         .ok()
@@ -149,9 +157,11 @@ fn unknown_vault_is_a_clear_error() {
     env.init(&[]);
     env.run(&["list", "-V", "nope-vault"])
         .fails("vault \"nope-vault\" not found")
-        .stderr_has("coffer vault list");
+        .stderr_has("coffer vault list")
+        .transcript("vaults/vault-nope-vault-not-found");
     env.run(&["vault", "delete", "nope-vault", "--yes"])
-        .fails("not found");
+        .fails("not found")
+        .transcript("vaults/delete-of-an-unknown-vault");
 }
 
 #[test]
@@ -204,9 +214,11 @@ fn no_store_is_a_clear_error_with_a_hint() {
     let env = TestEnv::new();
     env.run(&["vault", "list"])
         .fails("no coffer store found")
-        .stderr_has("coffer init");
+        .stderr_has("coffer init")
+        .transcript("vaults/no-coffer-store-found");
     env.run(&["--store", "nowhere", "vault", "list"])
-        .fails("is not a coffer store");
+        .fails("is not a coffer store")
+        .transcript("vaults/is-not-a-coffer-store");
 }
 
 #[test]
@@ -220,7 +232,9 @@ fn symlinked_vault_directory_is_refused() {
     )
     .unwrap();
     env.run(&["list", "-V", "linked-vault"])
-        .fails("symbolic link");
+        .fails("symbolic link")
+        .transcript("vaults/list-of-a-symlinked-vault");
     env.run(&["get", "-V", "linked-vault", "-n", "stripe-key"])
-        .fails("symbolic link");
+        .fails("symbolic link")
+        .transcript("vaults/get-from-a-symlinked-vault");
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod transcript;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +29,8 @@ pub struct TestEnv {
 pub struct Run {
     pub args: Vec<String>,
     pub output: Output,
+    /// The test's directories and their placeholders, for transcripts.
+    pub redactions: Vec<(String, &'static str)>,
 }
 
 impl Run {
@@ -79,6 +83,55 @@ impl Run {
         );
         self
     }
+    /// Stderr with the test's directories replaced by placeholders.
+    pub fn stderr_normalised(&self) -> String {
+        transcript::normalise(&self.stderr(), &self.redactions)
+    }
+    /// Asserts that the whole stderr (normalised) is transcript `name`,
+    /// `tests/transcripts/<name>.stderr`; `COFFER_BLESS=1` rewrites it.
+    #[track_caller]
+    pub fn transcript(self, name: &str) -> Run {
+        transcript::assert_file(
+            &transcript::path(name),
+            &self.stderr_normalised(),
+            &self.describe(),
+        );
+        self
+    }
+}
+
+/// Several commands' stderr in one transcript, for a test that loops over
+/// cases: each run is recorded under a `--- <case>: coffer <args>` line,
+/// with its exit code when it is not 1.
+pub struct Transcript {
+    name: String,
+    text: String,
+}
+
+impl Transcript {
+    pub fn new(name: &str) -> Transcript {
+        Transcript {
+            name: name.to_owned(),
+            text: String::new(),
+        }
+    }
+    /// Records `r`'s arguments and stderr under `case`; returns `r` for
+    /// more checks.
+    pub fn record(&mut self, case: &str, r: Run) -> Run {
+        let args = transcript::normalise(&format!("{:?}", r.args), &r.redactions);
+        self.text.push_str(&format!("--- {case}: coffer {args}\n"));
+        if r.code() != 1 {
+            self.text.push_str(&format!("[exit {}]\n", r.code()));
+        }
+        self.text.push_str(&r.stderr_normalised());
+        r
+    }
+    /// Compares everything recorded with the transcript file.
+    #[track_caller]
+    pub fn check(self) {
+        let context = format!("transcript {}:\n{}", self.name, self.text);
+        transcript::assert_file(&transcript::path(&self.name), &self.text, &context);
+    }
 }
 
 impl TestEnv {
@@ -123,6 +176,27 @@ impl TestEnv {
     }
 
     /// A `coffer` command in the work directory with a hermetic environment.
+    /// The directories a command's output may name, with the placeholders
+    /// transcripts show instead (see `transcript::normalise`).
+    pub fn redactions(&self) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for (dir, placeholder) in [
+            (self.store(), "[STORE]"),
+            (self.work.clone(), "[WORK]"),
+            (self.config.clone(), "[CONFIG]"),
+            (self.home.clone(), "[HOME]"),
+            (self.dir.path().to_owned(), "[TMP]"),
+        ] {
+            // Also the resolved form, in case the temporary directory is
+            // reached through a symbolic link.
+            if let Ok(real) = dir.canonicalize() {
+                out.push((real.display().to_string(), placeholder));
+            }
+            out.push((dir.display().to_string(), placeholder));
+        }
+        out
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
         c.env_clear()
@@ -152,6 +226,7 @@ impl TestEnv {
         Run {
             args: args.iter().map(|s| s.to_string()).collect(),
             output,
+            redactions: self.redactions(),
         }
     }
 
@@ -173,6 +248,7 @@ impl TestEnv {
         Run {
             args: args.iter().map(|s| s.to_string()).collect(),
             output,
+            redactions: self.redactions(),
         }
     }
 

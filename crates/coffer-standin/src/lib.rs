@@ -20,8 +20,6 @@
 //! It is independent of coffer's own code on purpose: it shares no types
 //! with the client it tests.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
