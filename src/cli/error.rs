@@ -31,12 +31,6 @@ impl CliError {
         self
     }
 
-    /// Marks the error as a usage error (exit status 2, as clap's).
-    pub fn usage(mut self) -> CliError {
-        self.code = 2;
-        self
-    }
-
     /// An exit status with nothing to say (`diff --exit-code`): the output
     /// already told the story.
     pub fn silent(code: u8) -> CliError {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use coffer::{Identities, IdentitySources, LockWait, Store};
 use secrecy::SecretString;
 
@@ -331,11 +331,6 @@ fn offers_json(command: &Command) -> bool {
 }
 
 fn run(cli: Cli, ctx: &Ctx) -> CliResult {
-    if ctx.out.json() && !offers_json(&cli.command) {
-        return Err(CliError::new("this command has no JSON output")
-            .hint("--json works with the commands that list or report: list, vault list, recipients list, rotation, verify, diff, scan, refs check and sync")
-            .usage());
-    }
     match cli.command {
         Command::Keygen(a) => keys::keygen(ctx, a),
         Command::Init(a) => keys::init(ctx, a),
@@ -364,6 +359,17 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
     }
 }
 
+/// The subcommand words of a parsed command line (`vault delete`).
+fn command_path(m: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = m;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name.to_owned());
+        m = sub;
+    }
+    words.join(" ")
+}
+
 /// Returns the clap command, for completions and the man page.
 pub fn command() -> clap::Command {
     Cli::command()
@@ -371,7 +377,10 @@ pub fn command() -> clap::Command {
 
 pub fn main() -> ExitCode {
     harden::harden();
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, command_path(&m))));
+    let (cli, path) = match parsed {
         Ok(c) => c,
         Err(e) => {
             // Help and version go to stdout with status 0; usage errors to
@@ -380,6 +389,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if cli.global.json && !offers_json(&cli.command) {
+        errp!(
+            "{}",
+            CliError::new(format!("`coffer {path}` has no JSON output"))
+                .hint("--json works with the commands that list or report: list, vault list, recipients list, rotation, verify, diff, scan, refs check and sync")
+                .render()
+        );
+        return ExitCode::from(2);
+    }
     let ctx = Ctx {
         env: Env::read(),
         ui: Ui {

@@ -21,6 +21,8 @@ mod keys;
 mod leaks;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `--json` and the output layer.
+mod output;
 /// `refs check`: references in source files.
 mod refs;
 /// Kills at random moments, injected I/O errors, racing processes.
