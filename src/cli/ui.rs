@@ -161,7 +161,7 @@ fn tty() -> Option<File> {
         .ok()
 }
 
-impl age::Callbacks for TermCallbacks {
+impl coffer::crypto::Callbacks for TermCallbacks {
     fn display_message(&self, message: &str) {
         errln!("{message}");
     }
