@@ -20,7 +20,12 @@ pub struct DiffArgs {
     #[arg(value_name = "REV2")]
     rev2: Option<String>,
     /// Only this vault
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vault: Option<String>,
     /// Show the values that changed, as a line diff (they are masked
     /// otherwise: a change shows as changed, with lengths)

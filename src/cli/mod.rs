@@ -37,6 +37,7 @@ mod error;
 mod git;
 pub mod harden;
 mod keys;
+mod platform;
 mod recipients;
 mod refs;
 mod render;
@@ -62,7 +63,14 @@ use ui::Ui;
 /// mirror the Tailor Platform's `tailor-sdk secret` commands and work
 /// offline.
 #[derive(Parser, Debug)]
-#[command(name = "coffer", version, max_term_width = 100)]
+// `-V` is the vault everywhere (`-V/--vault-name`, as on the platform), so
+// the version is `--version` alone.
+#[command(
+    name = "coffer",
+    version,
+    disable_version_flag = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -85,6 +93,10 @@ struct GlobalArgs {
     /// Print no status messages (errors and warnings still go to stderr)
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Print the version
+    #[arg(long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
 
     /// Print data as one line of JSON (the commands that list or report)
     #[arg(short = 'j', long, global = true)]
@@ -110,6 +122,12 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// The platform's command tree: `coffer secret vault create --name V`,
+    /// `coffer secret create -V V -n N`, `coffer secret list -V V`…
+    ///
+    /// The same commands as above, spelled as `tailor-sdk secret …` spells
+    /// them, so that the platform's command lines work verbatim.
+    Secret(platform::SecretTree),
     /// Manage who can open the vaults
     #[command(subcommand)]
     Recipients(recipients::RecipientsCommand),
@@ -324,6 +342,7 @@ fn offers_json(command: &Command) -> bool {
         #[cfg(feature = "sync")]
         Command::Sync(_) => true,
         Command::Vault(c) => vault::offers_json(c),
+        Command::Secret(t) => platform::offers_json(t),
         Command::Recipients(c) => recipients::offers_json(c),
         Command::Refs(_) => true,
         _ => false,
@@ -340,6 +359,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        Command::Secret(t) => platform::run(ctx, t),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Rekey(a) => recipients::rekey(ctx, a),
         Command::Rotation => recipients::rotation(ctx),

@@ -33,7 +33,12 @@ pub enum RecipientsCommand {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Only this vault (repeatable)
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
 }
 
@@ -45,7 +50,12 @@ pub struct AddArgs {
     /// a file holding one (such as ~/.ssh/id_ed25519.pub), or '-' for stdin
     key: String,
     /// Only these vaults (repeatable) [default: every vault]
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
 }
 
@@ -54,14 +64,24 @@ pub struct RemoveArgs {
     /// The recipient's name
     name: String,
     /// Only from these vaults (repeatable) [default: every vault, and coffer.toml]
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct ApproveArgs {
     /// Only these vaults (repeatable) [default: every vault you can open]
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
     /// Approve without asking (needed when stdin is not a terminal)
     #[arg(short, long)]
@@ -71,7 +91,12 @@ pub struct ApproveArgs {
 #[derive(Args, Debug)]
 pub struct RekeyArgs {
     /// Only these vaults (repeatable) [default: every vault you can open]
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
     /// Replace the vault key and re-encrypt every secret, even if nothing is stale
     #[arg(long)]

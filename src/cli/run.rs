@@ -28,7 +28,12 @@ const KEY_VARIABLES: [&str; 2] = ["COFFER_AGE_KEY", "COFFER_IDENTITY"];
 pub struct RunArgs {
     /// A vault whose secrets the program gets; repeatable [default: every
     /// vault in the store]
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
     /// Put P before every variable name (e.g. APP_ gives APP_STRIPE_SECRET_KEY)
     #[arg(long, value_name = "P")]

@@ -17,7 +17,12 @@ use super::ui;
 #[derive(Args, Debug)]
 pub struct SecretRef {
     /// The vault
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vault: String,
     /// The secret's name
     #[arg(short = 'n', long = "name", value_name = "NAME")]
@@ -234,7 +239,12 @@ pub fn get(ctx: &Ctx, args: GetArgs) -> CliResult {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// The vault
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vault: String,
 }
 

@@ -32,7 +32,12 @@ const PROGRESS_FROM: usize = 20;
 #[derive(Args, Debug)]
 pub struct SyncArgs {
     /// Sync only this vault; repeatable [default: every vault]
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
     /// The platform workspace (a UUID) [default: $TAILOR_PLATFORM_WORKSPACE_ID]
     #[arg(short = 'w', long, value_name = "UUID")]

@@ -74,7 +74,12 @@ pub fn write_output(ctx: &Ctx, out: Option<&Path>, bytes: &[u8]) -> CliResult {
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The vault
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vault: String,
     /// The file format [default: json for a .json OUT, else env]
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -129,7 +134,12 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> CliResult {
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The vault
-    #[arg(short = 'V', long = "vault-name", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vault: String,
     /// The file to read ('-' for stdin)
     #[arg(value_name = "FILE")]

@@ -13,7 +13,12 @@ use super::ui;
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Only these vaults (repeatable)
-    #[arg(long = "vault", value_name = "VAULT")]
+    #[arg(
+        short = 'V',
+        long = "vault-name",
+        visible_alias = "vault",
+        value_name = "VAULT"
+    )]
     vaults: Vec<String>,
     /// First accept unverified contributions in the vaults you can open,
     /// after showing their names

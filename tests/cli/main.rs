@@ -23,6 +23,8 @@ mod leaks;
 mod meta;
 /// `--json` and the output layer.
 mod output;
+/// The platform's command tree verbatim, and `-V` everywhere.
+mod platform;
 /// `refs check`: references in source files.
 mod refs;
 /// Kills at random moments, injected I/O errors, racing processes.
