@@ -84,11 +84,23 @@ fn contributed(ctx: &Ctx, vault: &VaultName, name: &SecretName, verb: &str) {
 
 /// Reads at most `MAX_VALUE_LEN + 2` bytes: enough to strip a newline and
 /// still see that a value is too long, without reading an endless stream.
-fn read_limited(r: impl Read, what: &str) -> CliResult<Zeroizing<Vec<u8>>> {
+/// A longer input is refused here, with its real size when it is known (a
+/// file's), rather than the size of what was read.
+fn read_limited(r: impl Read, what: &str, size: Option<u64>) -> CliResult<Zeroizing<Vec<u8>>> {
+    let cap = MAX_VALUE_LEN as u64 + 2;
     let mut buf = Zeroizing::new(Vec::new());
-    r.take(MAX_VALUE_LEN as u64 + 2)
+    r.take(cap)
         .read_to_end(&mut buf)
         .map_err(|e| CliError::new(format!("could not read the value from {what}: {e}")))?;
+    if buf.len() as u64 == cap {
+        let max = MAX_VALUE_LEN;
+        let size = size.map(|n| format!(" {n} bytes,")).unwrap_or_default();
+        return Err(CliError::new(format!(
+            "the value in {what} is{size} over the limit of {max} bytes ({} KiB)",
+            max / 1024
+        ))
+        .hint("store large data elsewhere, or split it across several secrets"));
+    }
     Ok(buf)
 }
 
@@ -106,21 +118,22 @@ fn read_value(
     }
     let bytes = match &args.value_file {
         Some(p) if p.as_os_str() == "-" => {
-            let mut b = read_limited(std::io::stdin().lock(), "stdin")?;
+            let mut b = read_limited(std::io::stdin().lock(), "stdin", None)?;
             strip_one_newline(&mut b);
             b
         }
         Some(p) => {
             let f = std::fs::File::open(p)
                 .map_err(|e| CliError::new(format!("could not read {}: {e}", p.display())))?;
-            read_limited(f, &p.display().to_string())?
+            let size = f.metadata().ok().map(|m| m.len());
+            read_limited(f, &p.display().to_string(), size)?
         }
         None if ui::stdin_is_terminal() => {
             let line = ui::prompt_value(&format!("Value for {vault}/{name}: "))?;
             Zeroizing::new(line.as_bytes().to_vec())
         }
         None => {
-            let mut b = read_limited(std::io::stdin().lock(), "stdin")?;
+            let mut b = read_limited(std::io::stdin().lock(), "stdin", None)?;
             strip_one_newline(&mut b);
             b
         }

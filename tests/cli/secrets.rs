@@ -215,6 +215,34 @@ fn invalid_values_are_refused_and_change_nothing() {
 }
 
 #[test]
+fn a_value_file_far_over_the_limit_reports_its_real_size() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    let big = env.work.join("big.txt");
+    std::fs::write(&big, vec![b'a'; 266_668]).unwrap();
+    let before = env.snapshot();
+    env.run(&[
+        "create",
+        "-V",
+        "api-keys",
+        "-n",
+        "big-key",
+        "--value-file",
+        "big.txt",
+    ])
+    .fails("is 266668 bytes, over the limit of 131072 bytes")
+    .transcript("secrets/value-file-far-over-the-limit");
+    // On stdin the size is not known: it says so, never a wrong size.
+    env.run_stdin(
+        &["create", "-V", "api-keys", "-n", "big-key"],
+        &vec![b'a'; 266_668],
+    )
+    .fails("the value in stdin is over the limit of 131072 bytes")
+    .transcript("secrets/stdin-far-over-the-limit");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
 fn unchanged_update_writes_nothing() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
