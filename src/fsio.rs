@@ -109,7 +109,7 @@ pub(crate) fn write_temp(dir: &Path, bytes: &[u8], mode: u32) -> Result<tempfile
 /// Atomically replaces `dir/name` with `bytes`: temp file, fsync, rename,
 /// fsync of the directory. On error the old file is untouched and the temp
 /// file is removed.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = write_temp(dir, bytes, mode)?;
     tmp.as_file()
         .sync_all()

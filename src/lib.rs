@@ -28,7 +28,7 @@
 
 // The ground.
 pub mod error;
-pub(crate) mod fsio;
+pub mod fsio;
 pub mod name;
 pub mod secret;
 pub mod time;

@@ -168,8 +168,8 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Print shell completions
     Completions(completion::CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print a man page (roff): coffer's, or a command's (`coffer man create`)
+    Man(completion::ManArgs),
 }
 
 /// The environment, read once at start-up.
@@ -375,7 +375,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),
         Command::Completions(a) => completion::completions(ctx, a),
-        Command::Man => completion::man(ctx),
+        Command::Man(a) => completion::man(ctx, a),
     }
 }
 

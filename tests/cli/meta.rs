@@ -53,6 +53,58 @@ fn completions_and_man_page_come_from_the_cli() {
     assert!(man.contains("vault"));
 }
 
+/// Every page a man page refers to (`coffer-create(1)`) can be printed
+/// with `coffer man create`, and each has the options, the environment and
+/// the exit statuses; `--dir` writes all of them.
+#[test]
+fn every_man_page_that_is_referred_to_can_be_printed() {
+    let env = TestEnv::new();
+    let mut todo = vec![Vec::<String>::new()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(words) = todo.pop() {
+        let mut args = vec!["man".to_owned()];
+        args.extend(words.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let page = env.run(&args).ok().stdout();
+        for section in [
+            ".SH NAME",
+            ".SH SYNOPSIS",
+            ".SH ENVIRONMENT",
+            ".SH EXIT STATUS",
+        ] {
+            assert!(page.contains(section), "{section} missing from {words:?}");
+        }
+        seen.insert(words.join(" "));
+        // References look like `coffer\-secret\-vault(1)`.
+        for r in page.split("coffer\\-").skip(1) {
+            let Some(name) = r
+                .split("(1)")
+                .next()
+                .filter(|n| !n.contains(char::is_whitespace))
+            else {
+                continue;
+            };
+            let sub: Vec<String> = name.split("\\-").map(str::to_owned).collect();
+            if !seen.contains(&sub.join(" ")) {
+                todo.push(sub);
+            }
+        }
+    }
+    assert!(
+        seen.contains("secret vault create") && seen.contains("create"),
+        "{seen:?}"
+    );
+    let dir = env.dir.path().join("man1");
+    std::fs::create_dir(&dir).unwrap();
+    env.run(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    let written = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(written, seen.len(), "one file per page");
+    assert!(dir.join("coffer-secret-vault-create.1").is_file());
+    env.run(&["man", "nope"])
+        .fails("no command `coffer nope`")
+        .transcript("meta/man-of-an-unknown-command");
+}
+
 /// The sample store in `vaults/` opens with the demo identity: the README's
 /// first command works.
 #[test]
