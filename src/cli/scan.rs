@@ -22,19 +22,32 @@ pub struct ScanArgs {
     /// Scan what is staged for the next commit (the pre-commit hook)
     #[arg(long)]
     staged: bool,
+    /// Succeed with nothing to look for when no vault opens for you (a
+    /// contributor's machine); without it, that is an error, so a hook
+    /// cannot pass by searching for nothing
+    #[arg(long)]
+    allow_no_key: bool,
 }
 
-/// Decrypts every value the user can read, one vault key per vault.
-fn values(ctx: &Ctx) -> CliResult<Vec<(SecretRef, SecretValue)>> {
+/// Decrypts every value the user can read, one vault key per vault. When
+/// the store holds values and none of its vaults opens, there is nothing to
+/// look for: an error unless `allow_no_key`.
+fn values(ctx: &Ctx, allow_no_key: bool) -> CliResult<Vec<(SecretRef, SecretValue)>> {
     let store = ctx.store()?;
     let ids = ctx.load_identities()?;
     let mut out = Vec::new();
-    if ids.is_empty() {
-        ctx.ui
-            .warn("no identity found: there are no values to look for");
-        return Ok(out);
-    }
+    let mut holding = Vec::new();
     for v in store.vault_names()? {
+        if !store.vault(&v)?.read()?.manifest().secrets.is_empty() {
+            holding.push(v);
+        }
+    }
+    let mut opened = 0;
+    for v in &holding {
+        if ids.is_empty() {
+            break;
+        }
+        let v = v.clone();
         let vault = store.vault(&v)?;
         let key = match vault.unlock(&ids) {
             Ok(k) => k,
@@ -44,6 +57,7 @@ fn values(ctx: &Ctx) -> CliResult<Vec<(SecretRef, SecretValue)>> {
                 continue;
             }
         };
+        opened += 1;
         let read = vault.read()?;
         for name in read.manifest().secrets.keys() {
             match read.get(&key, name) {
@@ -58,6 +72,24 @@ fn values(ctx: &Ctx) -> CliResult<Vec<(SecretRef, SecretValue)>> {
             }
         }
     }
+    if opened == 0 && !holding.is_empty() {
+        let why = if ids.is_empty() {
+            "no identity was found"
+        } else {
+            "none of your identities opens them"
+        };
+        if allow_no_key {
+            ctx.ui.warn(format!(
+                "nothing to look for: {why}, so no vault could be opened"
+            ));
+        } else {
+            return Err(CliError::new(format!(
+                "no vault could be opened ({why}), so there are no values to look for"
+            ))
+            .hint("scan looks for the values you can read: run it where a recipient's identity is (`coffer recipients list` shows who)")
+            .hint("if that is expected here (a contributor's machine), pass --allow-no-key"));
+        }
+    }
     Ok(out)
 }
 
@@ -70,7 +102,7 @@ struct FindingJson {
 }
 
 pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
-    let scanner = Scanner::new(values(ctx)?)?;
+    let scanner = Scanner::new(values(ctx, args.allow_no_key)?)?;
     let skipped = scanner.skipped();
     if !skipped.is_empty() {
         let names: Vec<String> = skipped.iter().map(|s| s.to_string()).collect();
@@ -121,7 +153,7 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
     ))
     .hint("take the values out of those files (read them from coffer at run time instead)");
     Err(if args.staged {
-        err.hint("then `git add` the files again; the commit was not made")
+        err.hint("then `git add` the files again (as the pre-commit hook, this stopped the commit)")
     } else {
         err.hint("a value that was ever committed or shared is exposed: give it a new value with `coffer update`")
     })

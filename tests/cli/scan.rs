@@ -101,14 +101,35 @@ fn setup_does_not_overwrite_someone_elses_pre_commit_hook() {
 }
 
 #[test]
-fn scan_without_any_identity_has_nothing_to_look_for() {
+fn scan_without_any_identity_fails_instead_of_searching_for_nothing() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "sk_live_original_value");
+    fs::write(env.work.join("leak.txt"), "sk_live_original_value\n").unwrap();
     fs::rename(env.default_identity(), env.dir.path().join("away.txt")).unwrap();
     env.run(&["scan", "."])
+        .fails("no vault could be opened (no identity was found)")
+        .transcript("scan/no-identity-no-values");
+    env.run(&["scan", ".", "--allow-no-key"])
         .ok()
-        .stderr_has("no identity found: there are no values to look for");
+        .stderr_has("nothing to look for: no identity was found");
+}
+
+#[test]
+fn a_non_members_scan_fails_instead_of_passing_silently() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_original_value");
+    // Someone else's identity: a valid key that opens no vault here.
+    let other = env.dir.path().join("other.txt");
+    env.run(&["keygen", "-o", other.to_str().unwrap()]).ok();
+    env.run(&["scan", ".", "-i", other.to_str().unwrap()])
+        .fails("none of your identities opens them")
+        .transcript("scan/non-member-no-values");
+    // A store with no values has nothing to look for, and that is fine.
+    let empty = TestEnv::new();
+    empty.init(&["api-keys"]);
+    empty.run(&["scan", "."]).ok();
 }
 
 #[test]
