@@ -11,7 +11,9 @@ coffer=target/debug/coffer
 export COFFER_AGE_KEY="$(cat demo/demo-identity.txt)"
 unset COFFER_IDENTITY COFFER_STORE
 rm -rf vaults
-"$coffer" init --name demo
+# The demo key is named explicitly: coffer never makes it a recipient on
+# its own, since anyone can read what is encrypted to it.
+"$coffer" init --name demo --recipient "$(sed -n 's/^# public key: //p' demo/demo-identity.txt)"
 "$coffer" vault create api-keys
 "$coffer" vault create database
 put() { printf '%s' "$3" | "$coffer" -q create -V "$1" -n "$2"; }

@@ -69,9 +69,15 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> CliResult {
     let key: RecipientKey = match args.recipient {
         Some(k) => k.parse()?,
         None => {
-            let ids = ctx.load_identities()?;
+            let (ids, demo) = ctx.load_identities_noting_demo()?;
             match ids.recipients().first() {
                 Some(k) => k.clone(),
+                None if demo => {
+                    return Err(CliError::new(
+                        "your only identity is coffer's published demo identity, which must never be a real store's recipient",
+                    )
+                    .hint("unset COFFER_AGE_KEY (the README's try-it line sets it only for its own commands), then run `coffer init` again: it creates an identity of your own"));
+                }
                 None if ids.is_empty() => {
                     let path = ctx.env.default_identity().ok_or_else(|| {
                         CliError::new("you have no identity, and no configuration directory to create one in")

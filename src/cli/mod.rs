@@ -314,11 +314,44 @@ impl Ctx {
     /// Loads the user's identities, possibly none, warning about any file
     /// that was skipped (an SSH key readable by others, say).
     pub fn load_identities(&self) -> CliResult<Identities> {
-        let ids = Identities::load(&self.identity_sources(), self.callbacks.clone())?;
+        self.load_identities_noting_demo().map(|(ids, _)| ids)
+    }
+
+    /// Loads the user's identities, and says whether the published demo
+    /// identity was among them and set aside (see [`Ctx::is_sample_store`]).
+    pub fn load_identities_noting_demo(&self) -> CliResult<(Identities, bool)> {
+        let mut ids = Identities::load(&self.identity_sources(), self.callbacks.clone())?;
         for s in ids.skipped() {
             self.ui.warn(format!("an identity file was {s}"));
         }
-        Ok(ids)
+        let mut demo = false;
+        if !self.is_sample_store() {
+            for place in ids.set_aside_published_demo() {
+                demo = true;
+                self.ui.warn(format!(
+                    "{place} holds coffer's published demo identity: it is used only for the sample store, whose values anyone can read"
+                ));
+            }
+        }
+        Ok((ids, demo))
+    }
+
+    /// Whether the store in use is a sample store: one whose only recipient
+    /// is coffer's published demo key. Anywhere else, the demo identity is
+    /// set aside, so that it can never open, or be made a recipient of, a
+    /// real store.
+    pub fn is_sample_store(&self) -> bool {
+        let dir = match self.requested_store() {
+            Some(d) => d,
+            None => match Store::discover(&self.env.cwd) {
+                Ok(d) => d,
+                Err(_) => return false,
+            },
+        };
+        Store::open(&dir).is_ok_and(|s| {
+            let r = s.config().recipients();
+            !r.is_empty() && r.values().all(|m| m.key.is_published_demo())
+        })
     }
 
     /// Loads the user's identities; an error if there are none at all.
@@ -377,6 +410,19 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Completions(a) => completion::completions(ctx, a),
         Command::Man(a) => completion::man(ctx, a),
     }
+}
+
+/// Refuses to encrypt to coffer's published demo key anywhere but in the
+/// sample store: anyone can read what is encrypted to it.
+pub fn refuse_published_demo(ctx: &Ctx, who: &str, key: &coffer::RecipientKey) -> CliResult {
+    if key.is_published_demo() && !ctx.is_sample_store() {
+        return Err(CliError::new(format!(
+            "recipient {who} is coffer's published demo key: anyone can decrypt what is encrypted to it"
+        ))
+        .hint("the demo identity is for the sample store in coffer's repository only; use your own key (`coffer keygen`)")
+        .hint("if coffer.toml lists it, remove that entry"));
+    }
+    Ok(())
 }
 
 /// The subcommand words of a parsed command line (`vault delete`).

@@ -383,6 +383,7 @@ struct Changes {
 fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     let name: RecipientName = args.name.parse()?;
     let key = read_key(&args.key)?;
+    super::refuse_published_demo(ctx, name.as_str(), &key)?;
     let store = ctx.store()?;
     let scope = parse_vaults(&args.vaults)?;
     for v in &scope {

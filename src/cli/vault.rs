@@ -77,6 +77,9 @@ fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
     let store = ctx.store()?;
     let ids = ctx.load_identities()?;
     let (recipients, unvouched) = store.new_vault_recipients(&name, &ids)?;
+    for (who, key) in &recipients {
+        super::refuse_published_demo(ctx, who.as_str(), key)?;
+    }
     if !unvouched.is_empty() {
         errln!(
             "Vault {name} would be encrypted to recipients that no vault you can open vouches for:"

@@ -62,6 +62,8 @@ struct Loaded {
     place: String,
     identity: Box<dyn age::Identity>,
     plugin: bool,
+    /// Its public key, where coffer can derive one.
+    recipient: Option<RecipientKey>,
 }
 
 /// The identities found, ready to open vault keys, and the record of where
@@ -238,8 +240,9 @@ impl Identities {
             let recipient = age::ssh::Recipient::try_from(id.clone())
                 .map_err(|_| bad("its public key is not a supported SSH key".into()))?;
             let tag = ssh_tag(&recipient);
-            self.recipients.push(RecipientKey::Ssh(recipient));
+            self.recipients.push(RecipientKey::Ssh(recipient.clone()));
             self.loaded.push(Loaded {
+                recipient: Some(RecipientKey::Ssh(recipient)),
                 place: place.clone(),
                 identity: Box::new(SshOnly {
                     inner: Box::new(id.with_callbacks(callbacks.clone())),
@@ -264,6 +267,7 @@ impl Identities {
                 place,
                 identity: Box::new(id),
                 plugin: false,
+                recipient: None,
             });
             return Ok(());
         }
@@ -277,6 +281,7 @@ impl Identities {
             if let Ok(id) = line.parse::<age::x25519::Identity>() {
                 self.recipients.push(RecipientKey::X25519(id.to_public()));
                 self.loaded.push(Loaded {
+                    recipient: Some(RecipientKey::X25519(id.to_public())),
                     place: place.clone(),
                     identity: Box::new(crate::crypto::x25519::X25519Identity::from_age(&id)),
                     plugin: false,
@@ -288,6 +293,7 @@ impl Identities {
                     callbacks.clone(),
                 ) {
                     Ok(p) => self.loaded.push(Loaded {
+                        recipient: None,
                         place: place.clone(),
                         identity: Box::new(p),
                         plugin: true,
@@ -317,6 +323,24 @@ impl Identities {
     /// caller to mention.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// Sets aside the published demo identity, if it was loaded (see
+    /// [`crate::crypto::recipient::DEMO_RECIPIENT`]): it opens only the
+    /// sample store, and must never become a real store's recipient.
+    /// Returns the places it came from.
+    pub fn set_aside_published_demo(&mut self) -> Vec<String> {
+        let demo =
+            |r: &Option<RecipientKey>| r.as_ref().is_some_and(RecipientKey::is_published_demo);
+        let places: Vec<String> = self
+            .loaded
+            .iter()
+            .filter(|l| demo(&l.recipient))
+            .map(|l| l.place.clone())
+            .collect();
+        self.loaded.retain(|l| !demo(&l.recipient));
+        self.recipients.retain(|r| !r.is_published_demo());
+        places
     }
 
     /// Returns true if no identity was found.

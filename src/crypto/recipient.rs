@@ -24,7 +24,18 @@ pub enum RecipientKey {
     Plugin(age::plugin::Recipient),
 }
 
+/// The public key of coffer's published demo identity
+/// (`demo/demo-identity.txt`, committed so that a fresh clone can open the
+/// sample store). Anyone can decrypt what is encrypted to it, so coffer uses
+/// it for the sample store alone.
+pub const DEMO_RECIPIENT: &str = "age1d98pstnju53zy8z0atrzxfmv4p4l9m8vesqk4dr5fyhxn7ny5gssrljrpz";
+
 impl RecipientKey {
+    /// Returns whether this is the published demo key ([`DEMO_RECIPIENT`]).
+    pub fn is_published_demo(&self) -> bool {
+        matches!(self, RecipientKey::X25519(r) if r.to_string() == DEMO_RECIPIENT)
+    }
+
     /// Returns a short kind label: `x25519`, `ssh-ed25519`, `ssh-rsa` or
     /// `plugin:<name>`.
     pub fn kind(&self) -> String {

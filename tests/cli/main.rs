@@ -6,6 +6,8 @@ mod common;
 /// The bad-input corpus: malformed, oversized, planted and hostile input.
 mod bad_input;
 
+/// The published demo identity opens the sample store only.
+mod demo;
 /// `coffer diff` across commits.
 mod diff;
 /// `coffer git setup`, merges and textconv with real git.
