@@ -100,9 +100,16 @@ impl From<coffer::Error> for CliError {
             E::NoMatchingIdentity { tried, .. } => err
                 .hint(tried_hint(tried))
                 .hint("pass your key with --identity FILE or COFFER_AGE_KEY, or ask someone who can open the vault to add your recipient"),
-            E::NoIdentity { tried } => err
-                .hint(tried_hint(tried))
-                .hint("create an identity with `coffer keygen`, or pass one with --identity FILE or COFFER_AGE_KEY"),
+            E::NoIdentity { tried } => {
+                let err = err.hint(tried_hint(tried));
+                // A default file skipped as unsafe is there: keygen would
+                // refuse to overwrite it, so say how to make it safe.
+                if tried.iter().any(|t| t.outcome.contains("accessible by other users")) {
+                    err.hint("make the identity file private (the chmod above), or pass one with --identity FILE or COFFER_AGE_KEY")
+                } else {
+                    err.hint("create an identity with `coffer keygen`, or pass one with --identity FILE or COFFER_AGE_KEY")
+                }
+            }
             E::IdentityPermissions { path, .. } => {
                 err.hint(format!("make it private: chmod 600 {}", path.display()))
             }

@@ -71,6 +71,9 @@ struct Loaded {
 pub struct Identities {
     loaded: Vec<Loaded>,
     tried: Vec<Tried>,
+    /// Every place looked at, in lookup order, so that the two "no
+    /// identity" errors list them alike.
+    order: Vec<String>,
     recipients: Vec<RecipientKey>,
     skipped: Vec<String>,
 }
@@ -93,6 +96,7 @@ impl Identities {
         let mut ids = Identities {
             loaded: Vec::new(),
             tried: Vec::new(),
+            order: Vec::new(),
             recipients: Vec::new(),
             skipped: Vec::new(),
         };
@@ -154,6 +158,7 @@ impl Identities {
         let mut ids = Identities {
             loaded: Vec::new(),
             tried: Vec::new(),
+            order: Vec::new(),
             recipients: Vec::new(),
             skipped: Vec::new(),
         };
@@ -167,7 +172,17 @@ impl Identities {
         self
     }
 
+    fn push_loaded(&mut self, l: Loaded) {
+        if !self.order.contains(&l.place) {
+            self.order.push(l.place.clone());
+        }
+        self.loaded.push(l);
+    }
+
     fn note(&mut self, place: &str, outcome: &str) {
+        if !self.order.iter().any(|p| p == place) {
+            self.order.push(place.to_owned());
+        }
         self.tried.push(Tried {
             place: place.to_owned(),
             outcome: outcome.to_owned(),
@@ -241,7 +256,7 @@ impl Identities {
                 .map_err(|_| bad("its public key is not a supported SSH key".into()))?;
             let tag = ssh_tag(&recipient);
             self.recipients.push(RecipientKey::Ssh(recipient.clone()));
-            self.loaded.push(Loaded {
+            self.push_loaded(Loaded {
                 recipient: Some(RecipientKey::Ssh(recipient)),
                 place: place.clone(),
                 identity: Box::new(SshOnly {
@@ -263,7 +278,7 @@ impl Identities {
                     .ok_or_else(|| {
                         bad("it is an age-encrypted file, but not passphrase-protected".into())
                     })?;
-            self.loaded.push(Loaded {
+            self.push_loaded(Loaded {
                 place,
                 identity: Box::new(id),
                 plugin: false,
@@ -280,7 +295,7 @@ impl Identities {
             }
             if let Ok(id) = line.parse::<age::x25519::Identity>() {
                 self.recipients.push(RecipientKey::X25519(id.to_public()));
-                self.loaded.push(Loaded {
+                self.push_loaded(Loaded {
                     recipient: Some(RecipientKey::X25519(id.to_public())),
                     place: place.clone(),
                     identity: Box::new(crate::crypto::x25519::X25519Identity::from_age(&id)),
@@ -292,7 +307,7 @@ impl Identities {
                     std::slice::from_ref(&id),
                     callbacks.clone(),
                 ) {
-                    Ok(p) => self.loaded.push(Loaded {
+                    Ok(p) => self.push_loaded(Loaded {
                         recipient: None,
                         place: place.clone(),
                         identity: Box::new(p),
@@ -350,13 +365,16 @@ impl Identities {
 
     /// Returns every place that was looked at, with what was found there.
     pub fn tried(&self) -> Vec<Tried> {
-        let mut t = self.tried.clone();
-        for l in &self.loaded {
-            if !t.iter().any(|x| x.place == l.place) {
+        let mut t = Vec::new();
+        for place in &self.order {
+            let noted: Vec<&Tried> = self.tried.iter().filter(|x| &x.place == place).collect();
+            if noted.is_empty() {
                 t.push(Tried {
-                    place: l.place.clone(),
+                    place: place.clone(),
                     outcome: "no match".into(),
                 });
+            } else {
+                t.extend(noted.into_iter().cloned());
             }
         }
         t
