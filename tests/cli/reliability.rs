@@ -548,3 +548,89 @@ fn find_coffer_waiting() -> Option<u32> {
     }
     None
 }
+
+/// Runs `coffer` under strace, killing it (SIGKILL) at the `nth` matching
+/// system call. Returns the exit code (-1 when killed).
+fn killed_at(env: &TestEnv, syscalls: &str, nth: usize, args: &[&str]) -> i32 {
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject={syscalls}:signal=KILL:when={nth}"))
+        .arg(env!("CARGO_BIN_EXE_coffer"))
+        .args(args)
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", &env.config)
+        .env("PATH", crate::common::PATH)
+        .current_dir(&env.work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    out.status.code().unwrap_or(-1)
+}
+
+/// `export -o` killed at any write, flush, link or rename leaves no
+/// plaintext under a name: the file appears whole or not at all, and an
+/// intermediate name (only possible between the link and the rename of a
+/// replacement) is removed by the next export into that directory.
+#[test]
+fn export_killed_at_any_moment_leaves_no_plaintext_file_behind() {
+    if !have_tool("strace") {
+        if std::env::var("COFFER_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("strace is missing");
+        }
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_killed_export_value");
+    let out = env.work.join("out");
+    fs::create_dir(&out).unwrap();
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let whole = "STRIPE_KEY=sk_live_killed_export_value\n";
+    let mut kills = 0;
+    for replacing in [false, true] {
+        for calls in ["write", "fsync", "linkat", "renameat,renameat2"] {
+            for nth in 1..=3 {
+                if !replacing {
+                    let _ = fs::remove_file(out.join("app.env"));
+                }
+                let code = killed_at(
+                    &env,
+                    calls,
+                    nth,
+                    &["export", "-V", "api-keys", "-o", "out/app.env"],
+                );
+                if code != -1 {
+                    continue;
+                }
+                kills += 1;
+                for n in names() {
+                    let text = fs::read_to_string(out.join(&n)).unwrap();
+                    if n == "app.env" {
+                        assert_eq!(text, whole, "app.env is whole or absent ({calls} #{nth})");
+                    } else {
+                        // Only a replacement has an intermediate name, and
+                        // only between its link and its rename.
+                        assert!(
+                            replacing
+                                && calls.starts_with("rename")
+                                && n.starts_with(".coffer-tmp-out-"),
+                            "plaintext left under {n} ({calls} #{nth}, replacing: {replacing})"
+                        );
+                    }
+                }
+                env.run(&["export", "-V", "api-keys", "-o", "out/app.env"])
+                    .ok();
+                assert_eq!(names(), ["app.env"], "the next export cleans up");
+            }
+        }
+    }
+    assert!(kills >= 6, "too few kills landed: {kills}");
+}
