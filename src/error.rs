@@ -166,6 +166,18 @@ pub enum Error {
         start: PathBuf,
     },
 
+    /// A store found by walking up from the current directory belongs to
+    /// another user.
+    #[error("{} is owned by another user (uid {owner}): coffer does not use a store it finds in another user's directory", path.display())]
+    UnsafeStore {
+        /// The file or directory owned by someone else.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The store directory.
+        store: PathBuf,
+    },
+
     /// The directory given as the store holds no `coffer.toml`.
     #[error("{} is not a coffer store (it has no coffer.toml)", path.display())]
     NotAStore {

@@ -69,6 +69,9 @@ impl From<coffer::Error> for CliError {
         use coffer::Error as E;
         let err = CliError::new(e.to_string());
         match &e {
+            E::UnsafeStore { store, .. } => err
+                .hint(format!("check who owns {} and what it holds before you trust it", store.display()))
+                .hint(format!("to use it anyway, pass --store {} or add it to COFFER_SAFE_DIRECTORIES", store.display())),
             E::StoreNotFound { .. } | E::NotAStore { .. } => err
                 .hint("create a store here with `coffer init`, or point to one with --store DIR or COFFER_STORE"),
             E::InvalidName { kind: NameKind::Vault | NameKind::Secret, .. } => err.hint(

@@ -184,6 +184,10 @@ pub struct Env {
     pub user: Option<String>,
     /// `PATH`, to find `git` (absolute entries only).
     pub path: Option<OsString>,
+    /// `COFFER_SAFE_DIRECTORIES`: stores owned by another user that the
+    /// user trusts anyway (colon-separated; `*` for any), as git's
+    /// `safe.directory`.
+    pub safe_directories: Vec<PathBuf>,
     /// `COFFER_SHOW_VALUES`: decrypted values in `git diff`.
     pub show_values: bool,
     /// `COFFER_LOCK_TIMEOUT`, in seconds: how long to wait for another
@@ -220,6 +224,13 @@ impl Env {
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|s| !s.is_empty()),
             path: var("PATH"),
+            safe_directories: var("COFFER_SAFE_DIRECTORIES")
+                .map(|v| {
+                    std::env::split_paths(&v)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             show_values: var("COFFER_SHOW_VALUES")
                 .is_some_and(|v| matches!(v.to_str(), Some("1" | "true" | "yes"))),
         }
@@ -270,7 +281,7 @@ impl Ctx {
     pub fn store(&self) -> CliResult<Store> {
         let dir = match self.requested_store() {
             Some(d) => d,
-            None => Store::discover(&self.env.cwd)?,
+            None => Store::discover(&self.env.cwd, &self.env.safe_directories)?,
         };
         let mut store = Store::open(&dir)?;
         let ui = self.ui;
@@ -343,7 +354,7 @@ impl Ctx {
     pub fn is_sample_store(&self) -> bool {
         let dir = match self.requested_store() {
             Some(d) => d,
-            None => match Store::discover(&self.env.cwd) {
+            None => match Store::discover(&self.env.cwd, &self.env.safe_directories) {
                 Ok(d) => d,
                 Err(_) => return false,
             },

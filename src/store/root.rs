@@ -32,10 +32,20 @@ pub struct Store {
 impl Store {
     /// Finds the store for `start`: the nearest `vaults/coffer.toml`
     /// walking up from it. Returns the store directory.
-    pub fn discover(start: &Path) -> Result<PathBuf> {
+    ///
+    /// A store found this way must belong to the user: its directory, the
+    /// directory holding it and its `coffer.toml` must be owned by the
+    /// current user or by root. Otherwise another local user could plant a
+    /// `vaults/` above someone's working directory (a shared `/tmp`, a
+    /// world-writable parent) and have `run` start programs with their
+    /// values, or `create` write secrets into their store: the class of
+    /// git's CVE-2022-24765. `trusted` lists store directories (or their
+    /// parents) the user has accepted anyway; `*` accepts any.
+    pub fn discover(start: &Path, trusted: &[PathBuf]) -> Result<PathBuf> {
         for dir in start.ancestors() {
             let candidate = dir.join(STORE_DIR);
             if candidate.join(CONFIG_FILE).is_file() {
+                check_owner(&candidate, trusted)?;
                 return Ok(candidate);
             }
         }
@@ -199,4 +209,34 @@ impl Store {
 pub(crate) struct StoreLock {
     _lock: txn::DirLock,
     pub(crate) recovered: Recovered,
+}
+
+/// Refuses a discovered store that another user owns (see
+/// [`Store::discover`]).
+fn check_owner(store: &Path, trusted: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let canonical = fs::canonicalize(store).unwrap_or_else(|_| store.to_owned());
+    let parent = canonical.parent().map(Path::to_owned);
+    let is_trusted = trusted.iter().any(|t| {
+        t.as_os_str() == "*"
+            || fs::canonicalize(t).is_ok_and(|t| t == canonical || Some(&t) == parent.as_ref())
+    });
+    if is_trusted {
+        return Ok(());
+    }
+    let mut paths = vec![canonical.clone(), canonical.join(CONFIG_FILE)];
+    paths.extend(parent);
+    for path in paths {
+        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
+        let owner = meta.uid();
+        if owner != me && owner != 0 {
+            return Err(Error::UnsafeStore {
+                path,
+                owner,
+                store: canonical,
+            });
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,8 @@ mod demo;
 mod diff;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
+/// Attacks by another local user, a keyless writer, a hostile platform.
+mod hardening;
 /// Tampered stores: swapped, rolled-back and forged files.
 mod integrity;
 /// The real `age` CLI and real `git`.
