@@ -496,8 +496,115 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     #[test]
     fn clap_definition_is_consistent() {
         super::command().debug_assert();
+    }
+
+    /// Splits a documented command line into words: quotes group, `#`
+    /// starts a comment, and what the shell would do with `<`, `>`, `|`,
+    /// `&&` or `$(…)` ends the command.
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut quote = None;
+        let mut started = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    started = true;
+                }
+                (None, '#') if !started || cur.is_empty() => break,
+                (None, '<' | '>' | '|' | '&' | ';' | '$' | '(' | ')') => break,
+                (None, c) if c.is_whitespace() => {
+                    if started {
+                        out.push(std::mem::take(&mut cur));
+                        started = false;
+                    }
+                }
+                (None, c) => {
+                    cur.push(c);
+                    started = true;
+                }
+            }
+        }
+        if started {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Every `coffer …` line in a shell block of the README and the docs
+    /// parses with today's flags, so that the docs cannot drift from the
+    /// command line (the blocks that show output are run for real by
+    /// `tests/cli/docs.rs`).
+    #[test]
+    fn every_command_line_in_the_docs_parses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("README.md")];
+        let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md"))
+            .collect();
+        docs.sort();
+        files.extend(docs);
+        let mut checked = 0;
+        let mut bad = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut in_shell = false;
+            for (i, line) in text.lines().enumerate() {
+                let t = line.trim_start();
+                if let Some(info) = t.strip_prefix("```") {
+                    in_shell = !in_shell && matches!(info, "sh" | "bash" | "console" | "shell");
+                    continue;
+                }
+                if !in_shell {
+                    continue;
+                }
+                let t = t.strip_prefix("$ ").unwrap_or(t);
+                // The commands of a line: `a && b`, `a; b`, `(…)`.
+                for part in t.split("&&").flat_map(|p| p.split(';')) {
+                    let p = part.trim().trim_start_matches('(').trim();
+                    let p = p
+                        .strip_prefix("cargo run -q -- ")
+                        .map(|r| format!("coffer {r}"));
+                    let p = p.as_deref().unwrap_or(part.trim().trim_start_matches('('));
+                    if !p.starts_with("coffer ") && p != "coffer" {
+                        continue;
+                    }
+                    // `[--flag]` is the docs' notation for an optional flag.
+                    let w: Vec<String> = words(p)
+                        .into_iter()
+                        .filter(|x| !(x.starts_with('[') && x.ends_with(']')))
+                        .collect();
+                    // Placeholders stand for a value of the user's.
+                    if w.iter().any(|x| x.contains('…')) {
+                        continue;
+                    }
+                    checked += 1;
+                    if let Err(e) = super::Cli::try_parse_from(&w) {
+                        let first = e.to_string().lines().next().unwrap_or("").to_owned();
+                        bad.push(format!(
+                            "{}:{}: {p}\n    {first}",
+                            file.strip_prefix(root).unwrap_or(&file).display(),
+                            i + 1
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(checked >= 40, "only {checked} command lines found");
+        assert!(
+            bad.is_empty(),
+            "documented command lines that do not parse:\n{}",
+            bad.join("\n")
+        );
     }
 }
