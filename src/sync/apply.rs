@@ -16,7 +16,7 @@ use crate::sync::state::{Record, State};
 pub enum Outcome {
     /// Done. The note says anything surprising ("it already existed").
     Applied(Option<&'static str>),
-    /// The platform refused it, or never answered.
+    /// The target refused it, or never answered.
     Failed(RemoteError),
     /// Not tried, because a step it depends on failed.
     NotAttempted(&'static str),
@@ -61,7 +61,7 @@ pub fn apply(
         &|a| *a == Action::DeleteVault,
     ];
     // A token that is refused once will be refused every time, and a
-    // platform that asked for a longer wait than a run makes will refuse
+    // target that asked for a longer wait than a run makes will refuse
     // the next requests too: stop there rather than send every other
     // request to be refused.
     let refused = AtomicBool::new(false);
@@ -138,7 +138,7 @@ pub fn apply(
             }
         }
     }
-    // A platform that does not return `updateTime` from writes: read it
+    // A target that does not return `updateTime` from writes: read it
     // back, so that the next sync sees nothing to do.
     let state = state.into_inner().expect("not poisoned");
     for vault in written_without_time {
@@ -152,7 +152,7 @@ pub fn apply(
 }
 
 /// Sends one step's request(s). Returns the outcome and, for a secret
-/// write, the new `updateTime` if the platform said.
+/// write, the new `updateTime` if the target said.
 fn run_step(
     remote: &dyn Remote,
     s: &Step,

@@ -69,17 +69,17 @@ impl SkipReason {
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// `CreateSecretManagerVault`.
+    /// Create the vault.
     CreateVault,
-    /// `DeleteSecretManagerVault` (after its secrets' deletions).
+    /// Delete the vault (after its secrets' deletions).
     DeleteVault,
-    /// `CreateSecretManagerSecret`.
+    /// Create the secret.
     Create,
-    /// `UpdateSecretManagerSecret`.
+    /// Set the secret's value.
     Update(UpdateReason),
-    /// Nothing: the platform already has this value.
+    /// Nothing: the target already has this value.
     Keep,
-    /// `DeleteSecretManagerSecret` (only with `--prune`).
+    /// Delete the secret (only with `--prune`).
     Delete,
     /// Nothing, on purpose.
     Skip(SkipReason),
@@ -256,7 +256,7 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
                         (Some(_), Some(rec)) if rec.digest != *digest => {
                             Action::Update(UpdateReason::ChangedLocally)
                         }
-                        // A platform that lists no updateTime cannot show drift.
+                        // A target that lists no updateTime cannot show drift.
                         (Some(r), Some(rec))
                             if r.update_time.is_some() && rec.update_time != r.update_time =>
                         {

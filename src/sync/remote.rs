@@ -204,7 +204,7 @@ pub struct RemoteVault {
     pub secrets: BTreeMap<String, RemoteSecret>,
 }
 
-/// What the platform holds, as far as a sync needs to know.
+/// What the target holds, as far as a sync needs to know.
 #[derive(Clone, Debug, Default)]
 pub struct RemoteSnapshot {
     /// The vaults by name.
@@ -251,7 +251,7 @@ pub fn parallel<T: Sync, R: Send>(
         .collect()
 }
 
-/// Reads what the platform holds for a sync of `local`: the vault list,
+/// Reads what the target holds for a sync of `local`: the vault list,
 /// then, for each vault in scope, its owner and its secrets.
 pub fn fetch(
     remote: &dyn Remote,
@@ -261,7 +261,7 @@ pub fn fetch(
 ) -> Result<RemoteSnapshot, RemoteError> {
     let remote_names: BTreeSet<String> = match remote.list_vaults() {
         Ok(names) => names.into_iter().collect(),
-        // What a platform SDK's deploy takes to mean "no vaults yet".
+        // "No vaults yet", as some targets say it.
         Err(e) if e.kind == ErrorKind::NotFound => BTreeSet::new(),
         Err(e) => return Err(e),
     };

@@ -301,6 +301,36 @@ mod tests {
     }
 
     #[test]
+    fn a_file_naming_another_target_or_an_older_format_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = LockWait::default();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        let path = s.path().unwrap();
+        drop(s);
+        let store = fs::canonicalize(dir.path()).unwrap();
+        let store = store.to_string_lossy();
+        let digest = hex(&[1; 32]);
+        for text in [
+            format!(
+                r#"{{"version":1,"target":"{TARGET}","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"version":2,"target":"other","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+            ),
+        ] {
+            fs::write(&path, &text).unwrap();
+            let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            assert!(s.was_damaged() && s.is_empty(), "{text}");
+        }
+        let good = format!(
+            r#"{{"version":2,"target":"{TARGET}","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+        );
+        fs::write(&path, good).unwrap();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        assert_eq!(s.get("v", "a").unwrap().digest, [1; 32]);
+    }
+
+    #[test]
     fn a_second_sync_of_the_same_target_waits_for_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let _held = State::open(dir.path(), TARGET, dir.path(), &LockWait::default()).unwrap();
