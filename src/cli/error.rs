@@ -142,15 +142,15 @@ impl From<coffer::Error> for CliError {
 }
 
 #[cfg(feature = "sync")]
-impl From<coffer::sync::SyncError> for CliError {
-    fn from(e: coffer::sync::SyncError) -> CliError {
+impl From<coffer::sync::tailor::SettingsError> for CliError {
+    fn from(e: coffer::sync::tailor::SettingsError) -> CliError {
         sync_hints(CliError::new(e.to_string()), &e)
     }
 }
 
 #[cfg(feature = "sync")]
-fn sync_hints(err: CliError, e: &coffer::sync::SyncError) -> CliError {
-    use coffer::sync::SyncError as S;
+fn sync_hints(err: CliError, e: &coffer::sync::tailor::SettingsError) -> CliError {
+    use coffer::sync::tailor::SettingsError as S;
     match e {
         S::InvalidWorkspaceId { .. } => err.hint(
             "a workspace id looks like 123e4567-e89b-12d3-a456-426614174000 (`tailor-sdk workspace list` shows yours)",
@@ -159,16 +159,15 @@ fn sync_hints(err: CliError, e: &coffer::sync::SyncError) -> CliError {
             "set TAILOR_PLATFORM_URL to https://api.tailor.tech (the default), or http://127.0.0.1:PORT for a local stand-in",
         ),
         S::InvalidToken => err.hint("copy the token into TAILOR_PLATFORM_TOKEN again, without spaces or line breaks"),
-        S::Remote(r) => remote_hints(r.code).into_iter().fold(err, CliError::hint),
         _ => err,
     }
 }
 
 #[cfg(feature = "sync")]
-/// What to do about a platform error with this code.
-pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
-    use coffer::sync::Code as C;
-    match code {
+/// What to do about a platform error of this kind.
+pub fn remote_hints(kind: coffer::sync::ErrorKind) -> Vec<&'static str> {
+    use coffer::sync::ErrorKind as C;
+    match kind {
         C::Unauthenticated => vec![
             "TAILOR_PLATFORM_TOKEN was refused: it may have expired, or belong to another platform (TAILOR_PLATFORM_URL)",
         ],
@@ -179,13 +178,13 @@ pub fn remote_hints(code: coffer::sync::Code) -> Vec<&'static str> {
         C::NotFound => {
             vec!["check the workspace id (--workspace-id or TAILOR_PLATFORM_WORKSPACE_ID)"]
         }
-        C::InvalidArgument => vec![
+        C::InvalidRequest => vec![
             "check the workspace id; names follow the platform's rule already, so this may be a platform limit",
         ],
-        C::ResourceExhausted => vec![
+        C::Throttled => vec![
             "the platform is limiting requests: wait a while before running `coffer sync` again",
         ],
-        C::Unavailable | C::Transport | C::DeadlineExceeded => {
+        C::Unavailable | C::NoResponse | C::TimedOut => {
             vec!["check the network and TAILOR_PLATFORM_URL"]
         }
         _ => vec![],

@@ -1,16 +1,15 @@
 //! The command line: flags, the environment, dispatch and error reporting.
 //!
 //! This is the only part of coffer that reads the environment. It reads it
-//! once, into [`Env`], and hands the library typed requests.
+//! once, into [`Env`] (`env.rs`, the only file that calls `std::env`'s
+//! readers), and hands the library typed requests.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use coffer::{Identities, IdentitySources, LockWait, Store};
-use secrecy::SecretString;
 
 /// `eprintln!` that never panics: stderr may be closed or its disk full,
 /// and a status line is not worth a crash (or a half-written store).
@@ -33,6 +32,7 @@ macro_rules! errp {
 
 mod completion;
 mod diff;
+mod env;
 mod error;
 mod git;
 pub mod harden;
@@ -52,6 +52,7 @@ mod ui;
 mod vault;
 mod verify;
 
+use env::Env;
 use error::{CliError, CliResult};
 use ui::Ui;
 
@@ -170,84 +171,6 @@ enum Command {
     Completions(completion::CompletionsArgs),
     /// Print a man page (roff): coffer's, or a command's (`coffer man create`)
     Man(completion::ManArgs),
-}
-
-/// The environment, read once at start-up.
-#[derive(Default)]
-pub struct Env {
-    pub cwd: PathBuf,
-    pub home: Option<PathBuf>,
-    pub xdg_config_home: Option<PathBuf>,
-    pub coffer_store: Option<PathBuf>,
-    pub coffer_age_key: Option<SecretString>,
-    pub coffer_identity: Option<PathBuf>,
-    pub user: Option<String>,
-    /// `PATH`, to find `git` (absolute entries only).
-    pub path: Option<OsString>,
-    /// `COFFER_SAFE_DIRECTORIES`: stores owned by another user that the
-    /// user trusts anyway (colon-separated; `*` for any), as git's
-    /// `safe.directory`.
-    pub safe_directories: Vec<PathBuf>,
-    /// `COFFER_SHOW_VALUES`: decrypted values in `git diff`.
-    pub show_values: bool,
-    /// `COFFER_LOCK_TIMEOUT`, in seconds: how long to wait for another
-    /// coffer process before giving up (default 30).
-    pub lock_timeout: Option<std::time::Duration>,
-}
-
-fn non_empty(v: Option<OsString>) -> Option<OsString> {
-    v.filter(|s| !s.is_empty())
-}
-
-impl Env {
-    fn read() -> Env {
-        let var = |k: &str| non_empty(std::env::var_os(k));
-        Env {
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            home: var("HOME").map(PathBuf::from),
-            xdg_config_home: var("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute()),
-            coffer_store: var("COFFER_STORE").map(PathBuf::from),
-            coffer_age_key: std::env::var("COFFER_AGE_KEY")
-                .ok()
-                .filter(|s| !s.trim().is_empty())
-                .map(SecretString::from),
-            coffer_identity: var("COFFER_IDENTITY").map(PathBuf::from),
-            lock_timeout: std::env::var("COFFER_LOCK_TIMEOUT")
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(std::time::Duration::from_secs_f64),
-            user: std::env::var("USER")
-                .ok()
-                .or_else(|| std::env::var("LOGNAME").ok())
-                .filter(|s| !s.is_empty()),
-            path: var("PATH"),
-            safe_directories: var("COFFER_SAFE_DIRECTORIES")
-                .map(|v| {
-                    std::env::split_paths(&v)
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            show_values: var("COFFER_SHOW_VALUES")
-                .is_some_and(|v| matches!(v.to_str(), Some("1" | "true" | "yes"))),
-        }
-    }
-
-    /// `$XDG_CONFIG_HOME/coffer`, else `~/.config/coffer`.
-    pub fn config_dir(&self) -> Option<PathBuf> {
-        self.xdg_config_home
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
-            .map(|d| d.join("coffer"))
-    }
-
-    /// The default identity file.
-    pub fn default_identity(&self) -> Option<PathBuf> {
-        self.config_dir().map(|d| d.join("identity.txt"))
-    }
 }
 
 /// Everything a command needs: the parsed global flags, the environment

@@ -129,8 +129,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     check_collisions(&plan)?;
 
     // The program's environment: ours, minus coffer's key, plus secrets.
-    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+    let mut env: BTreeMap<OsString, OsString> = ctx
+        .env
+        .vars
+        .iter()
         .filter(|(k, _)| !KEY_VARIABLES.iter().any(|v| k == OsStr::new(v)))
+        .cloned()
         .collect();
     plan.retain(|p| {
         let set = env.contains_key(OsStr::new(&p.var));

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use coffer::sync::client::{Client, ClientConfig, Counts, Retry};
+use coffer::sync::tailor::client::{Client, Counts, Settings};
+use coffer::sync::tailor::{DEFAULT_PLATFORM_URL, PlatformUrl, WorkspaceId};
 use coffer::sync::{
-    self, Action, Code, DEFAULT_PLATFORM_URL, DEFAULT_WORKERS, LocalSecret, Outcome, Plan,
-    PlatformUrl, RemoteError, Scope, SkipReason, State, Step, WorkspaceId,
+    self, Action, ErrorKind, LocalSecret, LocalVault, Outcome, Plan, Remote as _, RemoteError,
+    Scope, SkipReason, State, Step,
 };
-use coffer::{LockWait, VaultName};
-use secrecy::SecretString;
+use coffer::{LockWait, Store, VaultName};
 use serde::Serialize;
 
 use super::Ctx;
@@ -58,56 +58,91 @@ pub struct SyncArgs {
     json: bool,
 }
 
-/// The environment `sync` reads, once.
-struct SyncEnv {
-    url: Option<String>,
-    token: Option<SecretString>,
-    workspace: Option<String>,
-    state_dir: Option<PathBuf>,
-    xdg_state_home: Option<PathBuf>,
-    retry_base_ms: Option<u64>,
+/// What one `coffer sync` was asked to do, parsed and validated from the
+/// flags and [`super::env::SyncEnv`] before the store or the network is
+/// touched.
+struct Request {
+    /// `-V`, sorted, without repeats (empty: every vault).
+    vaults: Vec<VaultName>,
+    /// The target.
+    settings: Settings,
+    dry_run: bool,
+    prune: bool,
+    yes: bool,
+    json: bool,
 }
 
-impl SyncEnv {
-    fn read() -> SyncEnv {
-        let var = |k: &str| std::env::var(k).ok().filter(|s| !s.trim().is_empty());
-        SyncEnv {
-            url: var("TAILOR_PLATFORM_URL"),
-            token: var("TAILOR_PLATFORM_TOKEN").map(|t| SecretString::from(t.trim().to_owned())),
-            workspace: var("TAILOR_PLATFORM_WORKSPACE_ID"),
-            state_dir: var("COFFER_SYNC_STATE_DIR").map(PathBuf::from),
-            xdg_state_home: var("XDG_STATE_HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute()),
-            retry_base_ms: var("COFFER_SYNC_RETRY_BASE_MS").and_then(|s| s.parse().ok()),
+impl Request {
+    fn new(ctx: &Ctx, args: SyncArgs) -> CliResult<Request> {
+        let env = &ctx.env.sync;
+        let mut vaults: Vec<VaultName> = args
+            .vaults
+            .iter()
+            .map(|v| v.parse())
+            .collect::<Result<_, _>>()?;
+        vaults.sort();
+        vaults.dedup();
+        let workspace: WorkspaceId = match args.workspace_id.as_deref().or(env.workspace.as_deref())
+        {
+            Some(w) => w.parse()?,
+            None => {
+                return Err(CliError::new("no workspace given")
+                    .hint("pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID"));
+            }
+        };
+        let url: PlatformUrl = env.url.as_deref().unwrap_or(DEFAULT_PLATFORM_URL).parse()?;
+        let Some(token) = env.token.clone() else {
+            return Err(CliError::new("no platform token: TAILOR_PLATFORM_TOKEN is not set").hint(
+                "create a token that may write (`tailor-sdk user pat create NAME --write`) and export it as TAILOR_PLATFORM_TOKEN",
+            ));
+        };
+        let mut settings = Settings::new(url, workspace, token);
+        if let Some(ms) = env.retry_base_ms {
+            settings.retry.base = Duration::from_millis(ms);
         }
+        Ok(Request {
+            vaults,
+            settings,
+            dry_run: args.dry_run,
+            prune: args.prune,
+            yes: args.yes,
+            json: args.json,
+        })
     }
 
-    /// `$COFFER_SYNC_STATE_DIR`, else `$XDG_STATE_HOME/coffer/sync`, else
-    /// `~/.local/state/coffer/sync`.
-    fn state_dir(&self, ctx: &Ctx) -> CliResult<PathBuf> {
-        if let Some(d) = &self.state_dir {
-            return Ok(if d.is_absolute() {
-                d.clone()
-            } else {
-                ctx.env.cwd.join(d)
-            });
+    fn scope(&self) -> Scope {
+        Scope {
+            prune: self.prune,
+            all_vaults: self.vaults.is_empty(),
         }
-        self.xdg_state_home
-            .clone()
-            .or_else(|| ctx.env.home.as_ref().map(|h| h.join(".local/state")))
-            .map(|d| d.join("coffer/sync"))
-            .ok_or_else(|| {
-                CliError::new("found no directory for the sync state: HOME is not set")
-                    .hint("set COFFER_SYNC_STATE_DIR (or XDG_STATE_HOME) to a directory outside the repository")
-            })
     }
+}
+
+/// `$COFFER_SYNC_STATE_DIR`, else `$XDG_STATE_HOME/coffer/sync`, else
+/// `~/.local/state/coffer/sync`.
+fn state_dir(ctx: &Ctx) -> CliResult<PathBuf> {
+    let env = &ctx.env.sync;
+    if let Some(d) = &env.state_dir {
+        return Ok(if d.is_absolute() {
+            d.clone()
+        } else {
+            ctx.env.cwd.join(d)
+        });
+    }
+    env.xdg_state_home
+        .clone()
+        .or_else(|| ctx.env.home.as_ref().map(|h| h.join(".local/state")))
+        .map(|d| d.join("coffer/sync"))
+        .ok_or_else(|| {
+            CliError::new("found no directory for the sync state: HOME is not set")
+                .hint("set COFFER_SYNC_STATE_DIR (or XDG_STATE_HOME) to a directory outside the repository")
+        })
 }
 
 /// Turns a failed platform read into an error with hints.
 fn remote_error(context: &str, e: &RemoteError) -> CliError {
     let mut err = CliError::new(format!("{context}: {e}"));
-    for h in remote_hints(e.code) {
+    for h in remote_hints(e.kind) {
         err = err.hint(h);
     }
     err
@@ -115,51 +150,76 @@ fn remote_error(context: &str, e: &RemoteError) -> CliError {
 
 pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     // Parse and validate everything before touching the store or network.
-    let mut vaults: Vec<VaultName> = args
-        .vaults
-        .iter()
-        .map(|v| v.parse())
-        .collect::<Result<_, _>>()?;
-    vaults.sort();
-    vaults.dedup();
-    let env = SyncEnv::read();
-    let workspace: WorkspaceId = match args.workspace_id.as_deref().or(env.workspace.as_deref()) {
-        Some(w) => w.parse()?,
-        None => {
-            return Err(CliError::new("no workspace given")
-                .hint("pass --workspace-id UUID or set TAILOR_PLATFORM_WORKSPACE_ID"));
-        }
-    };
-    let url: PlatformUrl = env.url.as_deref().unwrap_or(DEFAULT_PLATFORM_URL).parse()?;
-    let Some(token) = env.token.clone() else {
-        return Err(CliError::new("no platform token: TAILOR_PLATFORM_TOKEN is not set").hint(
-            "create a token that may write (`tailor-sdk user pat create NAME --write`) and export it as TAILOR_PLATFORM_TOKEN",
-        ));
-    };
-    let retry = Retry {
-        base: env
-            .retry_base_ms
-            .map_or(Retry::default().base, Duration::from_millis),
-        ..Retry::default()
-    };
-    let client = Client::new(ClientConfig {
-        url: url.clone(),
-        token,
-        workspace: workspace.clone(),
-        retry,
-        timeout: Duration::from_secs(60),
-    })?;
+    let req = Request::new(ctx, args)?;
+    let scope = req.scope();
+    let target = Client::new(req.settings)?;
 
     let store = ctx.store()?;
-    let names = if vaults.is_empty() {
-        store.vault_names()?
-    } else {
-        for v in &vaults {
-            store.vault(v)?;
+    let names = vault_names(&store, &req.vaults)?;
+    let state_dir = state_dir(ctx)?;
+    refuse_state_in_store(&store, &state_dir)?;
+    let ids = ctx.identities()?;
+    let local = sync::read_local(&store, &names, &ids, &target.target_id())?;
+    let mut state = open_state(ctx, &state_dir, &target, &store)?;
+
+    let snapshot = sync::fetch(&target, &local, scope, target.workers())
+        .map_err(|e| remote_error("could not read the workspace", &e))?;
+    let plan = sync::plan(&local, &snapshot, &state, scope);
+
+    if !req.json {
+        ctx.ui.data(render_plan(&plan).as_bytes())?;
+    }
+    warn_about(ctx, &plan, &local);
+    let failed_verification = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Skip(SkipReason::FailedVerification(_))))
+        .count();
+
+    if req.dry_run {
+        let counts = target.counts();
+        if req.json {
+            print_json(ctx, &target, true, &plan, None, counts)?;
         }
-        vaults.clone()
-    };
-    let state_dir = env.state_dir(ctx)?;
+        ctx.ui.status(dry_run_summary(&plan, counts));
+        return verification_result(failed_verification);
+    }
+
+    let deletions = plan.deletions();
+    if deletions > PRUNE_ASK_ABOVE && !req.yes {
+        confirm_prune(deletions)?;
+    }
+
+    let outcomes = apply_with_progress(ctx, &target, &local, &plan, &mut state);
+    let saved = state.save();
+    let counts = target.counts();
+    if req.json {
+        print_json(ctx, &target, false, &plan, Some(&outcomes), counts)?;
+    }
+    report_steps(ctx, &plan, &outcomes);
+    ctx.ui
+        .status(sync_summary(target.workspace(), &plan, &outcomes, counts));
+    if let Err(e) = saved {
+        return Err(CliError::new(format!("could not save the sync state: {e}"))
+            .hint("the changes were pushed; the next sync will push them once more"));
+    }
+    not_applied_result(&plan, &outcomes)?;
+    verification_result(failed_verification)
+}
+
+/// The vaults to sync: those asked for (each must exist), else all.
+fn vault_names(store: &Store, asked: &[VaultName]) -> CliResult<Vec<VaultName>> {
+    if asked.is_empty() {
+        return Ok(store.vault_names()?);
+    }
+    for v in asked {
+        store.vault(v)?;
+    }
+    Ok(asked.to_vec())
+}
+
+/// The state belongs to the machine: never inside the repository.
+fn refuse_state_in_store(store: &Store, state_dir: &Path) -> CliResult {
     if let Ok(root) = store.root().canonicalize()
         && state_dir.starts_with(&root)
     {
@@ -169,9 +229,12 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
         ))
         .hint("point COFFER_SYNC_STATE_DIR outside the repository"));
     }
+    Ok(())
+}
 
-    let ids = ctx.identities()?;
-    let local = sync::read_local(&store, &names, &ids, &workspace)?;
+/// Opens and locks the target's state, saying so while it waits for
+/// another sync, and warning when the file could not be read.
+fn open_state(ctx: &Ctx, dir: &Path, target: &Client, store: &Store) -> CliResult<State> {
     let ui = ctx.ui;
     let wait = LockWait {
         on_wait: Some(Arc::new(move |path: &Path| {
@@ -182,92 +245,58 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
         })),
         ..LockWait::default()
     };
-    let mut state = State::open(&state_dir, &url, &workspace, store.root(), &wait)?;
+    let state = State::open(dir, &target.target_id(), store.root(), &wait)?;
     if state.was_damaged() {
         ctx.ui
             .warn("the sync state file could not be read; every secret will be pushed once more");
     }
+    Ok(state)
+}
 
-    let scope = Scope {
-        prune: args.prune,
-        all_vaults: vaults.is_empty(),
-    };
-    let snapshot = sync::fetch(&client, &local, scope, DEFAULT_WORKERS)
-        .map_err(|e| remote_error("could not read the workspace", &e))?;
-    let plan = sync::plan(&local, &snapshot, &state, scope);
-
-    if !args.json {
-        ctx.ui.data(render_plan(&plan).as_bytes())?;
-    }
-    warn_about(ctx, &plan, &local);
-    let failed_verification = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.action, Action::Skip(SkipReason::FailedVerification(_))))
-        .count();
-
-    if args.dry_run {
-        let counts = client.counts();
-        if args.json {
-            print_json(ctx, &workspace, &url, true, &plan, None, counts)?;
+/// Applies the plan, with a progress bar on a terminal for long runs.
+fn apply_with_progress(
+    ctx: &Ctx,
+    target: &Client,
+    local: &[LocalVault],
+    plan: &Plan,
+    state: &mut State,
+) -> Vec<Option<Outcome>> {
+    let bar = progress_bar(ctx, plan.writes());
+    let outcomes = sync::apply(target, local, plan, state, target.workers(), &|step, _| {
+        if let Some(b) = &bar {
+            b.set_message(display_path(step));
+            b.inc(1);
         }
-        ctx.ui.status(format!(
-            "Dry run: {}; nothing was changed ({}).",
-            describe_writes(&plan),
-            plural(counts.requests as usize, "read request", "read requests")
-        ));
-        return verification_result(failed_verification);
-    }
-
-    let deletions = plan.deletions();
-    if deletions > PRUNE_ASK_ABOVE && !args.yes {
-        confirm_prune(deletions)?;
-    }
-
-    let writes = plan.writes();
-    let bar = (writes >= PROGRESS_FROM && !ctx.ui.quiet && io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(writes as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
     });
-    let outcomes = sync::apply(
-        &client,
-        &local,
-        &plan,
-        &mut state,
-        DEFAULT_WORKERS,
-        &|step, _| {
-            if let Some(b) = &bar {
-                b.set_message(display_path(step));
-                b.inc(1);
-            }
-        },
-    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let saved = state.save();
-    let counts = client.counts();
+    outcomes
+}
 
-    if args.json {
-        print_json(ctx, &workspace, &url, false, &plan, Some(&outcomes), counts)?;
+/// A progress bar for `writes` writes, if there are enough of them and
+/// stderr is a terminal that is not quieted.
+fn progress_bar(ctx: &Ctx, writes: usize) -> Option<indicatif::ProgressBar> {
+    if writes < PROGRESS_FROM || ctx.ui.quiet || !io::stderr().is_terminal() {
+        return None;
     }
-    let mut failed = Vec::new();
-    for (step, outcome) in plan.steps.iter().zip(&outcomes) {
+    let bar = indicatif::ProgressBar::new(writes as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Prints each step's note (`note: …`) and each step that failed or was
+/// not attempted, on stderr.
+fn report_steps(ctx: &Ctx, plan: &Plan, outcomes: &[Option<Outcome>]) {
+    for (step, outcome) in plan.steps.iter().zip(outcomes) {
         match outcome {
-            Some(Outcome::Failed(e)) => failed.push((step, e.code)),
             Some(Outcome::Applied(Some(note))) => ctx.ui.status(format!(
                 "note: {} {}: {note}",
                 step.action.marker(),
                 step.path()
             )),
-            _ => {}
-        }
-        match outcome {
             Some(Outcome::Failed(e)) => errln!(
                 "failed: {} {}: {e}",
                 step.action.marker(),
@@ -281,41 +310,77 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
             _ => {}
         }
     }
+}
+
+/// `Dry run: 2 secrets to create; nothing was changed (3 read requests).`
+fn dry_run_summary(plan: &Plan, counts: Counts) -> String {
+    format!(
+        "Dry run: {}; nothing was changed ({}).",
+        describe_writes(plan),
+        plural(counts.requests as usize, "read request", "read requests")
+    )
+}
+
+/// `Synced to workspace …: 2 secrets created (5 requests, 2 writes).`
+fn sync_summary(
+    workspace: &WorkspaceId,
+    plan: &Plan,
+    outcomes: &[Option<Outcome>],
+    counts: Counts,
+) -> String {
+    format!(
+        "Synced to workspace {workspace}: {} ({}, {}).",
+        describe_results(plan, outcomes),
+        plural(counts.requests as usize, "request", "requests"),
+        plural(counts.writes as usize, "write", "writes")
+    )
+}
+
+/// Fails, with what to do, if any write was not applied.
+fn not_applied_result(plan: &Plan, outcomes: &[Option<Outcome>]) -> CliResult {
     let not_applied = outcomes
         .iter()
         .filter(|o| matches!(o, Some(Outcome::Failed(_) | Outcome::NotAttempted(_))))
         .count();
+    if not_applied == 0 {
+        return Ok(());
+    }
+    let writes = plan.writes();
     let applied = writes - not_applied;
-    ctx.ui.status(format!(
-        "Synced to workspace {workspace}: {} ({}, {}).",
-        describe_results(&plan, &outcomes),
-        plural(counts.requests as usize, "request", "requests"),
-        plural(counts.writes as usize, "write", "writes")
+    let be = |n: usize| if n == 1 { "was" } else { "were" };
+    let mut err = CliError::new(format!(
+        "{not_applied} of {} {} not applied ({applied} {})",
+        plural(writes, "change", "changes"),
+        be(not_applied),
+        be(applied)
     ));
-    if let Err(e) = saved {
-        return Err(CliError::new(format!("could not save the sync state: {e}"))
-            .hint("the changes were pushed; the next sync will push them once more"));
+    let failed: Vec<ErrorKind> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Some(Outcome::Failed(e)) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+    for h in failure_hints(&failed) {
+        err = err.hint(h);
     }
-    if not_applied > 0 {
-        let be = |n: usize| if n == 1 { "was" } else { "were" };
-        let mut err = CliError::new(format!(
-            "{not_applied} of {} {} not applied ({applied} {})",
-            plural(writes, "change", "changes"),
-            be(not_applied),
-            be(applied)
-        ));
-        let mut codes: Vec<Code> = failed.iter().map(|(_, c)| *c).collect();
-        codes.dedup();
-        for code in codes {
-            for h in remote_hints(code) {
-                err = err.hint(h);
-            }
+    Err(err.hint("run `coffer sync` again to finish: it pushes only what is still missing"))
+}
+
+/// The hints for a run whose writes failed in these ways, each once: the
+/// kinds are sorted before their repeats are dropped, and two kinds with
+/// the same advice give it once.
+fn failure_hints(failed: &[ErrorKind]) -> Vec<&'static str> {
+    let mut kinds = failed.to_vec();
+    kinds.sort();
+    kinds.dedup();
+    let mut hints: Vec<&'static str> = Vec::new();
+    for h in kinds.into_iter().flat_map(remote_hints) {
+        if !hints.contains(&h) {
+            hints.push(h);
         }
-        return Err(
-            err.hint("run `coffer sync` again to finish: it pushes only what is still missing")
-        );
     }
-    verification_result(failed_verification)
+    hints
 }
 
 fn verification_result(failed: usize) -> CliResult {
@@ -357,7 +422,7 @@ fn render_plan(plan: &Plan) -> String {
     out
 }
 
-fn warn_about(ctx: &Ctx, plan: &Plan, local: &[sync::LocalVault]) {
+fn warn_about(ctx: &Ctx, plan: &Plan, local: &[LocalVault]) {
     for s in &plan.steps {
         if s.rotation_due {
             ctx.ui.warn(format!(
@@ -521,8 +586,7 @@ struct JsonReport<'a> {
 
 fn print_json(
     ctx: &Ctx,
-    workspace: &WorkspaceId,
-    url: &PlatformUrl,
+    target: &Client,
     dry_run: bool,
     plan: &Plan,
     outcomes: Option<&[Option<Outcome>]>,
@@ -570,8 +634,8 @@ fn print_json(
         })
         .collect();
     let report = JsonReport {
-        platform: url.as_str(),
-        workspace_id: workspace.as_str(),
+        platform: target.url().as_str(),
+        workspace_id: target.workspace().as_str(),
         dry_run,
         ok,
         steps,
@@ -581,4 +645,27 @@ fn print_json(
     let mut s = serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?;
     s.push('\n');
     ctx.ui.data(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_for_failed_writes_are_not_repeated() {
+        // Failures come in plan order, so one kind can follow another and
+        // come back: each hint must still be given once.
+        let hints = failure_hints(&[
+            ErrorKind::Unavailable,
+            ErrorKind::PermissionDenied,
+            ErrorKind::Unavailable,
+            ErrorKind::NoResponse,
+            ErrorKind::PermissionDenied,
+        ]);
+        let mut unique = hints.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(hints.len(), unique.len(), "{hints:?}");
+        assert_eq!(hints.len(), 3, "{hints:?}");
+    }
 }

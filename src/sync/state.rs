@@ -1,7 +1,8 @@
 //! The sync state: for each secret, what this machine last pushed.
 //!
-//! One JSON file per (platform URL, workspace, store), in a directory the
-//! caller chooses (the CLI uses `$XDG_STATE_HOME/coffer/sync/`, never the
+//! One JSON file per (target, store), in a directory the caller chooses
+//! (the target is an opaque id its [`crate::sync::remote::Remote`]
+//! supplies (the CLI uses `$XDG_STATE_HOME/coffer/sync/`, never the
 //! repository). Each record holds a keyed digest of the value last pushed
 //! ([`crate::crypto::VaultKey::value_digest`]: useless without the vault
 //! key) and the remote `updateTime` seen after the push. The file is
@@ -18,15 +19,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{PlatformUrl, WorkspaceId};
 use crate::crypto::mac::{hex, unhex32};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::store::txn;
 use crate::store::txn::{DirLock, LockWait};
 
-/// The state format this version reads and writes.
-const STATE_VERSION: u32 = 1;
+/// The state format this version reads and writes. Version 1 named the
+/// platform and workspace; version 2 holds the target's opaque id (a
+/// version-1 file is simply not found: every secret is pushed once more).
+const STATE_VERSION: u32 = 2;
 
 /// What was last pushed for one secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,8 +61,7 @@ struct RawRecord {
 #[serde(rename_all = "camelCase")]
 struct RawState {
     version: u32,
-    platform: String,
-    workspace_id: String,
+    target: String,
     store: String,
     #[serde(default)]
     vaults: BTreeMap<String, BTreeMap<String, RawRecord>>,
@@ -71,7 +72,7 @@ struct RawState {
 pub struct State {
     file: Option<(PathBuf, String)>,
     _lock: Option<DirLock>,
-    ident: (String, String, String),
+    ident: (String, String),
     records: BTreeMap<String, BTreeMap<String, Record>>,
     damaged: bool,
 }
@@ -90,14 +91,9 @@ impl State {
     }
 
     /// Opens (creating `dir`, mode 0700, if needed) and locks the state
-    /// of syncing the store at `store_root` to `workspace` on `platform`.
-    pub fn open(
-        dir: &Path,
-        platform: &PlatformUrl,
-        workspace: &WorkspaceId,
-        store_root: &Path,
-        wait: &LockWait,
-    ) -> Result<State> {
+    /// of syncing the store at `store_root` to the target `target_id`
+    /// ([`crate::sync::remote::Remote::target_id`]).
+    pub fn open(dir: &Path, target_id: &str, store_root: &Path, wait: &LockWait) -> Result<State> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -105,11 +101,7 @@ impl State {
             .map_err(|e| Error::io("create", dir, e))?;
         let store = fs::canonicalize(store_root).unwrap_or_else(|_| store_root.to_owned());
         let store = store.to_string_lossy().into_owned();
-        let ident = (
-            platform.as_str().to_owned(),
-            workspace.as_str().to_owned(),
-            store,
-        );
+        let ident = (target_id.to_owned(), store);
         let stem = file_stem(&ident);
         let lock_path = dir.join(format!("{stem}.lock"));
         OpenOptions::new()
@@ -204,9 +196,8 @@ impl State {
         };
         let raw = RawState {
             version: STATE_VERSION,
-            platform: self.ident.0.clone(),
-            workspace_id: self.ident.1.clone(),
-            store: self.ident.2.clone(),
+            target: self.ident.0.clone(),
+            store: self.ident.1.clone(),
             vaults: self
                 .records
                 .iter()
@@ -233,9 +224,9 @@ impl State {
 
 /// The file name of a target's state: a digest of its identity, so that
 /// paths and URLs never need escaping.
-fn file_stem(ident: &(String, String, String)) -> String {
+fn file_stem(ident: &(String, String)) -> String {
     let mut h = Sha256::new();
-    for field in [&ident.0, &ident.1, &ident.2] {
+    for field in [&ident.0, &ident.1] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -244,15 +235,11 @@ fn file_stem(ident: &(String, String, String)) -> String {
 
 fn parse(
     bytes: &[u8],
-    ident: &(String, String, String),
+    ident: &(String, String),
 ) -> Option<BTreeMap<String, BTreeMap<String, Record>>> {
     let raw: RawState = serde_json::from_slice(bytes).ok()?;
     if raw.version != STATE_VERSION
-        || (
-            raw.platform.as_str(),
-            raw.workspace_id.as_str(),
-            raw.store.as_str(),
-        ) != (ident.0.as_str(), ident.1.as_str(), ident.2.as_str())
+        || (raw.target.as_str(), raw.store.as_str()) != (ident.0.as_str(), ident.1.as_str())
     {
         return None;
     }
@@ -272,20 +259,14 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn target() -> (PlatformUrl, WorkspaceId) {
-        (
-            "http://127.0.0.1:9".parse().unwrap(),
-            "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
-        )
-    }
+    const TARGET: &str = "http://127.0.0.1:9#123e4567-e89b-12d3-a456-426614174000";
 
     #[test]
     fn records_round_trip_through_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (url, ws) = target();
         let wait = LockWait::default();
         {
-            let mut s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+            let mut s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
             assert!(s.is_empty() && !s.was_damaged());
             s.set("v1", "a", Record::new([1; 32], Some("t1".into())));
             s.set("v1", "b", Record::new([2; 32], None));
@@ -294,7 +275,7 @@ mod tests {
             s.remove_vault("v2");
             s.save().unwrap();
         }
-        let s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s.get("v1", "b").unwrap().update_time.as_deref(), Some("t2"));
         assert_eq!(s.get("v1", "a").unwrap().digest, [1; 32]);
@@ -305,32 +286,60 @@ mod tests {
     }
 
     #[test]
-    fn each_workspace_has_its_own_file_and_a_damaged_one_is_set_aside() {
+    fn each_target_has_its_own_file_and_a_damaged_one_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let (url, ws) = target();
-        let other: WorkspaceId = "00000000-0000-0000-0000-000000000001".parse().unwrap();
+        let other = "http://127.0.0.1:9#00000000-0000-0000-0000-000000000001";
         let wait = LockWait::default();
-        let a = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
-        let b = State::open(dir.path(), &url, &other, dir.path(), &wait).unwrap();
+        let a = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        let b = State::open(dir.path(), other, dir.path(), &wait).unwrap();
         assert_ne!(a.path(), b.path());
         let path = a.path().unwrap();
         drop((a, b));
         fs::write(&path, b"{not json").unwrap();
-        let s = State::open(dir.path(), &url, &ws, dir.path(), &wait).unwrap();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
         assert!(s.was_damaged() && s.is_empty());
+    }
+
+    #[test]
+    fn a_file_naming_another_target_or_an_older_format_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let wait = LockWait::default();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        let path = s.path().unwrap();
+        drop(s);
+        let store = fs::canonicalize(dir.path()).unwrap();
+        let store = store.to_string_lossy();
+        let digest = hex(&[1; 32]);
+        for text in [
+            format!(
+                r#"{{"version":1,"target":"{TARGET}","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"version":2,"target":"other","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+            ),
+        ] {
+            fs::write(&path, &text).unwrap();
+            let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            assert!(s.was_damaged() && s.is_empty(), "{text}");
+        }
+        let good = format!(
+            r#"{{"version":2,"target":"{TARGET}","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}"}}}}}}}}"#
+        );
+        fs::write(&path, good).unwrap();
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        assert_eq!(s.get("v", "a").unwrap().digest, [1; 32]);
     }
 
     #[test]
     fn a_second_sync_of_the_same_target_waits_for_the_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let (url, ws) = target();
-        let _held = State::open(dir.path(), &url, &ws, dir.path(), &LockWait::default()).unwrap();
+        let _held = State::open(dir.path(), TARGET, dir.path(), &LockWait::default()).unwrap();
         let short = LockWait {
             timeout: Duration::from_millis(100),
             ..LockWait::default()
         };
         assert!(matches!(
-            State::open(dir.path(), &url, &ws, dir.path(), &short),
+            State::open(dir.path(), TARGET, dir.path(), &short),
             Err(Error::LockTimeout { .. })
         ));
     }

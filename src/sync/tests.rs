@@ -3,8 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use std::collections::BTreeSet;
+
 use super::*;
 use crate::crypto::VaultKey;
+use crate::name::{SecretName, VaultName};
+use crate::secret::SecretValue;
 
 /// Secret name → (value, update time).
 type Secrets = BTreeMap<String, (String, u64)>;
@@ -17,9 +21,10 @@ type Spec<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
 #[derive(Default)]
 struct Fake {
     vaults: Mutex<BTreeMap<String, Secrets>>,
-    labels: BTreeMap<String, BTreeMap<String, String>>,
-    /// When set, reading any vault's labels fails with this code.
-    labels_error: Option<Code>,
+    /// Vaults another tool manages.
+    managed: BTreeSet<String>,
+    /// When set, asking who manages any vault fails this way.
+    owner_error: Option<ErrorKind>,
     clock: Mutex<u64>,
     writes: Mutex<Vec<String>>,
     /// Methods that fail (once each) with `unavailable`, keyed by
@@ -35,7 +40,12 @@ impl Fake {
     }
     fn write(&self, what: String) -> Result<(), RemoteError> {
         if self.fail.lock().unwrap().remove(&what) {
-            return Err(RemoteError::new("Fake", Code::Unavailable, ""));
+            return Err(RemoteError::new(
+                "Fake",
+                ErrorKind::Unavailable,
+                "unavailable",
+                "",
+            ));
         }
         self.writes.lock().unwrap().push(what);
         Ok(())
@@ -58,18 +68,29 @@ impl Fake {
 }
 
 fn nf() -> RemoteError {
-    RemoteError::new("Fake", Code::NotFound, "")
+    RemoteError::new("Fake", ErrorKind::NotFound, "not found", "")
 }
 
 impl Remote for Fake {
     fn list_vaults(&self) -> Result<Vec<String>, RemoteError> {
         Ok(self.vaults.lock().unwrap().keys().cloned().collect())
     }
-    fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
-        if let Some(code) = self.labels_error {
-            return Err(RemoteError::new("Fake", code, ""));
+    fn target_id(&self) -> String {
+        TARGET.into()
+    }
+    fn managed_by(&self, vault: &str) -> Result<Option<String>, RemoteError> {
+        if let Some(kind) = self.owner_error {
+            return Err(RemoteError::new("Fake", kind, "failed", ""));
         }
-        self.labels.get(vault).cloned().ok_or_else(nf)
+        Ok(self
+            .managed
+            .contains(vault)
+            .then(|| "managed by another tool".to_owned()))
+    }
+    fn reserved(&self, vault: &str) -> Option<String> {
+        vault
+            .starts_with("reserved-")
+            .then(|| "reserved for another tool".to_owned())
     }
     fn list_secrets(&self, vault: &str) -> Result<Vec<RemoteSecret>, RemoteError> {
         let vaults = self.vaults.lock().unwrap();
@@ -85,7 +106,12 @@ impl Remote for Fake {
         self.write(format!("CreateVault {vault}"))?;
         let mut vaults = self.vaults.lock().unwrap();
         if vaults.contains_key(vault) {
-            return Err(RemoteError::new("Fake", Code::AlreadyExists, ""));
+            return Err(RemoteError::new(
+                "Fake",
+                ErrorKind::AlreadyExists,
+                "already exists",
+                "",
+            ));
         }
         vaults.insert(vault.into(), BTreeMap::new());
         Ok(())
@@ -106,7 +132,12 @@ impl Remote for Fake {
         let mut vaults = self.vaults.lock().unwrap();
         let v = vaults.get_mut(vault).ok_or_else(nf)?;
         if v.contains_key(name) {
-            return Err(RemoteError::new("Fake", Code::AlreadyExists, ""));
+            return Err(RemoteError::new(
+                "Fake",
+                ErrorKind::AlreadyExists,
+                "already exists",
+                "",
+            ));
         }
         v.insert(name.into(), (value.expose_secret().into(), t));
         Ok(Some(t.to_string()))
@@ -138,11 +169,10 @@ impl Remote for Fake {
     }
 }
 
-const WS: &str = "123e4567-e89b-12d3-a456-426614174000";
+const TARGET: &str = "fake-target";
 
 /// A local store, read as [`read_local`] would.
 fn local(key: &VaultKey, spec: &[Spec]) -> Vec<LocalVault> {
-    let ws: WorkspaceId = WS.parse().unwrap();
     spec.iter()
         .map(|(v, secrets)| {
             let vault: VaultName = v.parse().unwrap();
@@ -154,8 +184,10 @@ fn local(key: &VaultKey, spec: &[Spec]) -> Vec<LocalVault> {
                         Some(x) => {
                             let value = SecretValue::from_string((*x).into()).unwrap();
                             LocalSecret::Ready {
-                                digest: key
-                                    .value_digest(&digest_domain(&ws, &vault, &name), &value),
+                                digest: key.value_digest(
+                                    &local::digest_domain(TARGET, &vault, &name),
+                                    &value,
+                                ),
                                 value,
                                 rotation_due: false,
                             }
@@ -325,15 +357,13 @@ fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
 }
 
 #[test]
-fn managed_idp_and_unverified_things_are_left_alone() {
+fn managed_reserved_and_unverified_things_are_left_alone() {
     let key = VaultKey::generate();
     let mut remote = Fake::default();
     remote.set_remotely("managed", "xyz", "sdk-value");
-    remote.set_remotely("idp-ns-client", "client-secret-ns-client", "x");
+    remote.set_remotely("reserved-ns-client", "client-secret-ns-client", "x");
     remote.set_remotely("app", "pending", "older");
-    remote
-        .labels
-        .insert("managed".into(), [("sdk-name".into(), "app".into())].into());
+    remote.managed.insert("managed".into());
     let l = local(
         &key,
         &[
@@ -348,15 +378,15 @@ fn managed_idp_and_unverified_things_are_left_alone() {
         [
             "+ app/fine",
             "! app/pending",
-            "! idp-ns-client",
-            "! managed"
+            "! managed",
+            "! reserved-ns-client"
         ]
     );
     assert_eq!(remote.value("app", "pending").as_deref(), Some("older"));
     assert_eq!(remote.value("managed", "xyz").as_deref(), Some("sdk-value"));
     assert!(
         remote
-            .value("idp-ns-client", "client-secret-ns-client")
+            .value("reserved-ns-client", "client-secret-ns-client")
             .is_some()
     );
 }
@@ -423,48 +453,6 @@ fn a_secret_created_meanwhile_is_updated_to_the_local_value() {
 }
 
 #[test]
-fn workspace_ids_and_urls_are_validated() {
-    assert!(WS.parse::<WorkspaceId>().is_ok());
-    assert!(WS.to_uppercase().parse::<WorkspaceId>().is_ok());
-    for bad in [
-        "",
-        "not-a-uuid",
-        &WS[1..],
-        &format!("{WS}0"),
-        &WS.replace('-', "_"),
-    ] {
-        assert!(bad.parse::<WorkspaceId>().is_err(), "{bad}");
-    }
-    for ok in [
-        "https://api.tailor.tech",
-        "https://api.tailor.tech/",
-        "http://127.0.0.1:8080",
-        "http://localhost:1",
-        "http://[::1]:9",
-    ] {
-        assert!(ok.parse::<PlatformUrl>().is_ok(), "{ok}");
-    }
-    assert_eq!(
-        "https://x.example/"
-            .parse::<PlatformUrl>()
-            .unwrap()
-            .as_str(),
-        "https://x.example"
-    );
-    for bad in [
-        "api.tailor.tech",
-        "http://api.tailor.tech",
-        "http://10.0.0.1",
-        "ftp://x",
-        "https://user:pw@x.example",
-        "https://x.example?q=1",
-        "https://",
-    ] {
-        assert!(bad.parse::<PlatformUrl>().is_err(), "{bad}");
-    }
-}
-
-#[test]
 fn times_compare_by_instant() {
     assert_eq!(
         normalize_time("2024-01-02T03:04:05.000Z"),
@@ -481,42 +469,27 @@ fn debug_output_of_local_secrets_holds_no_value() {
 }
 
 #[test]
-fn invalid_urls_and_workspace_ids_are_never_echoed_with_credentials() {
-    let err = "https://ci:tpp_SENTINELTOKEN@api.example.com/x?token=tpp_Q"
-        .parse::<PlatformUrl>()
-        .unwrap_err()
-        .to_string();
-    assert!(!err.contains("SENTINEL") && !err.contains("tpp_Q"), "{err}");
-    assert!(err.contains("https://…@api.example.com/x…"), "{err}");
-    let err = "tpp_SENTINELTOKEN"
-        .parse::<WorkspaceId>()
-        .unwrap_err()
-        .to_string();
-    assert!(!err.contains("SENTINEL"), "{err}");
-    assert!(err.contains("17 characters"), "{err}");
-}
-
-#[test]
 fn prune_deletes_nothing_in_a_vault_whose_labels_cannot_be_read() {
     let key = VaultKey::generate();
-    for (code, deletes) in [
-        (Code::Internal, false),
-        (Code::Unknown, false),
-        (Code::NotFound, true),
-        (Code::Unimplemented, true),
+    // `None`: the owner is known (nobody), so pruning goes ahead.
+    for (kind, deletes) in [
+        (Some(ErrorKind::Other), false),
+        (Some(ErrorKind::PermissionDenied), false),
+        (Some(ErrorKind::Throttled), false),
+        (None, true),
     ] {
         let mut remote = Fake::default();
         remote.set_remotely("sdk-owned", "idp-client-secret", "x");
-        remote.labels_error = Some(code);
+        remote.owner_error = kind;
         let l = local(&key, &[("app", &[("fine", Some("1"))])]);
         let mut state = State::in_memory();
         let (p, _) = sync(&remote, &l, &mut state, PRUNE);
         let deleted = lines(&p).iter().any(|l| l.starts_with("- "));
-        assert_eq!(deleted, deletes, "{code:?}: {:?}", lines(&p));
+        assert_eq!(deleted, deletes, "{kind:?}: {:?}", lines(&p));
         assert_eq!(
             remote.value("sdk-owned", "idp-client-secret").is_none(),
             deletes,
-            "{code:?}"
+            "{kind:?}"
         );
     }
 }

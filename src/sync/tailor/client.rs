@@ -24,8 +24,10 @@ use serde::Serialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{Code, PlatformUrl, Remote, RemoteError, RemoteSecret, SyncError, WorkspaceId};
 use crate::secret::SecretValue;
+use crate::sync::remote::{DEFAULT_WORKERS, Remote, RemoteError, RemoteSecret, normalize_time};
+use crate::sync::tailor::code::Code;
+use crate::sync::tailor::{PlatformUrl, SettingsError, WorkspaceId, owner_from_labels, target_id};
 
 /// The service every method belongs to.
 const SERVICE: &str = "tailor.v1.OperatorService";
@@ -134,19 +136,37 @@ pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Dur
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
-/// Everything the client needs; the CLI fills it from flags and the
-/// environment.
-pub struct ClientConfig {
+/// Everything a Tailor target needs, typed; the CLI fills it from flags
+/// and the environment, [`Client::new`] validates it.
+pub struct Settings {
     /// The platform's base URL.
     pub url: PlatformUrl,
     /// The bearer token.
     pub token: SecretString,
     /// The workspace.
     pub workspace: WorkspaceId,
+    /// How many requests a sync runs at once (at least 1).
+    pub workers: usize,
     /// Retries.
     pub retry: Retry,
     /// The longest one request may take.
     pub timeout: Duration,
+}
+
+impl Settings {
+    /// Returns the settings of `workspace` on `url` with `token`, and the
+    /// defaults for the rest: [`DEFAULT_WORKERS`], [`Retry::default`] and
+    /// 60 seconds a request.
+    pub fn new(url: PlatformUrl, workspace: WorkspaceId, token: SecretString) -> Settings {
+        Settings {
+            url,
+            token,
+            workspace,
+            workers: DEFAULT_WORKERS,
+            retry: Retry::default(),
+            timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How many requests a client sent (every attempt counts).
@@ -165,6 +185,7 @@ pub struct Client {
     authorization: SecretString,
     token: SecretString,
     workspace: WorkspaceId,
+    workers: usize,
     retry: Retry,
     requests: AtomicU64,
     writes: AtomicU64,
@@ -213,11 +234,12 @@ struct MetadataRequest<'a> {
 }
 
 impl Client {
-    /// Returns a client. Checks the token can be sent; sends nothing.
-    pub fn new(config: ClientConfig) -> Result<Client, SyncError> {
+    /// Returns the target `config` describes. Checks the token can be
+    /// sent; sends nothing.
+    pub fn new(config: Settings) -> Result<Client, SettingsError> {
         let t = config.token.expose_secret();
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(SyncError::InvalidToken);
+            return Err(SettingsError::InvalidToken);
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -235,10 +257,26 @@ impl Client {
             token: config.token,
             url: config.url,
             workspace: config.workspace,
+            workers: config.workers.max(1),
             retry: config.retry,
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         })
+    }
+
+    /// Returns the platform's base URL.
+    pub fn url(&self) -> &PlatformUrl {
+        &self.url
+    }
+
+    /// Returns the workspace.
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.workspace
+    }
+
+    /// Returns how many requests a sync runs at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Returns how many requests were sent so far.
@@ -271,7 +309,7 @@ impl Client {
             match self.send_once(method, &bytes, value) {
                 Ok(v) => return Ok(v),
                 Err(mut e) => {
-                    if e.code.is_transient() {
+                    if e.kind.is_transient() {
                         match self.retry.wait(attempt, e.retry_after, waited) {
                             Some(wait) => {
                                 std::thread::sleep(wait);
@@ -300,8 +338,7 @@ impl Client {
         value: Option<&SecretValue>,
     ) -> Result<Value, RemoteError> {
         let url = format!("{}/{SERVICE}/{method}", self.url);
-        let err =
-            |code, message: String| RemoteError::new(method, code, self.scrub(message, value));
+        let err = |code: Code, message: String| code.error(method, self.scrub(message, value));
         let sent = self
             .agent
             .post(&url)
@@ -320,7 +357,7 @@ impl Client {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-        let err = |code, message: String| RemoteError {
+        let err = |code: Code, message: String| RemoteError {
             retry_after,
             ..err(code, message)
         };
@@ -420,17 +457,14 @@ impl Client {
                 return Ok(out);
             }
             if next == token {
-                return Err(RemoteError::new(
-                    method,
-                    Code::Internal,
-                    "the platform returned the same page token twice",
-                ));
+                return Err(
+                    Code::Internal.error(method, "the platform returned the same page token twice")
+                );
             }
             token = next.to_owned();
         }
-        Err(RemoteError::new(
+        Err(Code::Internal.error(
             method,
-            Code::Internal,
             format!("the list did not end after {MAX_PAGES} pages"),
         ))
     }
@@ -469,16 +503,31 @@ impl Client {
             .get("secret")
             .and_then(|s| s.get("updateTime"))
             .and_then(Value::as_str)
-            .map(super::normalize_time))
+            .map(normalize_time))
+    }
+}
+
+impl Client {
+    /// Returns a vault's labels (`GetMetadata`).
+    fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
+        let trn = format!("trn:v1:workspace:{}:vault:{vault}", self.workspace);
+        let resp = self.call("GetMetadata", &MetadataRequest { trn: &trn }, false, None)?;
+        let labels = resp
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(labels)
     }
 }
 
 fn unexpected(method: &'static str, field: &str) -> RemoteError {
-    RemoteError::new(
-        method,
-        Code::Internal,
-        format!("the response's {field:?} is not a list"),
-    )
+    Code::Internal.error(method, format!("the response's {field:?} is not a list"))
 }
 
 /// Maps a failure of the HTTP stack: anything that may pass (no
@@ -512,20 +561,16 @@ impl Remote for Client {
             .collect()
     }
 
-    fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
-        let trn = format!("trn:v1:workspace:{}:vault:{vault}", self.workspace);
-        let resp = self.call("GetMetadata", &MetadataRequest { trn: &trn }, false, None)?;
-        let labels = resp
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(labels)
+    fn target_id(&self) -> String {
+        target_id(&self.url, &self.workspace)
+    }
+
+    fn managed_by(&self, vault: &str) -> Result<Option<String>, RemoteError> {
+        owner_from_labels(self.vault_labels(vault))
+    }
+
+    fn reserved(&self, vault: &str) -> Option<String> {
+        super::reserved(vault)
     }
 
     fn list_secrets(&self, vault: &str) -> Result<Vec<RemoteSecret>, RemoteError> {
@@ -543,7 +588,7 @@ impl Remote for Client {
                     update_time: v
                         .get("updateTime")
                         .and_then(Value::as_str)
-                        .map(super::normalize_time),
+                        .map(normalize_time),
                 })
             })
             .collect()
@@ -668,10 +713,11 @@ mod tests {
 
     #[test]
     fn scrubbing_removes_the_token_and_the_value() {
-        let c = Client::new(ClientConfig {
+        let c = Client::new(Settings {
             url: "http://127.0.0.1:1".parse().unwrap(),
             token: SecretString::from("tpp_sentinel_token".to_owned()),
             workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            workers: 1,
             retry: Retry::default(),
             timeout: Duration::from_secs(1),
         })
@@ -690,10 +736,11 @@ mod tests {
 
     #[test]
     fn a_token_that_cannot_be_a_header_is_refused_without_echoing_it() {
-        let r = Client::new(ClientConfig {
+        let r = Client::new(Settings {
             url: "http://127.0.0.1:1".parse().unwrap(),
             token: SecretString::from("bad token\n".to_owned()),
             workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            workers: 1,
             retry: Retry::default(),
             timeout: Duration::from_secs(1),
         });

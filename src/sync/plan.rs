@@ -1,0 +1,274 @@
+//! The plan of a sync: what to create, update, delete, keep or skip, and
+//! why. Pure: [`plan`] takes the local store, the remote snapshot and the
+//! state, and returns the steps.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::IntegrityProblem;
+use crate::name::SecretName;
+use crate::sync::local::{LocalSecret, LocalVault};
+use crate::sync::remote::{Ownership, RemoteSnapshot, Scope};
+use crate::sync::state::State;
+
+/// Why a secret that exists remotely is pushed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateReason {
+    /// Its value differs from the one last pushed from here.
+    ChangedLocally,
+    /// Its remote `updateTime` moved: someone changed it elsewhere.
+    ChangedRemotely,
+    /// This machine has no record of pushing it (a fresh clone).
+    NotInState,
+}
+
+impl UpdateReason {
+    /// A short phrase for the plan.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UpdateReason::ChangedLocally => "changed locally",
+            UpdateReason::ChangedRemotely => "changed on the platform since the last sync",
+            UpdateReason::NotInState => "no record of a previous sync",
+        }
+    }
+}
+
+/// Why something is left alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A write-only contribution not yet accepted.
+    Unverified,
+    /// It failed verification.
+    FailedVerification(IntegrityProblem),
+    /// Another tool manages the vault (the target's words say which).
+    ManagedElsewhere(String),
+    /// The vault's name reserves it for another tool (the target's words
+    /// say which).
+    Reserved(String),
+    /// The vault's labels could not be read, so nothing in it is deleted.
+    OwnershipUnknown(String),
+}
+
+impl SkipReason {
+    /// A short phrase for the plan.
+    pub fn describe(&self) -> String {
+        match self {
+            SkipReason::Unverified => {
+                "unverified contribution, not pushed until a recipient accepts it".into()
+            }
+            SkipReason::FailedVerification(p) => format!("failed verification ({p}), not pushed"),
+            SkipReason::ManagedElsewhere(why) | SkipReason::Reserved(why) => {
+                format!("{why}, left alone")
+            }
+            SkipReason::OwnershipUnknown(e) => {
+                format!("its labels could not be read ({e}), so nothing in it is deleted")
+            }
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create the vault.
+    CreateVault,
+    /// Delete the vault (after its secrets' deletions).
+    DeleteVault,
+    /// Create the secret.
+    Create,
+    /// Set the secret's value.
+    Update(UpdateReason),
+    /// Nothing: the target already has this value.
+    Keep,
+    /// Delete the secret (only with `--prune`).
+    Delete,
+    /// Nothing, on purpose.
+    Skip(SkipReason),
+}
+
+impl Action {
+    /// The plan's marker: `+` create, `~` update, `-` delete, `=` keep,
+    /// `!` skip.
+    pub fn marker(&self) -> char {
+        match self {
+            Action::CreateVault | Action::Create => '+',
+            Action::Update(_) => '~',
+            Action::DeleteVault | Action::Delete => '-',
+            Action::Keep => '=',
+            Action::Skip(_) => '!',
+        }
+    }
+
+    /// The action's name in JSON output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateVault | Action::Create => "create",
+            Action::Update(_) => "update",
+            Action::DeleteVault | Action::Delete => "delete",
+            Action::Keep => "keep",
+            Action::Skip(_) => "skip",
+        }
+    }
+
+    /// Returns whether the step sends a write request.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Action::Keep | Action::Skip(_))
+    }
+
+    /// Returns whether the step deletes something remotely.
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Action::Delete | Action::DeleteVault)
+    }
+}
+
+/// One line of a plan: a vault (`secret` is `None`) or a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The vault.
+    pub vault: String,
+    /// The secret, or `None` for a step on the vault itself.
+    pub secret: Option<String>,
+    /// What to do.
+    pub action: Action,
+    /// The local secret is marked as due for rotation.
+    pub rotation_due: bool,
+}
+
+impl Step {
+    /// Returns `vault/secret`, or `vault` for a vault step.
+    pub fn path(&self) -> String {
+        match &self.secret {
+            Some(s) => format!("{}/{s}", self.vault),
+            None => self.vault.clone(),
+        }
+    }
+}
+
+/// What a sync will do, in display order: per vault, its own step first
+/// (create or skip), its secrets by name, and its deletion last.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Returns how many steps send a write request.
+    pub fn writes(&self) -> usize {
+        self.steps.iter().filter(|s| s.action.is_write()).count()
+    }
+
+    /// Returns how many steps delete something.
+    pub fn deletions(&self) -> usize {
+        self.steps.iter().filter(|s| s.action.is_delete()).count()
+    }
+}
+
+/// Computes the plan. Pure: the local store, the remote snapshot and the
+/// state in, the steps out.
+pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope: Scope) -> Plan {
+    let mut steps = Vec::new();
+    let step = |vault: &str, secret: Option<&str>, action: Action, rotation_due: bool| Step {
+        vault: vault.to_owned(),
+        secret: secret.map(str::to_owned),
+        action,
+        rotation_due,
+    };
+    let mut vault_names: BTreeSet<&str> = local.iter().map(|v| v.name.as_str()).collect();
+    if scope.prune && scope.all_vaults {
+        vault_names.extend(remote.vaults.keys().map(String::as_str));
+    }
+    for vname in vault_names {
+        let lv = local.iter().find(|v| v.name.as_str() == vname);
+        let rv = remote.vaults.get(vname);
+        let Some(lv) = lv else {
+            // Remote only (we are pruning every vault).
+            let rv = rv.expect("a name comes from one side or the other");
+            let skip = match &rv.ownership {
+                Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
+                Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
+                Ownership::Reserved(why) => Some(SkipReason::Reserved(why.clone())),
+                Ownership::Free => None,
+            };
+            if let Some(why) = skip {
+                steps.push(step(vname, None, Action::Skip(why), false));
+                continue;
+            }
+            for name in rv.secrets.keys() {
+                steps.push(step(vname, Some(name), Action::Delete, false));
+            }
+            steps.push(step(vname, None, Action::DeleteVault, false));
+            continue;
+        };
+        let may_delete = match rv.map(|r| &r.ownership) {
+            Some(Ownership::ManagedElsewhere(why)) => {
+                steps.push(step(
+                    vname,
+                    None,
+                    Action::Skip(SkipReason::ManagedElsewhere(why.clone())),
+                    false,
+                ));
+                continue;
+            }
+            Some(Ownership::Unknown(e)) => {
+                if scope.prune {
+                    steps.push(step(
+                        vname,
+                        None,
+                        Action::Skip(SkipReason::OwnershipUnknown(e.clone())),
+                        false,
+                    ));
+                }
+                false
+            }
+            // A reserved name is the store's own vault when the store has it.
+            Some(Ownership::Free | Ownership::Reserved(_)) => true,
+            None => {
+                steps.push(step(vname, None, Action::CreateVault, false));
+                true
+            }
+        };
+        let empty = BTreeMap::new();
+        let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
+        let mut names: BTreeSet<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
+        if scope.prune && may_delete {
+            names.extend(remote_secrets.keys().map(String::as_str));
+        }
+        for name in names {
+            let local_secret = lv.secrets.iter().find(|(n, _)| n.as_str() == name);
+            let Some((_, ls)) = local_secret else {
+                steps.push(step(vname, Some(name), Action::Delete, false));
+                continue;
+            };
+            let (action, rotation_due) = match ls {
+                LocalSecret::Unverified => (Action::Skip(SkipReason::Unverified), false),
+                LocalSecret::Failed(p) => (
+                    Action::Skip(SkipReason::FailedVerification(p.clone())),
+                    false,
+                ),
+                LocalSecret::Ready {
+                    digest,
+                    rotation_due,
+                    ..
+                } => {
+                    let action = match (remote_secrets.get(name), state.get(vname, name)) {
+                        (None, _) => Action::Create,
+                        (Some(_), None) => Action::Update(UpdateReason::NotInState),
+                        (Some(_), Some(rec)) if rec.digest != *digest => {
+                            Action::Update(UpdateReason::ChangedLocally)
+                        }
+                        // A target that lists no updateTime cannot show drift.
+                        (Some(r), Some(rec))
+                            if r.update_time.is_some() && rec.update_time != r.update_time =>
+                        {
+                            Action::Update(UpdateReason::ChangedRemotely)
+                        }
+                        (Some(_), Some(_)) => Action::Keep,
+                    };
+                    (action, *rotation_due)
+                }
+            };
+            steps.push(step(vname, Some(name), action, rotation_due));
+        }
+    }
+    Plan { steps }
+}
