@@ -130,3 +130,27 @@ impl Env {
         self.config_dir().map(|d| d.join("identity.txt"))
     }
 }
+
+/// Leaves only the absolute entries of this process's `PATH`, once [`Env`]
+/// has kept the original (for the program `coffer run` starts).
+///
+/// age looks plugin binaries (`age-plugin-NAME`) up on `PATH` itself, and
+/// an empty entry or `.` there means the current directory: a repository
+/// could plant `./age-plugin-yubikey` and have it run on a plain `get`.
+/// coffer finds `git` in absolute entries only; this makes age do the same.
+/// Called at start-up, before any thread exists, so changing the process's
+/// environment races with nothing.
+pub fn restrict_path(env: &Env) {
+    let Some(path) = &env.path else { return };
+    let absolute: Vec<PathBuf> = std::env::split_paths(path)
+        .filter(|p| p.is_absolute())
+        .collect();
+    let Ok(joined) = std::env::join_paths(&absolute) else {
+        return;
+    };
+    if &joined != path {
+        // SAFETY: coffer is single-threaded at this point (see above), and
+        // nothing holds a pointer into the environment.
+        unsafe { std::env::set_var("PATH", joined) };
+    }
+}

@@ -398,8 +398,10 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let env = Env::read();
+    env::restrict_path(&env);
     let ctx = Ctx {
-        env: Env::read(),
+        env,
         ui: Ui {
             quiet: cli.global.quiet,
         },

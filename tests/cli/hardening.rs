@@ -97,3 +97,79 @@ fn a_store_planted_by_another_user_above_the_working_directory_is_refused() {
     )
     .ok();
 }
+
+/// With `.` or an empty entry in `PATH` (some shells' set-ups), a plugin
+/// binary planted in the current directory must never run: not on a `get`
+/// with a plugin identity, not on `recipients add` of a plugin recipient.
+#[test]
+fn a_plugin_planted_in_the_current_directory_never_runs() {
+    let env = TestEnv::new();
+    let Some(plugins) = crate::teams::counter_plugin(&env) else {
+        return;
+    };
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_plugin_path_test");
+    let out = std::process::Command::new(plugins.join("age-plugin-counter"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# recipient: "))
+        .unwrap()
+        .to_owned();
+    let identity = env.dir.path().join("yubikey.txt");
+    fs::write(&identity, &text).unwrap();
+    fs::set_permissions(
+        &identity,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // The plugin sits in the working directory, reachable only through
+    // the relative entries of PATH.
+    fs::copy(
+        plugins.join("age-plugin-counter"),
+        env.work.join("age-plugin-counter"),
+    )
+    .unwrap();
+    fs::set_permissions(
+        env.work.join("age-plugin-counter"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let log = env.dir.path().join("plugin.log");
+    for path in [
+        format!(".:{}", crate::common::PATH),
+        format!(":{}", crate::common::PATH),
+    ] {
+        let planted = |c: &mut std::process::Command| {
+            c.env("PATH", &path).env("COFFER_TEST_PLUGIN_LOG", &log);
+        };
+        let r = env.run_with(
+            &[
+                "get",
+                "-V",
+                "api-keys",
+                "-n",
+                "stripe-key",
+                "-i",
+                identity.to_str().unwrap(),
+            ],
+            planted,
+        );
+        assert_eq!(r.code(), 1, "{}", r.stderr());
+        env.run_with(&["recipients", "add", "yubikey", &recipient], planted)
+            .fails("age-plugin-counter");
+        assert!(!log.exists(), "the planted plugin ran (PATH={path})");
+    }
+    // The same plugin on an absolute PATH entry does run: the test sees it.
+    let real = format!("{}:{}", plugins.display(), crate::common::PATH);
+    env.run_with(&["recipients", "add", "yubikey", &recipient], |c| {
+        c.env("PATH", &real).env("COFFER_TEST_PLUGIN_LOG", &log);
+    })
+    .ok();
+    assert!(
+        log.exists(),
+        "the plugin on an absolute PATH entry must run"
+    );
+}

@@ -871,7 +871,7 @@ fn verify_reports_junk_in_the_store_and_only_checks_named_vaults() {
 }
 
 /// Copies the test plugin into a directory to put on PATH, or skips.
-fn counter_plugin(env: &TestEnv) -> Option<PathBuf> {
+pub fn counter_plugin(env: &TestEnv) -> Option<PathBuf> {
     let bin = Path::new(env!("CARGO_BIN_EXE_coffer"));
     let built = bin.parent().unwrap().join("examples/age-plugin-counter");
     if !built.is_file() {
