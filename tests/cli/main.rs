@@ -10,6 +10,8 @@ mod bad_input;
 mod demo;
 /// `coffer diff` across commits.
 mod diff;
+/// The docs' console examples, run for real.
+mod docs;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
 /// Attacks by another local user, a keyless writer, a hostile platform.
