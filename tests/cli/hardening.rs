@@ -109,22 +109,7 @@ fn a_plugin_planted_in_the_current_directory_never_runs() {
     };
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "sk_live_plugin_path_test");
-    let out = std::process::Command::new(plugins.join("age-plugin-counter"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let recipient = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# recipient: "))
-        .unwrap()
-        .to_owned();
-    let identity = env.dir.path().join("yubikey.txt");
-    fs::write(&identity, &text).unwrap();
-    fs::set_permissions(
-        &identity,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    let (recipient, identity) = crate::teams::counter_identity(&env, &plugins);
     // The plugin sits in the working directory, reachable only through
     // the relative entries of PATH.
     fs::copy(

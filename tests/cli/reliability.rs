@@ -264,17 +264,12 @@ fn with_fault(
     args: &[&str],
     stdin: &[u8],
 ) -> (i32, String) {
-    let mut c = std::process::Command::new("strace");
-    c.args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject={syscalls}:error={errno}:when={nth}"))
-        .arg(env!("CARGO_BIN_EXE_coffer"))
-        .args(args)
-        .env_clear()
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", &env.config)
-        .env("PATH", crate::common::PATH)
-        .current_dir(&env.work)
-        .stdin(Stdio::piped())
+    let mut c = under_strace(
+        env,
+        &format!("inject={syscalls}:error={errno}:when={nth}"),
+        args,
+    );
+    c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
@@ -284,6 +279,21 @@ fn with_fault(
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `coffer args` under strace with one `-e` expression, in the test's
+/// hermetic environment.
+fn under_strace(env: &TestEnv, expression: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("strace");
+    c.args(["-f", "-qq", "-o", "/dev/null", "-e", expression])
+        .arg(env!("CARGO_BIN_EXE_coffer"))
+        .args(args)
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", &env.config)
+        .env("PATH", crate::common::PATH)
+        .current_dir(&env.work);
+    c
 }
 
 /// Fails each write, fsync and rename that `update` makes, one at a time:
@@ -552,19 +562,14 @@ fn find_coffer_waiting() -> Option<u32> {
 /// Runs `coffer` under strace, killing it (SIGKILL) at the `nth` matching
 /// system call. Returns the exit code (-1 when killed).
 fn killed_at(env: &TestEnv, syscalls: &str, nth: usize, args: &[&str]) -> i32 {
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject={syscalls}:signal=KILL:when={nth}"))
-        .arg(env!("CARGO_BIN_EXE_coffer"))
-        .args(args)
-        .env_clear()
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", &env.config)
-        .env("PATH", crate::common::PATH)
-        .current_dir(&env.work)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = under_strace(
+        env,
+        &format!("inject={syscalls}:signal=KILL:when={nth}"),
+        args,
+    )
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
     out.status.code().unwrap_or(-1)
 }
 

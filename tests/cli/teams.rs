@@ -894,17 +894,9 @@ pub fn counter_plugin(env: &TestEnv) -> Option<PathBuf> {
     Some(dir)
 }
 
-#[test]
-fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
-    let env = TestEnv::new();
-    let Some(plugins) = counter_plugin(&env) else {
-        return;
-    };
-    env.init(&["api-keys", "database"]);
-    for i in 0..10 {
-        env.put("api-keys", &format!("secret-{i:02}"), &format!("v{i}"));
-    }
-    env.put("database", "db-password", "pw");
+/// A new identity of the test plugin, written 0600: its recipient and the
+/// identity file's path.
+pub fn counter_identity(env: &TestEnv, plugins: &Path) -> (String, PathBuf) {
     let out = std::process::Command::new(plugins.join("age-plugin-counter"))
         .output()
         .unwrap();
@@ -917,6 +909,21 @@ fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
     let identity = env.dir.path().join("yubikey.txt");
     fs::write(&identity, text).unwrap();
     fs::set_permissions(&identity, fs::Permissions::from_mode(0o600)).unwrap();
+    (recipient, identity)
+}
+
+#[test]
+fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
+    let env = TestEnv::new();
+    let Some(plugins) = counter_plugin(&env) else {
+        return;
+    };
+    env.init(&["api-keys", "database"]);
+    for i in 0..10 {
+        env.put("api-keys", &format!("secret-{i:02}"), &format!("v{i}"));
+    }
+    env.put("database", "db-password", "pw");
+    let (recipient, identity) = counter_identity(&env, &plugins);
     let log = env.dir.path().join("plugin.log");
     let path = format!("{}:{PATH}", plugins.display());
     let with_plugin = |c: &mut std::process::Command| {
