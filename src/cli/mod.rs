@@ -31,6 +31,7 @@ macro_rules! errp {
     }};
 }
 
+mod common;
 mod completion;
 mod diff;
 mod error;

@@ -4,16 +4,16 @@
 //! Existence comes from the manifests alone, so no key is needed: CI can
 //! run it on every pull request.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use coffer::runtime::json::Position;
 use coffer::runtime::refs::{self, SourceKind};
-use coffer::{SecretName, Store, VaultName};
+
 use serde::Serialize;
 
 use super::Ctx;
+use super::common::{Names, Status, describe};
 use super::error::{CliError, CliResult};
 
 /// Files larger than this are skipped (with a warning): generated bundles,
@@ -47,17 +47,6 @@ pub fn run(ctx: &Ctx, cmd: RefsCommand) -> CliResult {
     }
 }
 
-/// Whether a reference names something that exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Ok,
-    InvalidVaultName,
-    InvalidSecretName,
-    MissingVault,
-    MissingSecret,
-}
-
 #[derive(Serialize)]
 struct JsonRef {
     file: String,
@@ -80,65 +69,6 @@ struct JsonReport {
     references: Vec<JsonRef>,
     unchecked: Vec<JsonPlace>,
     dangling: usize,
-}
-
-/// The store's vaults and their secret names, read from the manifests
-/// (no key needed) once per vault, to tell whether references resolve.
-pub struct Names<'s> {
-    store: &'s Store,
-    vaults: BTreeMap<VaultName, Option<Vec<SecretName>>>,
-}
-
-impl<'s> Names<'s> {
-    pub fn new(store: &'s Store) -> Names<'s> {
-        Names {
-            store,
-            vaults: BTreeMap::new(),
-        }
-    }
-
-    /// Returns whether `vault` and `key` name a secret in the store.
-    pub fn status(&mut self, vault: &str, key: &str) -> CliResult<Status> {
-        let Ok(vault) = vault.parse::<VaultName>() else {
-            return Ok(Status::InvalidVaultName);
-        };
-        if !self.vaults.contains_key(&vault) {
-            let names = match self.store.vault(&vault) {
-                Ok(v) => Some(v.read()?.manifest().secrets.keys().cloned().collect()),
-                Err(coffer::Error::VaultNotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            self.vaults.insert(vault.clone(), names);
-        }
-        let Some(names) = self.vaults.get(&vault).and_then(Option::as_ref) else {
-            return Ok(Status::MissingVault);
-        };
-        Ok(match key.parse::<SecretName>() {
-            Err(_) => Status::InvalidSecretName,
-            Ok(k) if names.contains(&k) => Status::Ok,
-            Ok(_) => Status::MissingSecret,
-        })
-    }
-}
-
-/// Says what is wrong with a reference, naming it (never a value).
-pub fn describe(status: Status, vault: &str, key: &str) -> String {
-    let invalid = |e: coffer::Error| e.to_string();
-    match status {
-        Status::Ok => String::new(),
-        Status::InvalidVaultName => vault
-            .parse::<VaultName>()
-            .err()
-            .map(invalid)
-            .unwrap_or_default(),
-        Status::InvalidSecretName => key
-            .parse::<SecretName>()
-            .err()
-            .map(invalid)
-            .unwrap_or_default(),
-        Status::MissingVault => format!("vault {vault:?} not found"),
-        Status::MissingSecret => format!("secret {key:?} not found in vault {vault:?}"),
-    }
 }
 
 /// A path as the user would write it: without a leading `./`.
