@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use coffer::Store;
 use coffer::runtime::json::Position;
 use coffer::runtime::refs::{self, SourceKind};
+use coffer::runtime::scan::{Hidden, Walked, walk_files};
 
 use serde::Serialize;
 
@@ -89,57 +91,41 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             return Err(CliError::new(format!("{} does not exist", p.display())));
         }
     }
-    let mut walk = ignore::WalkBuilder::new(&paths[0]);
-    for p in &paths[1..] {
-        walk.add(p);
-    }
-    // .gitignore applies even outside a git checkout (a CI tarball).
-    walk.require_git(false).sort_by_file_name(|a, b| a.cmp(b));
+    let (report, files) = collect(ctx, &store, &paths)?;
+    print_report(ctx, &report, args.json)?;
+    verdict(ctx, &report, files)
+}
 
-    let mut names = Names::new(&store);
+/// Finds the references in the files under `paths` and checks each
+/// against the manifests. Returns them, and how many files were read.
+fn collect(ctx: &Ctx, store: &Store, paths: &[PathBuf]) -> CliResult<(JsonReport, usize)> {
+    let mut names = Names::new(store);
     let mut report = JsonReport {
         references: Vec::new(),
         unchecked: Vec::new(),
         dangling: 0,
     };
     let mut files = 0usize;
-    for entry in walk.build() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                ctx.ui.warn(format!("skipped: {e}"));
+    for walked in walk_files(paths, Hidden::Skip) {
+        let (path, depth, len) = match walked {
+            Walked::File { path, depth, len } => (path, depth, len),
+            Walked::Error { message, .. } => {
+                ctx.ui.warn(format!("skipped: {message}"));
                 continue;
             }
         };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
         // Files named on the command line are read whatever they are called.
-        let kind = match SourceKind::for_path(path) {
+        let kind = match SourceKind::for_path(&path) {
             Some(k) => k,
-            None if entry.depth() == 0 => SourceKind::Script,
+            None if depth == 0 => SourceKind::Script,
             None => continue,
         };
-        let too_big = entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_LEN);
-        if too_big {
-            ctx.ui.warn(format!(
-                "skipped {}: it is larger than {} MiB",
-                display(path),
-                MAX_FILE_LEN >> 20
-            ));
+        let Some(bytes) = read_source(ctx, &path, len) else {
             continue;
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                ctx.ui.warn(format!("skipped {}: {e}", display(path)));
-                continue;
-            }
         };
         files += 1;
         let found = refs::scan(kind, &bytes);
-        let file = display(path);
+        let file = display(&path);
         for r in found.references {
             let status = names.status(&r.vault, &r.key)?;
             if status != Status::Ok {
@@ -162,10 +148,34 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             });
         }
     }
+    Ok((report, files))
+}
 
-    if args.json {
+/// Reads a source file, or warns and skips it (too large, unreadable).
+fn read_source(ctx: &Ctx, path: &Path, len: Option<u64>) -> Option<Vec<u8>> {
+    if len.is_some_and(|l| l > MAX_FILE_LEN) {
+        ctx.ui.warn(format!(
+            "skipped {}: it is larger than {} MiB",
+            display(path),
+            MAX_FILE_LEN >> 20
+        ));
+        return None;
+    }
+    match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            ctx.ui.warn(format!("skipped {}: {e}", display(path)));
+            None
+        }
+    }
+}
+
+/// Prints every reference (stdout) and every place that cannot be
+/// checked (stderr), or the whole report as JSON.
+fn print_report(ctx: &Ctx, report: &JsonReport, json: bool) -> CliResult {
+    if json {
         let mut s =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?;
+            serde_json::to_string_pretty(report).map_err(|e| CliError::new(e.to_string()))?;
         s.push('\n');
         ctx.ui.data(s.as_bytes())?;
     } else {
@@ -184,7 +194,11 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             ));
         }
     }
+    Ok(())
+}
 
+/// Fails if any reference dangles; else says how many were found.
+fn verdict(ctx: &Ctx, report: &JsonReport, files: usize) -> CliResult {
     let total = report.references.len();
     if report.dangling > 0 {
         let mut msg = format!(
