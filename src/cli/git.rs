@@ -364,9 +364,9 @@ fn setup_file_error(e: coffer::Error) -> CliError {
             "{} is a symbolic link; coffer git setup does not write through links",
             path.display()
         ))
-        .hint(format!(
-            "check where it points; replace it with a regular file or directory (or remove it), then run `coffer git setup` again"
-        )),
+        .hint(
+            "check where it points; replace it with a regular file or directory (or remove it), then run `coffer git setup` again",
+        ),
         e => e.into(),
     }
 }
