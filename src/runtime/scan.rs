@@ -316,6 +316,47 @@ mod tests {
     }
 
     #[test]
+    fn one_walker_skips_or_includes_hidden_files_and_knows_named_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join(".gitignore"), "ignored.txt\n").unwrap();
+        std::fs::write(root.join("src/a.js"), "abc").unwrap();
+        std::fs::write(root.join(".env"), "x").unwrap();
+        std::fs::write(root.join("ignored.txt"), "x").unwrap();
+        let files = |roots: &[PathBuf], hidden| -> Vec<(String, usize, Option<u64>)> {
+            walk_files(roots, hidden)
+                .map(|w| match w {
+                    Walked::File { path, depth, len } => (
+                        path.strip_prefix(root).unwrap().display().to_string(),
+                        depth,
+                        len,
+                    ),
+                    Walked::Error { message, .. } => panic!("{message}"),
+                })
+                .collect()
+        };
+        let all = [root.to_owned()];
+        assert_eq!(
+            files(&all, Hidden::Include),
+            [
+                (".env".into(), 1, Some(1)),
+                (".gitignore".into(), 1, Some(12)),
+                ("src/a.js".into(), 2, Some(3)),
+            ]
+        );
+        assert_eq!(files(&all, Hidden::Skip), [("src/a.js".into(), 2, Some(3))]);
+        let named = [root.join("ignored.txt"), root.join("src")];
+        assert_eq!(
+            files(&named, Hidden::Skip),
+            [
+                ("ignored.txt".into(), 0, Some(1)),
+                ("src/a.js".into(), 1, Some(3))
+            ]
+        );
+    }
+
+    #[test]
     fn walks_the_tree_as_git_would() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
