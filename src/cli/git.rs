@@ -85,7 +85,7 @@ fn attribute_lines() -> [String; 3] {
         format!("{} merge=coffer", layout::CONFIG_FILE),
     ]
 }
-const ATTRIBUTES_FILE: &str = ".gitattributes";
+const ATTRIBUTES_FILE: &str = layout::GITATTRIBUTES_FILE;
 const ATTRIBUTES_HEADER: &str =
     "# coffer: decrypted diffs and merges by secret (see `coffer git setup`, docs/git.md)";
 const HOOK_MARKER: &str = "# coffer pre-commit hook";

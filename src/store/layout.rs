@@ -10,6 +10,7 @@
 //! vaults/                    the store (STORE_DIR)
 //!   coffer.toml              the team's recipients (CONFIG_FILE)
 //!   .gitignore               ignores coffer's temporary files (GITIGNORE_FILE)
+//!   .gitattributes           routes store files to coffer's git drivers (GITATTRIBUTES_FILE)
 //!   <vault>/                 one directory per vault
 //!     vault.toml             the manifest (MANIFEST_FILE)
 //!     vault-key.age          the vault key, for its recipients (VAULT_KEY_FILE)
@@ -36,6 +37,9 @@ pub const VAULT_KEY_FILE: &str = "vault-key.age";
 pub const SECRET_EXT: &str = ".age";
 /// The store's own `.gitignore`.
 pub const GITIGNORE_FILE: &str = ".gitignore";
+/// The store's `.gitattributes`, which `coffer git setup` writes: it routes
+/// store files to coffer's git drivers (see `encrypted_files_pattern`).
+pub const GITATTRIBUTES_FILE: &str = ".gitattributes";
 /// What the store's `.gitignore` says: coffer's temporary files never
 /// belong in a commit.
 pub const GITIGNORE: &str = "# coffer's temporary files: see docs/format.md\n.coffer-*\n";
