@@ -12,6 +12,7 @@ use std::str::FromStr;
 use crate::crypto::recipient::RecipientKey;
 use crate::name::{RecipientName, SecretName, VaultName};
 use crate::store::config::Config;
+use crate::store::layout::{CONFIG_FILE, MANIFEST_FILE};
 use crate::store::manifest::Manifest;
 
 /// A fuzz target: arbitrary bytes in, a panic if a property fails.
@@ -41,7 +42,7 @@ pub fn run(name: &str, data: &[u8]) {
 /// `vault.toml`: parses, and what parses serialises to bytes that parse
 /// back to the same manifest and serialise the same way.
 pub fn manifest(data: &[u8]) {
-    let path = Path::new("vault.toml");
+    let path = Path::new(MANIFEST_FILE);
     if let Ok(m) = Manifest::parse(data, path) {
         let bytes = m.to_bytes();
         let again = Manifest::parse(&bytes, path).expect("a written manifest parses");
@@ -55,7 +56,7 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let path = Path::new("coffer.toml");
+    let path = Path::new(CONFIG_FILE);
     if let Ok(mut c) = Config::parse(text, path) {
         let again = Config::parse(&c.to_text(), path).expect("a parsed config re-parses");
         assert_eq!(again.recipients(), c.recipients());

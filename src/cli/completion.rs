@@ -38,7 +38,7 @@ pub struct ManArgs {
 const COMMON_SECTIONS: &str = r#".SH ENVIRONMENT
 .TP
 \fBCOFFER_STORE\fR
-The store directory (else the nearest vaults/coffer.toml upwards).
+The store directory (else the nearest store found upwards from the current directory).
 .TP
 \fBCOFFER_AGE_KEY\fR, \fBCOFFER_IDENTITY\fR
 An identity as text (for CI), or the path of an identity file.

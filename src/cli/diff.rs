@@ -7,8 +7,8 @@ use coffer::git::diff::{self, SecretChange, Snapshot, StoreDiff, VaultChange};
 use serde::Serialize;
 
 use super::Ctx;
+use super::common::repo_for;
 use super::error::{CliError, CliResult};
-use super::git::repo_for;
 use super::render;
 
 #[derive(Args, Debug)]

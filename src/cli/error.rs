@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use coffer::error::{IntegrityProblem, ValueProblem};
 use coffer::name::NameKind;
+use coffer::store::layout::{CONFIG_FILE, MANIFEST_FILE, STORE_DIR, VAULT_KEY_FILE};
 
 /// An error on its way to the user.
 #[derive(Debug)]
@@ -118,15 +119,15 @@ impl From<coffer::Error> for CliError {
             }
             E::WouldOverwrite { .. } => err.hint("choose another path with -o FILE"),
             E::UnapprovedRecipients { vault, manifest_edited: true, .. } => err
-                .hint(format!("review the edit (`git log -p vaults/{vault}/vault.toml`); undo it, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
+                .hint(format!("review the edit (`git log -p {STORE_DIR}/{vault}/{MANIFEST_FILE}`); undo it, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
             E::UnapprovedRecipients { vault, .. } => err
-                .hint(format!("review coffer.toml (`coffer recipients list --vault {vault}`); undo the edit, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
+                .hint(format!("review {CONFIG_FILE} (`coffer recipients list --vault {vault}`); undo the edit, or have someone who can open the vault run `coffer recipients approve --vault {vault}`")),
             E::NoRecipientsLeft { .. } => err.hint("add another recipient first: a vault nobody can open is lost"),
             E::RekeyBlocked { .. } => err
                 .hint("`coffer verify` shows what is wrong; restore those files from git or set new values with `coffer update` first"),
             E::UnknownRecipient { .. } => err.hint("`coffer recipients list` shows the recipients"),
             E::VaultKeyMismatch { .. } => err
-                .hint("vault-key.age or vault.toml was replaced or damaged; restore both from git"),
+                .hint(format!("{VAULT_KEY_FILE} or {MANIFEST_FILE} was replaced or damaged; restore both from git")),
             E::NotARepository { .. } => err.hint("run it inside a git repository (`git init` makes one)"),
             E::UnknownRevision { .. } => err.hint("`git log --oneline` shows the commits; a new repository needs a first commit"),
             E::Concurrent { .. } => err.hint("run the command again"),
@@ -134,7 +135,7 @@ impl From<coffer::Error> for CliError {
             E::LockTimeout { .. } => err.hint("another coffer command is still running on this vault; retry when it is done"),
             E::Symlink { .. } => err.hint("replace the link with the file or directory itself"),
             E::Manifest { .. } => err
-                .hint("vault.toml is written by coffer; restore it from git, and see docs/format.md"),
+                .hint(format!("{MANIFEST_FILE} is written by coffer; restore it from git, and see docs/format.md")),
             E::Config { .. } => err.hint("fix the file by hand; docs/format.md describes it"),
             _ => err,
         }

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use coffer::git::diff::{open_vault_key, plaintext_len};
 use coffer::git::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
-use coffer::git::{Git, find_program};
+use coffer::git::{Git, find_program, history, worktree};
+use coffer::store::layout::{self, FileKind};
 use coffer::store::manifest::Manifest;
 use coffer::{SecretName, Store, VaultName};
 
 use super::Ctx;
+use super::common::{Repo, git_program, repo_for};
 use super::error::{CliError, CliResult};
+use super::render;
 
 #[derive(Subcommand, Debug)]
 pub enum GitCommand {
@@ -67,56 +70,28 @@ pub fn run(ctx: &Ctx, c: GitCommand) -> CliResult {
     }
 }
 
-/// Finds `git` on `PATH`, never in the current directory.
-pub fn git_program(ctx: &Ctx) -> CliResult<PathBuf> {
-    find_program(ctx.env.path.as_deref(), "git").ok_or_else(|| {
-        CliError::new("git was not found on PATH")
-            .hint("install git; coffer only runs a git found in an absolute PATH directory")
-    })
-}
-
-/// The repository holding the store: git working at its top, and the
-/// store's directory relative to the top (`vaults`).
-pub struct Repo {
-    pub git: Git,
-    pub prefix: String,
-}
-
-pub fn repo_for(ctx: &Ctx, store: &Store) -> CliResult<Repo> {
-    let program = git_program(ctx)?;
-    let top = Git::new(program.clone(), store.root().to_owned()).toplevel()?;
-    let root = fs::canonicalize(store.root())
-        .map_err(|e| CliError::new(format!("could not resolve {}: {e}", store.root().display())))?;
-    let top_real = fs::canonicalize(&top).unwrap_or_else(|_| top.clone());
-    let rel = root.strip_prefix(&top_real).map_err(|_| {
-        CliError::new(format!(
-            "the store {} is not inside the git work tree {}",
-            store.root().display(),
-            top.display()
-        ))
-    })?;
-    let prefix = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/");
-    Ok(Repo {
-        git: Git::new(program, top_real),
-        prefix,
-    })
-}
-
 // ---------------------------------------------------------------- setup
 
-/// What `.gitattributes` in the store directory must say.
-const ATTRIBUTES: [&str; 3] = [
-    "*.age diff=coffer merge=coffer -text",
-    "vault.toml merge=coffer -text",
-    "coffer.toml merge=coffer",
-];
+/// What `.gitattributes` in the store directory must say: encrypted files
+/// (secrets and vault keys) get the diff and merge drivers, manifests and
+/// the team's recipients the merge driver. The patterns come from the
+/// store's layout.
+fn attribute_lines() -> [String; 3] {
+    [
+        format!(
+            "{} diff=coffer merge=coffer -text",
+            layout::encrypted_files_pattern()
+        ),
+        format!("{} merge=coffer -text", layout::MANIFEST_FILE),
+        format!("{} merge=coffer", layout::CONFIG_FILE),
+    ]
+}
+const ATTRIBUTES_FILE: &str = layout::GITATTRIBUTES_FILE;
 const ATTRIBUTES_HEADER: &str =
     "# coffer: decrypted diffs and merges by secret (see `coffer git setup`, docs/git.md)";
 const HOOK_MARKER: &str = "# coffer pre-commit hook";
+/// The largest `.gitattributes` or hook setup reads.
+const MAX_SETUP_FILE_LEN: u64 = 1 << 20;
 
 /// Returns how git should run this coffer: `coffer` if that is what PATH
 /// finds, else its absolute path, quoted for the shell git uses.
@@ -146,7 +121,7 @@ fn shell_quote(s: &str) -> String {
 /// `--store DIR` for the commands git runs from the top of the work tree,
 /// unless the store is where discovery finds it anyway.
 fn store_flag(repo: &Repo) -> String {
-    if repo.prefix == coffer::store::layout::STORE_DIR {
+    if repo.prefix == layout::STORE_DIR {
         String::new()
     } else if repo.prefix.is_empty() {
         " --store .".into()
@@ -155,71 +130,106 @@ fn store_flag(repo: &Repo) -> String {
     }
 }
 
+/// One thing setup checks: what it is, and whether it was already right.
 struct Item {
     what: String,
     ok: bool,
 }
 
+/// What setup found and did, and what every step needs to know.
+struct Setup {
+    /// Only check: change nothing.
+    check: bool,
+    /// The store directory relative to the top of the work tree, with a
+    /// trailing `/` (empty for the top).
+    rel_store: String,
+    /// How git runs coffer.
+    coffer: String,
+    /// ` --store DIR`, for the commands git runs from the top of the work
+    /// tree, if discovery would not find the store.
+    flag: String,
+    items: Vec<Item>,
+    changed: Vec<String>,
+}
+
+impl Setup {
+    fn item(&mut self, what: String, ok: bool) {
+        self.items.push(Item { what, ok });
+    }
+}
+
 fn setup(ctx: &Ctx, args: SetupArgs) -> CliResult {
     let store = ctx.store()?;
     let repo = repo_for(ctx, &store)?;
-    let coffer = coffer_command(ctx);
-    let rel_store = if repo.prefix.is_empty() {
-        String::new()
+    let mut s = Setup {
+        check: args.check,
+        rel_store: if repo.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", repo.prefix)
+        },
+        coffer: coffer_command(ctx),
+        flag: store_flag(&repo),
+        items: Vec::new(),
+        changed: Vec::new(),
+    };
+    setup_attributes(&store, &mut s)?;
+    setup_drivers(&repo, &mut s)?;
+    if args.pre_commit {
+        setup_hook(&repo, &mut s)?;
+    }
+    if args.check {
+        report_check(ctx, &s.items, args.pre_commit)
     } else {
-        format!("{}/", repo.prefix)
-    };
-    let mut items = Vec::new();
-    let mut changed = Vec::new();
+        report_changes(ctx, &s);
+        Ok(())
+    }
+}
 
-    // .gitattributes in the store directory: committed, so every clone
-    // routes store files to the drivers (once the clone has run setup).
-    let attr_path = store.root().join(".gitattributes");
-    let existing = match fs::read_to_string(&attr_path) {
-        Ok(s) => Some(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(CliError::new(format!(
-                "could not read {}: {e}",
-                attr_path.display()
-            )));
-        }
-    };
+/// `.gitattributes` in the store directory: committed, so every clone
+/// routes store files to the drivers (once the clone has run setup).
+/// Missing lines are appended; the rest of the file is kept.
+fn setup_attributes(store: &Store, s: &mut Setup) -> CliResult {
+    let path = store.root().join(ATTRIBUTES_FILE);
+    let existing = read_setup_file(&path)?;
     let have: Vec<&str> = existing
         .as_deref()
-        .map(|s| s.lines().map(str::trim).collect())
+        .map(|t| t.lines().map(str::trim).collect())
         .unwrap_or_default();
-    let missing: Vec<&str> = ATTRIBUTES
+    let wanted = attribute_lines();
+    let missing: Vec<&str> = wanted
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|l| !have.contains(l))
         .collect();
-    for l in ATTRIBUTES {
-        items.push(Item {
-            what: format!("{rel_store}.gitattributes: {l}"),
-            ok: !missing.contains(&l),
-        });
+    for l in &wanted {
+        let ok = !missing.contains(&l.as_str());
+        s.item(format!("{}{ATTRIBUTES_FILE}: {l}", s.rel_store), ok);
     }
-    if !args.check && !missing.is_empty() {
-        let mut text = existing.clone().unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        if !text.contains(ATTRIBUTES_HEADER) {
-            text.push_str(ATTRIBUTES_HEADER);
-            text.push('\n');
-        }
-        for l in &missing {
-            text.push_str(l);
-            text.push('\n');
-        }
-        fs::write(&attr_path, text)
-            .map_err(|e| CliError::new(format!("could not write {}: {e}", attr_path.display())))?;
-        changed.push(format!("{rel_store}.gitattributes"));
+    if s.check || missing.is_empty() {
+        return Ok(());
     }
+    let mut text = existing.unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.contains(ATTRIBUTES_HEADER) {
+        text.push_str(ATTRIBUTES_HEADER);
+        text.push('\n');
+    }
+    for l in &missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    write_setup_file(&path, &text, 0o644)?;
+    s.changed.push(format!("{}{ATTRIBUTES_FILE}", s.rel_store));
+    Ok(())
+}
 
-    // The drivers, in this clone's .git/config (config is never committed).
-    let flag = store_flag(&repo);
+/// The drivers, in this clone's `.git/config` (config is never
+/// committed), set with `git config` itself.
+fn setup_drivers(repo: &Repo, s: &mut Setup) -> CliResult {
+    let (coffer, flag) = (&s.coffer, &s.flag);
     let wanted = [
         (
             "diff.coffer.textconv",
@@ -234,111 +244,132 @@ fn setup(ctx: &Ctx, args: SetupArgs) -> CliResult {
             format!("{coffer} git merge-driver %O %A %B %P"),
         ),
     ];
-    let mut config_changed = false;
+    let mut changed = false;
     for (key, value) in &wanted {
-        let current = repo.git.config_get_local(key)?;
-        let ok = current.as_deref() == Some(value.as_str());
-        items.push(Item {
-            what: format!("git config {key} {value:?}"),
-            ok,
-        });
-        if !ok && !args.check {
+        let ok = repo.git.config_get_local(key)?.as_deref() == Some(value.as_str());
+        s.item(format!("git config {key} {value:?}"), ok);
+        if !ok && !s.check {
             repo.git.config_set_local(key, value)?;
-            config_changed = true;
+            changed = true;
         }
     }
     // A textconv cache would store decrypted values in git notes.
     let cached = repo.git.config_get_bool("diff.coffer.cachetextconv")? == Some(true);
-    items.push(Item {
-        what: "git config diff.coffer.cachetextconv false (a cache would keep values in git notes)"
+    s.item(
+        "git config diff.coffer.cachetextconv false (a cache would keep values in git notes)"
             .into(),
-        ok: !cached,
-    });
-    if cached && !args.check {
+        !cached,
+    );
+    if cached && !s.check {
         repo.git
             .config_set_local("diff.coffer.cachetextconv", "false")?;
-        config_changed = true;
+        changed = true;
     }
-    if config_changed {
-        changed.push(".git/config (diff and merge drivers)".into());
-    }
-
-    if args.pre_commit {
-        let hook = repo.git.git_path("hooks/pre-commit")?;
-        let script = format!(
-            "#!/bin/sh\n{HOOK_MARKER}: refuses commits that contain a secret's value.\n# Installed by `coffer git setup --pre-commit`; see docs/git.md.\nexec {coffer}{flag} scan --staged\n"
-        );
-        let current = fs::read_to_string(&hook).ok();
-        let ok = current.as_deref() == Some(script.as_str());
-        items.push(Item {
-            what: format!("pre-commit hook {}", hook.display()),
-            ok,
-        });
-        if !ok && !args.check {
-            if let Some(c) = &current
-                && !c.contains(HOOK_MARKER)
-            {
-                return Err(CliError::new(format!(
-                    "{} already exists and is not coffer's",
-                    hook.display()
-                ))
-                .hint(format!(
-                    "add this line to it instead: {coffer}{flag} scan --staged"
-                )));
-            }
-            if let Some(dir) = hook.parent() {
-                fs::create_dir_all(dir).map_err(|e| {
-                    CliError::new(format!("could not create {}: {e}", dir.display()))
-                })?;
-            }
-            write_executable(&hook, &script)?;
-            changed.push(format!("pre-commit hook ({})", hook.display()));
-        }
-    }
-
-    if args.check {
-        let missing: Vec<&Item> = items.iter().filter(|i| !i.ok).collect();
-        let mut out = String::new();
-        for i in &items {
-            out.push_str(if i.ok { "ok       " } else { "missing  " });
-            out.push_str(&i.what);
-            out.push('\n');
-        }
-        ctx.ui.data(out.as_bytes())?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        return Err(CliError::new(format!(
-            "git is not fully set up for coffer: {} missing",
-            missing.len()
-        ))
-        .hint(if args.pre_commit {
-            "run `coffer git setup --pre-commit`"
-        } else {
-            "run `coffer git setup`"
-        }));
-    }
-    if changed.is_empty() {
-        ctx.ui
-            .status("git is already set up for coffer; nothing changed.");
-    } else {
-        for c in &changed {
-            ctx.ui.status(format!("Updated {c}"));
-        }
-        if changed.iter().any(|c| c.contains(".gitattributes")) {
-            ctx.ui.status(format!(
-                "Commit {rel_store}.gitattributes so that every clone uses the drivers (each clone runs `coffer git setup` once)."
-            ));
-        }
+    if changed {
+        s.changed
+            .push(".git/config (diff and merge drivers)".into());
     }
     Ok(())
 }
 
-fn write_executable(path: &Path, text: &str) -> CliResult {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, text)
-        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(0o755)))
-        .map_err(|e| CliError::new(format!("could not write {}: {e}", path.display())))
+/// The pre-commit hook that runs `coffer scan --staged`. A hook that is
+/// not coffer's is never replaced.
+fn setup_hook(repo: &Repo, s: &mut Setup) -> CliResult {
+    let hook = repo.git.git_path("hooks/pre-commit")?;
+    let script = format!(
+        "#!/bin/sh\n{HOOK_MARKER}: refuses commits that contain a secret's value.\n# Installed by `coffer git setup --pre-commit`; see docs/git.md.\nexec {}{} scan --staged\n",
+        s.coffer, s.flag
+    );
+    let current = read_setup_file(&hook)?;
+    let ok = current.as_deref() == Some(script.as_str());
+    s.item(format!("pre-commit hook {}", hook.display()), ok);
+    if ok || s.check {
+        return Ok(());
+    }
+    if let Some(c) = &current
+        && !c.contains(HOOK_MARKER)
+    {
+        return Err(CliError::new(format!(
+            "{} already exists and is not coffer's",
+            hook.display()
+        ))
+        .hint(format!(
+            "add this line to it instead: {}{} scan --staged",
+            s.coffer, s.flag
+        )));
+    }
+    write_setup_file(&hook, &script, 0o755)?;
+    s.changed
+        .push(format!("pre-commit hook ({})", hook.display()));
+    Ok(())
+}
+
+/// `--check`: lists every item, and fails if any is missing.
+fn report_check(ctx: &Ctx, items: &[Item], pre_commit: bool) -> CliResult {
+    let mut out = String::new();
+    for i in items {
+        out.push_str(if i.ok { "ok       " } else { "missing  " });
+        out.push_str(&i.what);
+        out.push('\n');
+    }
+    ctx.out.bytes(out.as_bytes())?;
+    let missing = items.iter().filter(|i| !i.ok).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    Err(CliError::new(format!(
+        "git is not fully set up for coffer: {missing} missing"
+    ))
+    .hint(if pre_commit {
+        "run `coffer git setup --pre-commit`"
+    } else {
+        "run `coffer git setup`"
+    }))
+}
+
+/// Says what setup changed, and that `.gitattributes` wants committing.
+fn report_changes(ctx: &Ctx, s: &Setup) {
+    if s.changed.is_empty() {
+        ctx.ui
+            .status("git is already set up for coffer; nothing changed.");
+        return;
+    }
+    for c in &s.changed {
+        ctx.ui.status(format!("Updated {c}"));
+    }
+    if s.changed.iter().any(|c| c.contains(ATTRIBUTES_FILE)) {
+        ctx.ui.status(format!(
+            "Commit {}{ATTRIBUTES_FILE} so that every clone uses the drivers (each clone runs `coffer git setup` once).",
+            s.rel_store
+        ));
+    }
+}
+
+/// Reads a file setup may rewrite: `None` if missing; a symbolic link is
+/// refused, as for writing.
+fn read_setup_file(path: &Path) -> CliResult<Option<String>> {
+    match worktree::read_file(path, MAX_SETUP_FILE_LEN) {
+        Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) => Err(setup_file_error(e)),
+    }
+}
+
+/// Writes a file of the repository atomically, never through a link.
+fn write_setup_file(path: &Path, text: &str, mode: u32) -> CliResult {
+    worktree::write_file_atomic(path, text.as_bytes(), mode).map_err(setup_file_error)
+}
+
+fn setup_file_error(e: coffer::Error) -> CliError {
+    match e {
+        coffer::Error::Symlink { path } => CliError::new(format!(
+            "{} is a symbolic link; coffer git setup does not write through links",
+            path.display()
+        ))
+        .hint(
+            "check where it points; replace it with a regular file or directory (or remove it), then run `coffer git setup` again",
+        ),
+        e => e.into(),
+    }
 }
 
 // ---------------------------------------------------------------- textconv
@@ -362,58 +393,48 @@ fn read_limited(path: &Path, max: u64) -> CliResult<Vec<u8>> {
     Ok(buf)
 }
 
-/// Returns the secret name a textconv path suggests. git names the
-/// temporary copy of an old version `XXXXXX_<basename>`; secret names
-/// cannot contain `_`, so whatever precedes the last `_` is git's.
-fn hinted_secret(path: &Path) -> Option<SecretName> {
-    let base = path.file_name()?.to_str()?;
-    let base = base.rsplit('_').next()?;
-    base.strip_suffix(".age")?.parse().ok()
-}
-
-fn is_vault_key_file(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "vault-key.age" || n.ends_with("_vault-key.age"))
-}
-
 fn textconv(ctx: &Ctx, args: TextconvArgs) -> CliResult {
     let bytes = read_limited(&args.path, MAX_TEXTCONV_LEN)?;
     if !bytes.starts_with(coffer::crypto::ARMOR_BEGIN.as_bytes()) {
         // vault.toml and anything else: as it is.
-        return ctx.ui.data(&bytes);
+        return ctx.out.bytes(&bytes);
     }
-    if is_vault_key_file(&args.path) {
+    let kind = layout::kind_of_git_copy(&args.path);
+    if kind == FileKind::VaultKey {
         let line = match coffer::crypto::count_stanzas(&bytes) {
             Ok(c) => format!(
                 "<coffer vault key, encrypted to {} recipient{}>\n",
                 c.real,
-                if c.real == 1 { "" } else { "s" }
+                render::s(c.real)
             ),
             Err(_) => "<coffer: not a well-formed age file>\n".into(),
         };
-        return ctx.ui.data(line.as_bytes());
+        return ctx.out.bytes(line.as_bytes());
     }
     let Some(len) = plaintext_len(&bytes) else {
-        return ctx.ui.data(b"<coffer: not a well-formed age file>\n");
+        return ctx.out.bytes(b"<coffer: not a well-formed age file>\n");
     };
     let masked = |why: &str| format!("<coffer secret, {len} bytes{why}>\n");
     if !show_values(ctx) {
-        return ctx.ui.data(masked(", value hidden").as_bytes());
+        return ctx.out.bytes(masked(", value hidden").as_bytes());
     }
     // Opted in: decrypt with the first vault key of this store that opens
     // it. Nothing here may fail hard: git diff must keep working.
-    match decrypt_any(ctx, &bytes, hinted_secret(&args.path).as_ref()) {
+    let hint = match kind {
+        FileKind::Secret(name) => Some(name),
+        _ => None,
+    };
+    match decrypt_any(ctx, &bytes, hint.as_ref()) {
         Some(value) => {
             let mut out = zeroize::Zeroizing::new(value.expose_secret().as_bytes().to_vec());
             if !out.ends_with(b"\n") {
                 out.push(b'\n');
             }
-            ctx.ui.data(&out)
+            ctx.out.bytes(&out)
         }
         None => ctx
-            .ui
-            .data(masked("; no vault key you hold opens it").as_bytes()),
+            .out
+            .bytes(masked("; no vault key you hold opens it").as_bytes()),
     }
 }
 
@@ -431,58 +452,15 @@ fn show_values(ctx: &Ctx) -> bool {
         .unwrap_or(false)
 }
 
+/// Decrypts an old or current version of a secret with any vault key the
+/// user's identities open, the repository's history included.
 fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<coffer::SecretValue> {
     let store = ctx.store().ok()?;
     let ids = ctx.load_identities().ok()?;
-    if ids.is_empty() {
-        return None;
-    }
-    let mut vaults = store.vault_names().ok()?;
-    // Vaults that hold a secret of this name first: usually the one.
-    if let Some(h) = hint {
-        vaults.sort_by_key(|v| {
-            let holds = store
-                .vault(v)
-                .and_then(|vault| vault.read().map(|r| r.manifest().secrets.contains_key(h)))
-                .unwrap_or(false);
-            !holds
-        });
-    }
-    for v in vaults {
-        let Ok(vault) = store.vault(&v) else { continue };
-        let Ok(key) = vault.unlock(&ids) else {
-            continue;
-        };
-        if let Ok(value) = key.decrypt_value(bytes) {
-            return Some(value);
-        }
-    }
-    // An old version may be encrypted to a vault key replaced since: try
-    // the vault keys the repository's history holds.
-    let repo = repo_for(ctx, &store).ok()?;
-    let spec = if repo.prefix.is_empty() {
-        format!("*/{}", coffer::store::layout::VAULT_KEY_FILE)
-    } else {
-        format!(
-            "{}/*/{}",
-            repo.prefix,
-            coffer::store::layout::VAULT_KEY_FILE
-        )
-    };
-    let oids = repo.git.blob_history(&spec).ok()?;
-    let blobs = repo
-        .git
-        .read_blobs(&oids, coffer::store::layout::MAX_VAULT_KEY_FILE_LEN)
-        .ok()?;
-    let path = Path::new(coffer::store::layout::VAULT_KEY_FILE);
-    for blob in blobs.into_iter().flatten() {
-        if let Ok(Some(key)) = open_vault_key(&blob, path, &ids)
-            && let Ok(value) = key.decrypt_value(bytes)
-        {
-            return Some(value);
-        }
-    }
-    None
+    history::decrypt_with_any_key(&store, &ids, bytes, hint, || {
+        let repo = repo_for(ctx, &store).ok()?;
+        Some((repo.git, repo.prefix))
+    })
 }
 
 // ---------------------------------------------------------------- merge
@@ -511,8 +489,8 @@ fn vault_of(repo_path: &str) -> CliResult<(VaultName, PathBuf)> {
 /// Opens a vault's key from the work tree (which holds our side while git
 /// merges); `None` if no identity opens it.
 fn open_key_in(ctx: &Ctx, vault_dir: &Path) -> CliResult<Option<coffer::crypto::VaultKey>> {
-    let path = vault_dir.join(coffer::store::layout::VAULT_KEY_FILE);
-    let Ok(bytes) = read_limited(&path, coffer::store::layout::MAX_VAULT_KEY_FILE_LEN) else {
+    let path = vault_dir.join(layout::VAULT_KEY_FILE);
+    let Ok(bytes) = read_limited(&path, layout::MAX_VAULT_KEY_FILE_LEN) else {
         return Ok(None);
     };
     let ids = ctx.load_identities()?;
@@ -527,18 +505,17 @@ fn merge_driver(ctx: &Ctx, a: MergeDriverArgs) -> CliResult {
     let file = Path::new(&a.path)
         .file_name()
         .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
     let base = read_side(&a.base, MAX_TEXTCONV_LEN)?;
     let base = (!base.is_empty()).then_some(base);
     let ours = read_side(&a.ours, MAX_TEXTCONV_LEN)?;
     let theirs = read_side(&a.theirs, MAX_TEXTCONV_LEN)?;
-    match file.as_str() {
-        coffer::store::layout::MANIFEST_FILE => merge_manifest(ctx, &a, base, &ours, &theirs),
-        coffer::store::layout::VAULT_KEY_FILE => merge_vault_key(ctx, &a, &ours, &theirs),
-        coffer::store::layout::CONFIG_FILE => merge_config(&a, base, &ours, &theirs),
-        f if f.ends_with(".age") => merge_secret(ctx, &a, &file, &ours, &theirs),
-        _ => Err(
+    match layout::kind_of_file_name(file) {
+        FileKind::Manifest => merge_manifest(ctx, &a, base, &ours, &theirs),
+        FileKind::VaultKey => merge_vault_key(ctx, &a, &ours, &theirs),
+        FileKind::Config => merge_config(&a, base, &ours, &theirs),
+        FileKind::Secret(name) => merge_secret(ctx, &a, &name, &ours, &theirs),
+        FileKind::Other => Err(
             conflict(&a.path, "coffer has no merge for this file; kept ours")
                 .hint("merge it by hand, then `git add` it"),
         ),
@@ -557,7 +534,7 @@ fn merge_manifest(
     let parse = |b: &[u8], side: &str| {
         Manifest::parse(b, path).map_err(|e| {
             conflict(&a.path, format!("{side} version does not parse ({e}); kept ours"))
-                .hint("vault.toml is written by coffer; restore one side with `git checkout --ours` or `--theirs`")
+                .hint(format!("{} is written by coffer; restore one side with `git checkout --ours` or `--theirs`", layout::MANIFEST_FILE))
         })
     };
     let base = base
@@ -576,7 +553,7 @@ fn merge_manifest(
             MergeNote::BothChanged(_) => {} // the .age driver speaks for it
             MergeNote::DeletedAndChanged { secret, deleted_by } => ctx.ui.warn(format!(
                 "{vault}/{secret} was deleted on {deleted_by} and changed on the other; kept the changed one (delete it with `coffer delete -V {vault} -n {secret} --yes`, or keep it with `git add {}`)",
-                dir.join(format!("{secret}.age")).display()
+                dir.join(layout::secret_file_name(secret)).display()
             )),
         }
     }
@@ -626,12 +603,11 @@ fn merge_manifest(
 fn merge_secret(
     ctx: &Ctx,
     a: &MergeDriverArgs,
-    file: &str,
+    name: &SecretName,
     ours: &[u8],
     theirs: &[u8],
 ) -> CliResult {
     let (vault, dir) = vault_of(&a.path)?;
-    let name = file.trim_end_matches(".age");
     let resolve = format!(
         "set the value you want with `coffer update -V {vault} -n {name}` (see both: `coffer diff HEAD MERGE_HEAD -V {vault} --show-values`), then `git add {}`",
         dir.display()
@@ -659,7 +635,7 @@ fn merge_secret(
             &a.path,
             format!("the version of {vault}/{name} on {side} does not open with the vault's current key (one side replaced the key?); kept ours"),
         )
-        .hint("see the message for vault.toml")
+        .hint(format!("see the message for {}", layout::MANIFEST_FILE))
         .hint(resolve)),
     }
 }
@@ -678,7 +654,7 @@ fn merge_vault_key(ctx: &Ctx, a: &MergeDriverArgs, ours: &[u8], theirs: &[u8]) -
             &a.path,
             format!("the two sides hold different keys for vault {vault}; kept ours"),
         )
-        .hint("see the message for vault.toml")),
+        .hint(format!("see the message for {}", layout::MANIFEST_FILE))),
         VaultKeyMerge::RecipientClash(names) => {
             let who: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
             Err(conflict(
@@ -725,22 +701,6 @@ fn merge_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_secret_name_survives_gits_temporary_file_names() {
-        let n = |p: &str| hinted_secret(Path::new(p)).map(|s| s.to_string());
-        assert_eq!(
-            n("/tmp/Ab3xYz_stripe-key.age").as_deref(),
-            Some("stripe-key")
-        );
-        assert_eq!(
-            n("vaults/api-keys/stripe-key.age").as_deref(),
-            Some("stripe-key")
-        );
-        assert_eq!(n("/tmp/Ab3xYz_vault.toml"), None);
-        assert!(is_vault_key_file(Path::new("/tmp/Q1w2e3_vault-key.age")));
-        assert!(!is_vault_key_file(Path::new("/tmp/Q1w2e3_stripe-key.age")));
-    }
 
     #[test]
     fn commands_for_git_are_quoted() {

@@ -30,6 +30,7 @@ macro_rules! errp {
     }};
 }
 
+mod common;
 mod completion;
 mod diff;
 mod env;
@@ -354,7 +355,10 @@ pub fn refuse_published_demo(ctx: &Ctx, who: &str, key: &coffer::RecipientKey) -
             "recipient {who} is coffer's published demo key: anyone can decrypt what is encrypted to it"
         ))
         .hint("the demo identity is for the sample store in coffer's repository only; use your own key (`coffer keygen`)")
-        .hint("if coffer.toml lists it, remove that entry"));
+        .hint(format!(
+            "if {} lists it, remove that entry",
+            coffer::store::layout::CONFIG_FILE
+        )));
     }
     Ok(())
 }

@@ -4,16 +4,18 @@
 //! Existence comes from the manifests alone, so no key is needed: CI can
 //! run it on every pull request.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use coffer::Store;
 use coffer::runtime::json::Position;
 use coffer::runtime::refs::{self, SourceKind};
-use coffer::{SecretName, Store, VaultName};
+use coffer::runtime::scan::{Hidden, Walked, walk_files};
+
 use serde::Serialize;
 
 use super::Ctx;
+use super::common::{Names, Status, describe};
 use super::error::{CliError, CliResult};
 use super::render;
 
@@ -45,17 +47,6 @@ pub fn run(ctx: &Ctx, cmd: RefsCommand) -> CliResult {
     }
 }
 
-/// Whether a reference names something that exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Ok,
-    InvalidVaultName,
-    InvalidSecretName,
-    MissingVault,
-    MissingSecret,
-}
-
 #[derive(Serialize)]
 struct JsonRef {
     file: String,
@@ -80,65 +71,6 @@ struct JsonReport {
     dangling: usize,
 }
 
-/// The store's vaults and their secret names, read from the manifests
-/// (no key needed) once per vault, to tell whether references resolve.
-pub struct Names<'s> {
-    store: &'s Store,
-    vaults: BTreeMap<VaultName, Option<Vec<SecretName>>>,
-}
-
-impl<'s> Names<'s> {
-    pub fn new(store: &'s Store) -> Names<'s> {
-        Names {
-            store,
-            vaults: BTreeMap::new(),
-        }
-    }
-
-    /// Returns whether `vault` and `key` name a secret in the store.
-    pub fn status(&mut self, vault: &str, key: &str) -> CliResult<Status> {
-        let Ok(vault) = vault.parse::<VaultName>() else {
-            return Ok(Status::InvalidVaultName);
-        };
-        if !self.vaults.contains_key(&vault) {
-            let names = match self.store.vault(&vault) {
-                Ok(v) => Some(v.read()?.manifest().secrets.keys().cloned().collect()),
-                Err(coffer::Error::VaultNotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            self.vaults.insert(vault.clone(), names);
-        }
-        let Some(names) = self.vaults.get(&vault).and_then(Option::as_ref) else {
-            return Ok(Status::MissingVault);
-        };
-        Ok(match key.parse::<SecretName>() {
-            Err(_) => Status::InvalidSecretName,
-            Ok(k) if names.contains(&k) => Status::Ok,
-            Ok(_) => Status::MissingSecret,
-        })
-    }
-}
-
-/// Says what is wrong with a reference, naming it (never a value).
-pub fn describe(status: Status, vault: &str, key: &str) -> String {
-    let invalid = |e: coffer::Error| e.to_string();
-    match status {
-        Status::Ok => String::new(),
-        Status::InvalidVaultName => vault
-            .parse::<VaultName>()
-            .err()
-            .map(invalid)
-            .unwrap_or_default(),
-        Status::InvalidSecretName => key
-            .parse::<SecretName>()
-            .err()
-            .map(invalid)
-            .unwrap_or_default(),
-        Status::MissingVault => format!("vault {vault:?} not found"),
-        Status::MissingSecret => format!("secret {key:?} not found in vault {vault:?}"),
-    }
-}
-
 /// A path as the user would write it: without a leading `./`.
 fn display(path: &Path) -> String {
     let p = path.strip_prefix(".").unwrap_or(path);
@@ -157,57 +89,41 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             return Err(CliError::new(format!("{} does not exist", p.display())));
         }
     }
-    let mut walk = ignore::WalkBuilder::new(&paths[0]);
-    for p in &paths[1..] {
-        walk.add(p);
-    }
-    // .gitignore applies even outside a git checkout (a CI tarball).
-    walk.require_git(false).sort_by_file_name(|a, b| a.cmp(b));
+    let (report, files) = collect(ctx, &store, &paths)?;
+    print_report(ctx, &report)?;
+    verdict(ctx, &report, files)
+}
 
-    let mut names = Names::new(&store);
+/// Finds the references in the files under `paths` and checks each
+/// against the manifests. Returns them, and how many files were read.
+fn collect(ctx: &Ctx, store: &Store, paths: &[PathBuf]) -> CliResult<(JsonReport, usize)> {
+    let mut names = Names::new(store);
     let mut report = JsonReport {
         references: Vec::new(),
         unchecked: Vec::new(),
         dangling: 0,
     };
     let mut files = 0usize;
-    for entry in walk.build() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                ctx.ui.warn(format!("skipped: {e}"));
+    for walked in walk_files(paths, Hidden::Skip) {
+        let (path, depth, len) = match walked {
+            Walked::File { path, depth, len } => (path, depth, len),
+            Walked::Error { message, .. } => {
+                ctx.ui.warn(format!("skipped: {message}"));
                 continue;
             }
         };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
         // Files named on the command line are read whatever they are called.
-        let kind = match SourceKind::for_path(path) {
+        let kind = match SourceKind::for_path(&path) {
             Some(k) => k,
-            None if entry.depth() == 0 => SourceKind::Script,
+            None if depth == 0 => SourceKind::Script,
             None => continue,
         };
-        let too_big = entry.metadata().is_ok_and(|m| m.len() > MAX_FILE_LEN);
-        if too_big {
-            ctx.ui.warn(format!(
-                "skipped {}: it is larger than {} MiB",
-                display(path),
-                MAX_FILE_LEN >> 20
-            ));
+        let Some(bytes) = read_source(ctx, &path, len) else {
             continue;
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                ctx.ui.warn(format!("skipped {}: {e}", display(path)));
-                continue;
-            }
         };
         files += 1;
         let found = refs::scan(kind, &bytes);
-        let file = display(path);
+        let file = display(&path);
         for r in found.references {
             let status = names.status(&r.vault, &r.key)?;
             if status != Status::Ok {
@@ -230,9 +146,33 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             });
         }
     }
+    Ok((report, files))
+}
 
+/// Reads a source file, or warns and skips it (too large, unreadable).
+fn read_source(ctx: &Ctx, path: &Path, len: Option<u64>) -> Option<Vec<u8>> {
+    if len.is_some_and(|l| l > MAX_FILE_LEN) {
+        ctx.ui.warn(format!(
+            "skipped {}: it is larger than {} MiB",
+            display(path),
+            MAX_FILE_LEN >> 20
+        ));
+        return None;
+    }
+    match std::fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            ctx.ui.warn(format!("skipped {}: {e}", display(path)));
+            None
+        }
+    }
+}
+
+/// Prints every reference (stdout) and every place that cannot be
+/// checked (stderr), or the whole report as JSON.
+fn print_report(ctx: &Ctx, report: &JsonReport) -> CliResult {
     if ctx.out.json() {
-        ctx.out.json_doc(&report)?;
+        ctx.out.json_doc(report)?;
     } else {
         let mut out = String::new();
         for r in &report.references {
@@ -249,7 +189,11 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
             ));
         }
     }
+    Ok(())
+}
 
+/// Fails if any reference dangles; else says how many were found.
+fn verdict(ctx: &Ctx, report: &JsonReport, files: usize) -> CliResult {
     let total = report.references.len();
     if report.dangling > 0 {
         let mut msg = format!(

@@ -10,10 +10,8 @@ use coffer::runtime::json;
 use coffer::{SecretName, VaultName};
 
 use super::Ctx;
+use super::common::{Names, Status, decrypt, describe, read_input, write_output};
 use super::error::{CliError, CliResult};
-use super::refs::{Names, Status, describe};
-use super::run::decrypt;
-use super::transfer::{read_input, write_output};
 
 #[derive(Args, Debug)]
 pub struct ResolveArgs {

@@ -13,9 +13,10 @@ use std::process::Command;
 
 use clap::Args;
 use coffer::runtime::envname;
-use coffer::{SecretName, SecretValue, Store, VaultName};
+use coffer::{SecretName, VaultName};
 
 use super::Ctx;
+use super::common::decrypt;
 use super::error::{CliError, CliResult};
 
 /// Variables coffer reads its own key from; the program never sees them.
@@ -191,30 +192,6 @@ fn check_collisions(plan: &[Planned]) -> CliResult {
         }
     }
     Ok(())
-}
-
-/// Decrypts secrets of several vaults: each vault's key is opened once and
-/// its secrets are decrypted in parallel. The first secret that fails is
-/// the error.
-pub fn decrypt(
-    ctx: &Ctx,
-    store: &Store,
-    wanted: &BTreeMap<&VaultName, Vec<&SecretName>>,
-) -> CliResult<BTreeMap<(VaultName, SecretName), SecretValue>> {
-    let mut values = BTreeMap::new();
-    if wanted.is_empty() {
-        return Ok(values);
-    }
-    let ids = ctx.identities()?;
-    for (&vault_name, names) in wanted {
-        let vault = store.vault(vault_name)?;
-        // Unlocked outside the store's lock: a hardware key may wait for a touch.
-        let key = vault.unlock(&ids)?;
-        for (name, value) in vault.read()?.get_many(&key, names.iter().copied())? {
-            values.insert((vault_name.clone(), name), value?);
-        }
-    }
-    Ok(values)
 }
 
 /// Reports a program that could not be started with the shell's codes:

@@ -9,8 +9,8 @@ use coffer::runtime::scan::{Finding, MAX_FILE_LEN, MIN_LEN, Scanner, SecretRef, 
 use serde::Serialize;
 
 use super::Ctx;
+use super::common::git_program;
 use super::error::{CliError, CliResult};
-use super::git::git_program;
 use super::render;
 
 #[derive(Args, Debug)]

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult, remote_hints};
+use super::render;
 use super::ui;
 
 /// Above this many deletions, a prune asks first (or needs `--yes`).
@@ -167,7 +168,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     let plan = sync::plan(&local, &snapshot, &state, scope);
 
     if !req.json {
-        ctx.ui.data(render_plan(&plan).as_bytes())?;
+        ctx.out.bytes(render_plan(&plan).as_bytes())?;
     }
     warn_about(ctx, &plan, &local);
     let failed_verification = plan
@@ -317,7 +318,7 @@ fn dry_run_summary(plan: &Plan, counts: Counts) -> String {
     format!(
         "Dry run: {}; nothing was changed ({}).",
         describe_writes(plan),
-        plural(counts.requests as usize, "read request", "read requests")
+        render::count(counts.requests as usize, "read request", "read requests")
     )
 }
 
@@ -331,8 +332,8 @@ fn sync_summary(
     format!(
         "Synced to workspace {workspace}: {} ({}, {}).",
         describe_results(plan, outcomes),
-        plural(counts.requests as usize, "request", "requests"),
-        plural(counts.writes as usize, "write", "writes")
+        render::count(counts.requests as usize, "request", "requests"),
+        render::count(counts.writes as usize, "write", "writes")
     )
 }
 
@@ -347,10 +348,10 @@ fn not_applied_result(plan: &Plan, outcomes: &[Option<Outcome>]) -> CliResult {
     }
     let writes = plan.writes();
     let applied = writes - not_applied;
-    let be = |n: usize| if n == 1 { "was" } else { "were" };
+    let be = |n: usize| render::pick(n, "was", "were");
     let mut err = CliError::new(format!(
         "{not_applied} of {} {} not applied ({applied} {})",
-        plural(writes, "change", "changes"),
+        render::count(writes, "change", "changes"),
         be(not_applied),
         be(applied)
     ));
@@ -389,8 +390,8 @@ fn verification_result(failed: usize) -> CliResult {
     }
     Err(CliError::new(format!(
         "{failed} secret{} failed verification and {} not pushed",
-        if failed == 1 { "" } else { "s" },
-        if failed == 1 { "was" } else { "were" }
+        render::s(failed),
+        render::pick(failed, "was", "were")
     ))
     .hint("`coffer verify` reports every problem in the store")
     .hint("restore the files from git, or set a new value with `coffer update`"))
@@ -477,22 +478,18 @@ fn tally<'a>(steps: impl Iterator<Item = &'a Step>) -> Tally {
     t
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// "2 vaults and 5 secrets created, 1 updated, 3 unchanged", naming only
 /// what happened; `planned` says "to create" instead.
 fn describe(t: &Tally, planned: bool) -> String {
     let verb = |done: &'static str, todo: &'static str| if planned { todo } else { done };
     let mut parts = Vec::new();
     let both = |v: usize, s: usize| match (v, s) {
-        (0, s) => plural(s, "secret", "secrets"),
-        (v, 0) => plural(v, "vault", "vaults"),
+        (0, s) => render::count(s, "secret", "secrets"),
+        (v, 0) => render::count(v, "vault", "vaults"),
         (v, s) => format!(
             "{} and {}",
-            plural(v, "vault", "vaults"),
-            plural(s, "secret", "secrets")
+            render::count(v, "vault", "vaults"),
+            render::count(s, "secret", "secrets")
         ),
     };
     if t.vaults_created + t.created > 0 {
@@ -642,9 +639,7 @@ fn print_json(
         requests: counts.requests,
         writes: counts.writes,
     };
-    let mut s = serde_json::to_string_pretty(&report).map_err(|e| CliError::new(e.to_string()))?;
-    s.push('\n');
-    ctx.ui.data(s.as_bytes())
+    ctx.out.json_doc(&report)
 }
 
 #[cfg(test)]

@@ -1,20 +1,17 @@
 //! `coffer export` and `coffer import`: a vault to and from a dotenv or
 //! JSON file.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use coffer::runtime::{dotenv, envname, json, output};
+use coffer::runtime::{dotenv, envname, json};
 use coffer::{Change, SecretName, SecretValue, Time, VaultName};
 use zeroize::Zeroizing;
 
 use super::Ctx;
+use super::common::{read_input, write_output};
 use super::error::{CliError, CliResult};
 use super::render;
-
-/// The largest input `import` and `resolve` read.
-const MAX_INPUT_LEN: u64 = 64 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -31,43 +28,6 @@ impl Format {
             Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
             _ => Format::Env,
         })
-    }
-}
-
-/// Reads a whole input: a file, or stdin for `-` or none. Returns its
-/// bytes and how to name it in messages.
-pub fn read_input(path: Option<&Path>) -> CliResult<(Zeroizing<Vec<u8>>, String)> {
-    let mut buf = Zeroizing::new(Vec::new());
-    let file = path.filter(|p| p.as_os_str() != "-");
-    let name = file.map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
-    let failed = |e: std::io::Error| CliError::new(format!("could not read {name}: {e}"));
-    let limit = MAX_INPUT_LEN + 1;
-    match file {
-        None => std::io::stdin().lock().take(limit).read_to_end(&mut buf),
-        Some(p) => {
-            let f = std::fs::File::open(p).map_err(&failed)?;
-            // Sized up front where possible: growth leaves unwiped copies.
-            let len = f.metadata().map_or(0, |m| m.len()).min(limit);
-            buf.reserve_exact(len as usize + 1);
-            f.take(limit).read_to_end(&mut buf)
-        }
-    }
-    .map_err(&failed)?;
-    if buf.len() as u64 > MAX_INPUT_LEN {
-        return Err(CliError::new(format!(
-            "{name} is larger than {} MiB",
-            MAX_INPUT_LEN >> 20
-        )));
-    }
-    Ok((buf, name))
-}
-
-/// Writes data holding secrets to `out` (atomically, mode 0600), or to
-/// stdout.
-pub fn write_output(ctx: &Ctx, out: Option<&Path>, bytes: &[u8]) -> CliResult {
-    match out {
-        Some(p) => Ok(output::write_private(p, bytes)?),
-        None => ctx.out.bytes(bytes),
     }
 }
 

@@ -34,11 +34,6 @@ impl Ui {
     pub fn warn(&self, msg: impl AsRef<str>) {
         errln!("warning: {}", msg.as_ref());
     }
-
-    /// Writes data to stdout, through [`super::render::Out::bytes`].
-    pub fn data(&self, bytes: &[u8]) -> CliResult {
-        super::render::Out::default().bytes(bytes)
-    }
 }
 
 pub fn stdin_is_terminal() -> bool {

@@ -14,18 +14,17 @@
 //! [`SecretValue`]s, and are kept only when the caller asks for them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::io::Read;
 use std::path::Path;
 
 use crate::crypto::identity::Identities;
 use crate::crypto::{self, DecryptFailure, VaultKey};
-use crate::error::{Error, IntegrityProblem, RecipientChange, Result};
+use crate::error::{IntegrityProblem, RecipientChange, Result};
 use crate::fsio;
 use crate::git::repo::Git;
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
-use crate::store::layout::MAX_MANIFEST_LEN;
+use crate::store::layout::{self, MAX_MANIFEST_LEN, StoreFile};
 use crate::store::layout::{
     MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
 };
@@ -79,18 +78,11 @@ impl Snapshot {
             if fsio::check_not_symlink(&key_path)? {
                 files.vault_key = Some(fsio::read_file(&key_path, MAX_VAULT_KEY_FILE_LEN)?);
             }
-            for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
-                let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-                let Some(secret) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".age"))
-                    .and_then(|s| s.parse::<SecretName>().ok())
-                else {
-                    continue;
-                };
-                let bytes = fsio::read_file(&entry.path(), MAX_SECRET_FILE_LEN)?;
-                files.secrets.insert(secret, bytes);
+            for entry in layout::list_vault_dir(dir, &name)? {
+                if let StoreFile::Secret(_, secret) = entry.kind {
+                    let bytes = fsio::read_file(&entry.path, MAX_SECRET_FILE_LEN)?;
+                    files.secrets.insert(secret, bytes);
+                }
             }
             snap.vaults.insert(name, files);
         }
@@ -127,22 +119,14 @@ impl Snapshot {
                     None => continue,
                 }
             };
-            let Some((vault, file)) = rel.split_once('/') else {
-                continue;
-            };
-            if file.contains('/') || !e.is_file() {
+            if !e.is_file() {
                 continue;
             }
-            let Ok(vault) = vault.parse::<VaultName>() else {
-                continue;
-            };
-            let kind = match file {
-                MANIFEST_FILE => FileKind::Manifest,
-                VAULT_KEY_FILE => FileKind::VaultKey,
-                _ => match file.strip_suffix(".age").map(str::parse::<SecretName>) {
-                    Some(Ok(s)) => FileKind::Secret(s),
-                    _ => continue,
-                },
+            let (vault, kind) = match layout::classify(rel) {
+                StoreFile::Manifest(v) => (v, FileKind::Manifest),
+                StoreFile::VaultKey(v) => (v, FileKind::VaultKey),
+                StoreFile::Secret(v, s) => (v, FileKind::Secret(s)),
+                _ => continue,
             };
             wanted.push((vault, kind, e.oid));
         }
@@ -395,7 +379,7 @@ fn open_side<'a>(
         let m = side.manifest.as_ref().expect("parsed above");
         if k.public().to_string() != m.public_key {
             problems.push(format!(
-                "in {label}: vault-key.age does not match the manifest's public key"
+                "in {label}: {VAULT_KEY_FILE} does not match the manifest's public key"
             ));
         } else {
             side.key = Some(k);

@@ -761,15 +761,25 @@ mod tests {
         let base = format!("# team\nformat = 1\n\n[recipients]\nalice = \"{a}\"\n");
         let ours = format!("{base}bob = \"{b}\" # our comment\n");
         let theirs = format!("{base}carol = \"{c}\"\n");
-        let (text, clashes) =
-            merge_configs(Some(&base), &ours, &theirs, Path::new("coffer.toml")).unwrap();
+        let (text, clashes) = merge_configs(
+            Some(&base),
+            &ours,
+            &theirs,
+            Path::new(crate::store::layout::CONFIG_FILE),
+        )
+        .unwrap();
         assert!(clashes.is_empty());
         assert!(text.starts_with(&ours), "ours kept as written: {text}");
         assert!(text.contains(&format!("carol = \"{c}\"")));
         // Removed on their side, untouched on ours: removed.
         let theirs = "# team\nformat = 1\n\n[recipients]\n".to_owned();
-        let (text, _) =
-            merge_configs(Some(&base), &ours, &theirs, Path::new("coffer.toml")).unwrap();
+        let (text, _) = merge_configs(
+            Some(&base),
+            &ours,
+            &theirs,
+            Path::new(crate::store::layout::CONFIG_FILE),
+        )
+        .unwrap();
         assert!(!text.contains("alice"));
         assert!(text.contains("bob"));
     }

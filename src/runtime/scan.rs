@@ -149,6 +149,71 @@ fn memchr_count(b: &[u8]) -> usize {
     b.iter().filter(|&&c| c == b'\n').count()
 }
 
+/// Whether a walk includes hidden files (`.env`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hidden {
+    /// Include them, as git does.
+    Include,
+    /// Skip them, as ripgrep does.
+    Skip,
+}
+
+/// One step of a [`walk_files`].
+#[derive(Debug)]
+pub enum Walked {
+    /// A regular file.
+    File {
+        /// Its path (under the root it was found from).
+        path: PathBuf,
+        /// 0 for a root named by the caller, 1 for a file in it…
+        depth: usize,
+        /// Its size in bytes, if it could be read.
+        len: Option<u64>,
+    },
+    /// Something could not be walked.
+    Error {
+        /// What went wrong, for a message.
+        message: String,
+        /// The path concerned, if known.
+        path: Option<PathBuf>,
+    },
+}
+
+/// Walks the regular files under `roots` the way git sees a tree:
+/// `.gitignore` (even outside a git checkout: a CI tarball),
+/// `.git/info/exclude` and global excludes respected, the `.git`
+/// directory and symbolic links skipped, sorted by name. The one walker
+/// `scan` and `refs check` share.
+pub fn walk_files(roots: &[PathBuf], hidden: Hidden) -> impl Iterator<Item = Walked> {
+    let mut builder = ignore::WalkBuilder::new(roots.first().map_or(Path::new("."), |p| p));
+    for r in roots.iter().skip(1) {
+        builder.add(r);
+    }
+    let walk = builder
+        .hidden(hidden == Hidden::Skip)
+        .parents(true)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    walk.filter_map(|entry| match entry {
+        Err(e) => Some(Walked::Error {
+            message: e.to_string(),
+            path: error_path(&e),
+        }),
+        Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => Some(Walked::File {
+            len: e.metadata().ok().map(|m| m.len()),
+            depth: e.depth(),
+            path: e.into_path(),
+        }),
+        Ok(_) => None,
+    })
+}
+
 /// Scans the files under `root` that git would consider (`.gitignore`,
 /// `.git/info/exclude` and global excludes respected; hidden files such as
 /// `.env` included; the `.git` directory and symbolic links skipped).
@@ -160,40 +225,24 @@ pub fn scan_tree(root: &Path, scanner: &Scanner) -> Result<(Vec<Finding>, Vec<Pa
     if scanner.is_empty() {
         return Ok((findings, unreadable));
     }
-    let walk = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .parents(true)
-        .git_ignore(true)
-        .git_exclude(true)
-        .git_global(true)
-        .require_git(false)
-        .follow_links(false)
-        .max_filesize(Some(MAX_FILE_LEN))
-        .filter_entry(|e| e.file_name() != ".git")
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .build();
-    for entry in walk {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                if let Some(p) = error_path(&e) {
-                    unreadable.push(p);
-                }
+    for walked in walk_files(&[root.to_owned()], Hidden::Include) {
+        let path = match walked {
+            Walked::Error { path, .. } => {
+                unreadable.extend(path);
                 continue;
             }
+            // Files too large to be configuration are not read.
+            Walked::File { len, .. } if len.is_some_and(|l| l > MAX_FILE_LEN) => continue,
+            Walked::File { path, .. } => path,
         };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
-        let bytes = match std::fs::read(path) {
+        let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(_) => {
-                unreadable.push(path.to_owned());
+                unreadable.push(path);
                 continue;
             }
         };
-        let rel = path.strip_prefix(root).unwrap_or(path).to_owned();
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
         for (line, secret) in scanner.find(&bytes) {
             findings.push(Finding {
                 path: rel.clone(),
@@ -264,6 +313,47 @@ mod tests {
             ]
         );
         assert!(s.find(b"nothing here").is_empty());
+    }
+
+    #[test]
+    fn one_walker_skips_or_includes_hidden_files_and_knows_named_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join(".gitignore"), "ignored.txt\n").unwrap();
+        std::fs::write(root.join("src/a.js"), "abc").unwrap();
+        std::fs::write(root.join(".env"), "x").unwrap();
+        std::fs::write(root.join("ignored.txt"), "x").unwrap();
+        let files = |roots: &[PathBuf], hidden| -> Vec<(String, usize, Option<u64>)> {
+            walk_files(roots, hidden)
+                .map(|w| match w {
+                    Walked::File { path, depth, len } => (
+                        path.strip_prefix(root).unwrap().display().to_string(),
+                        depth,
+                        len,
+                    ),
+                    Walked::Error { message, .. } => panic!("{message}"),
+                })
+                .collect()
+        };
+        let all = [root.to_owned()];
+        assert_eq!(
+            files(&all, Hidden::Include),
+            [
+                (".env".into(), 1, Some(1)),
+                (".gitignore".into(), 1, Some(12)),
+                ("src/a.js".into(), 2, Some(3)),
+            ]
+        );
+        assert_eq!(files(&all, Hidden::Skip), [("src/a.js".into(), 2, Some(3))]);
+        let named = [root.join("ignored.txt"), root.join("src")];
+        assert_eq!(
+            files(&named, Hidden::Skip),
+            [
+                ("ignored.txt".into(), 0, Some(1)),
+                ("src/a.js".into(), 1, Some(3))
+            ]
+        );
     }
 
     #[test]

@@ -10,12 +10,17 @@
 //! vaults/                    the store (STORE_DIR)
 //!   coffer.toml              the team's recipients (CONFIG_FILE)
 //!   .gitignore               ignores coffer's temporary files (GITIGNORE_FILE)
+//!   .gitattributes           routes store files to coffer's git drivers (GITATTRIBUTES_FILE)
 //!   <vault>/                 one directory per vault
 //!     vault.toml             the manifest (MANIFEST_FILE)
 //!     vault-key.age          the vault key, for its recipients (VAULT_KEY_FILE)
 //!     <secret>.age           one file per secret (secret_file_name)
 //! ```
 
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
 use crate::name::{SecretName, VaultName};
 
 pub use crate::fsio::TMP_PREFIX;
@@ -32,6 +37,9 @@ pub const VAULT_KEY_FILE: &str = "vault-key.age";
 pub const SECRET_EXT: &str = ".age";
 /// The store's own `.gitignore`.
 pub const GITIGNORE_FILE: &str = ".gitignore";
+/// The store's `.gitattributes`, which `coffer git setup` writes: it routes
+/// store files to coffer's git drivers (see `encrypted_files_pattern`).
+pub const GITATTRIBUTES_FILE: &str = ".gitattributes";
 /// What the store's `.gitignore` says: coffer's temporary files never
 /// belong in a commit.
 pub const GITIGNORE: &str = "# coffer's temporary files: see docs/format.md\n.coffer-*\n";
@@ -104,17 +112,116 @@ pub fn classify(rel: &str) -> StoreFile {
 
 /// Says what a file named `name` in `vault`'s directory is.
 pub fn classify_in_vault(vault: VaultName, name: &str) -> StoreFile {
-    if name == MANIFEST_FILE {
-        StoreFile::Manifest(vault)
-    } else if name == VAULT_KEY_FILE {
-        StoreFile::VaultKey(vault)
-    } else if is_transient(name) {
-        StoreFile::Transient
-    } else if let Some(secret) = secret_name_of(name) {
-        StoreFile::Secret(vault, secret)
-    } else {
-        StoreFile::Other
+    if is_transient(name) {
+        return StoreFile::Transient;
     }
+    match kind_of_file_name(name) {
+        FileKind::Manifest => StoreFile::Manifest(vault),
+        FileKind::VaultKey => StoreFile::VaultKey(vault),
+        FileKind::Secret(secret) => StoreFile::Secret(vault, secret),
+        FileKind::Config | FileKind::Other => StoreFile::Other,
+    }
+}
+
+/// What a store file is by its base name alone, for paths whose vault is
+/// unknown or beside the point (what git hands its drivers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// `coffer.toml`.
+    Config,
+    /// `vault.toml`.
+    Manifest,
+    /// `vault-key.age`.
+    VaultKey,
+    /// `<secret>.age`, with a valid secret name.
+    Secret(SecretName),
+    /// Anything else.
+    Other,
+}
+
+/// Says what a file called `file_name` (a base name, no `/`) is.
+pub fn kind_of_file_name(file_name: &str) -> FileKind {
+    if file_name == CONFIG_FILE {
+        FileKind::Config
+    } else if file_name == MANIFEST_FILE {
+        FileKind::Manifest
+    } else if file_name == VAULT_KEY_FILE {
+        FileKind::VaultKey
+    } else if let Some(secret) = secret_name_of(file_name) {
+        FileKind::Secret(secret)
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Says what a path git hands a textconv driver is: a file of the work
+/// tree (`vaults/api-keys/stripe-key.age`) or git's temporary copy of an
+/// old version, which git names `XXXXXX_<base name>`
+/// (`/tmp/Ab3xYz_stripe-key.age`).
+///
+/// The base name is tried whole first. Only if it is no store file is the
+/// part after its last `_` tried: no store file name contains `_` (secret
+/// names are lowercase letters, digits and `-`, see `name.rs`), so
+/// whatever precedes the last `_` is git's.
+pub fn kind_of_git_copy(path: &Path) -> FileKind {
+    let Some(base) = path.file_name().and_then(|n| n.to_str()) else {
+        return FileKind::Other;
+    };
+    match kind_of_file_name(base) {
+        FileKind::Other => match base.rsplit_once('_') {
+            Some((_, original)) => kind_of_file_name(original),
+            None => FileKind::Other,
+        },
+        kind => kind,
+    }
+}
+
+/// The pattern, relative to the store directory, that matches every file
+/// that is age-encrypted: secrets and vault keys (`*.age`).
+pub fn encrypted_files_pattern() -> String {
+    format!("*{SECRET_EXT}")
+}
+
+/// A git pathspec glob for every vault's key, for a store at `prefix`
+/// (relative to the top of the work tree, `/`-separated, empty for the
+/// top itself).
+pub fn vault_keys_glob(prefix: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        format!("*/{VAULT_KEY_FILE}")
+    } else {
+        format!("{prefix}/*/{VAULT_KEY_FILE}")
+    }
+}
+
+/// One entry of a vault's directory, classified.
+#[derive(Clone, Debug)]
+pub struct VaultDirEntry {
+    /// The entry's name (lossily decoded: a name that is not UTF-8 is
+    /// never a store file).
+    pub file_name: String,
+    /// The entry's path.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: StoreFile,
+}
+
+/// Lists the directory of `vault` at `dir`, every entry classified,
+/// sorted by name.
+pub fn list_vault_dir(dir: &Path, vault: &VaultName) -> Result<Vec<VaultDirEntry>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let kind = classify_in_vault(vault.clone(), &file_name);
+        out.push(VaultDirEntry {
+            file_name,
+            path: entry.path(),
+            kind,
+        });
+    }
+    out.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(out)
 }
 
 /// Returns the secret a file name holds (`stripe-key.age`), if it is one.
@@ -179,6 +286,64 @@ mod tests {
         ] {
             assert_eq!(classify(other), StoreFile::Other, "{other}");
         }
+    }
+
+    #[test]
+    fn git_temporary_copies_are_classified_by_their_original_name() {
+        let k = |p: &str| kind_of_git_copy(Path::new(p));
+        let secret = |s: &str| FileKind::Secret(s.parse().unwrap());
+        assert_eq!(k("/tmp/Ab3xYz_stripe-key.age"), secret("stripe-key"));
+        assert_eq!(k("vaults/api-keys/stripe-key.age"), secret("stripe-key"));
+        assert_eq!(k("/tmp/Q1w2e3_vault-key.age"), FileKind::VaultKey);
+        assert_eq!(k("vaults/api-keys/vault-key.age"), FileKind::VaultKey);
+        assert_eq!(k("/tmp/Ab3xYz_vault.toml"), FileKind::Manifest);
+        assert_eq!(k("/tmp/a_b_coffer.toml"), FileKind::Config);
+        // Not store files, with or without git's prefix.
+        assert_eq!(k("/tmp/Ab3xYz_Bad.age"), FileKind::Other);
+        assert_eq!(k("/tmp/Ab3xYz_notes.txt"), FileKind::Other);
+        assert_eq!(k("/tmp/stripe_key"), FileKind::Other);
+        assert_eq!(k("/"), FileKind::Other);
+    }
+
+    #[test]
+    fn git_patterns_name_the_store_files() {
+        assert_eq!(encrypted_files_pattern(), "*.age");
+        assert_eq!(vault_keys_glob(""), "*/vault-key.age");
+        assert_eq!(vault_keys_glob("vaults"), "vaults/*/vault-key.age");
+        assert_eq!(vault_keys_glob("a/b/"), "a/b/*/vault-key.age");
+    }
+
+    #[test]
+    fn a_vault_directory_is_listed_classified_and_sorted() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "vault.toml",
+            "vault-key.age",
+            "bee.age",
+            "a-12.age",
+            ".coffer-tmp-x",
+            "x.txt",
+        ] {
+            fs::write(d.path().join(f), "").unwrap();
+        }
+        let list = list_vault_dir(d.path(), &v("api-keys")).unwrap();
+        let kinds: Vec<(&str, &StoreFile)> = list
+            .iter()
+            .map(|e| (e.file_name.as_str(), &e.kind))
+            .collect();
+        let s = |n: &str| StoreFile::Secret(v("api-keys"), n.parse().unwrap());
+        assert_eq!(
+            kinds,
+            [
+                (".coffer-tmp-x", &StoreFile::Transient),
+                ("a-12.age", &s("a-12")),
+                ("bee.age", &s("bee")),
+                ("vault-key.age", &StoreFile::VaultKey(v("api-keys"))),
+                ("vault.toml", &StoreFile::Manifest(v("api-keys"))),
+                ("x.txt", &StoreFile::Other),
+            ]
+        );
+        assert_eq!(list[1].path, d.path().join("a-12.age"));
     }
 
     #[test]

@@ -21,11 +21,10 @@ use crate::crypto::{self, MAX_GREASE, VaultKey};
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::fsio::TMP_PREFIX;
-use crate::name::{SecretName, VaultName};
-use crate::store::layout;
-use crate::store::layout::CONFIG_FILE;
+use crate::name::VaultName;
 use crate::store::layout::MAX_MANIFEST_LEN;
 use crate::store::layout::TRASH_PREFIX;
+use crate::store::layout::{self, StoreFile};
 use crate::store::layout::{
     MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
 };
@@ -132,7 +131,10 @@ pub fn verify(
         let ft = entry
             .file_type()
             .map_err(|e| Error::io("inspect", entry.path(), e))?;
-        if name == CONFIG_FILE || name == ".gitignore" {
+        if matches!(
+            layout::classify(&name),
+            StoreFile::Config | StoreFile::Gitignore
+        ) {
             if ft.is_symlink() {
                 report.problems.push(finding(
                     None,
@@ -326,26 +328,25 @@ fn verify_vault(
     }
 
     // Every file belongs.
-    for entry in fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
-        let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
-        let fname = entry.file_name().to_string_lossy().into_owned();
-        if fname == MANIFEST_FILE || fname == VAULT_KEY_FILE {
-            continue;
-        }
-        if fname.starts_with(TMP_PREFIX) {
-            r.warnings.push(finding(
-                None,
-                "leftover",
-                format!(
-                    "{fname} is left over from an interrupted command (the next write removes it)"
-                ),
-            ));
-            continue;
-        }
-        let listed = fname
-            .strip_suffix(".age")
-            .and_then(|s| s.parse::<SecretName>().ok())
-            .is_some_and(|n| manifest.secrets.contains_key(&n));
+    for entry in layout::list_vault_dir(&dir, name)? {
+        let fname = entry.file_name;
+        let listed = match entry.kind {
+            StoreFile::Manifest(_) | StoreFile::VaultKey(_) => continue,
+            // Only temporary files are left over by a command; a journal or
+            // trash directory inside a vault is nothing coffer made.
+            StoreFile::Transient if fname.starts_with(TMP_PREFIX) => {
+                r.warnings.push(finding(
+                    None,
+                    "leftover",
+                    format!(
+                        "{fname} is left over from an interrupted command (the next write removes it)"
+                    ),
+                ));
+                continue;
+            }
+            StoreFile::Secret(_, n) => manifest.secrets.contains_key(&n),
+            _ => false,
+        };
         if !listed {
             r.problems.push(finding(
                 None,

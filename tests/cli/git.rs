@@ -134,6 +134,100 @@ fn setup_is_idempotent_and_check_lists_what_is_missing() {
     assert!(config.contains("git textconv"));
 }
 
+/// A file outside the repository that a planted link points at.
+fn victim(env: &TestEnv, name: &str) -> PathBuf {
+    let p = env.home.join(name);
+    fs::write(&p, "export PATH=/usr/bin\n").unwrap();
+    p
+}
+
+#[test]
+fn setup_refuses_a_gitattributes_that_is_a_link_to_a_file_outside_the_repository() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    git(&env, &["init", "-q"]);
+    let bashrc = victim(&env, ".bashrc");
+    let link = env.store().join(".gitattributes");
+    std::os::unix::fs::symlink(&bashrc, &link).unwrap();
+    env.run(&["git", "setup"])
+        .fails(".gitattributes is a symbolic link; coffer git setup does not write through links")
+        .stderr_has("hint: check where it points");
+    assert_eq!(fs::read_link(&link).unwrap(), bashrc);
+    assert_eq!(
+        fs::read_to_string(&bashrc).unwrap(),
+        "export PATH=/usr/bin\n"
+    );
+    // Nothing else was set up either: the attributes come first.
+    assert!(
+        !fs::read_to_string(env.work.join(".git/config"))
+            .unwrap()
+            .contains("coffer")
+    );
+}
+
+#[test]
+fn setup_refuses_a_pre_commit_hook_that_is_a_link() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    let target = victim(&env, "elsewhere-hook");
+    let hook = env.work.join(".git/hooks/pre-commit");
+    fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, &hook).unwrap();
+    env.run(&["git", "setup", "--pre-commit"])
+        .fails("pre-commit is a symbolic link; coffer git setup does not write through links");
+    assert_eq!(fs::read_link(&hook).unwrap(), target);
+    assert_eq!(
+        fs::read_to_string(&target).unwrap(),
+        "export PATH=/usr/bin\n"
+    );
+}
+
+#[test]
+fn setup_refuses_a_hooks_directory_that_is_a_link() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    let elsewhere = env.home.join("hooks-elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let hooks = env.work.join(".git/hooks");
+    fs::remove_dir_all(&hooks).ok();
+    std::os::unix::fs::symlink(&elsewhere, &hooks).unwrap();
+    env.run(&["git", "setup", "--pre-commit"])
+        .fails("hooks is a symbolic link; coffer git setup does not write through links");
+    assert_eq!(fs::read_link(&hooks).unwrap(), elsewhere);
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn setup_writes_an_executable_hook_and_no_temporary_file() {
+    if !have_tool("git") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = repo();
+    env.run(&["git", "setup", "--pre-commit"]).ok();
+    let hooks = env.work.join(".git/hooks");
+    let hook = hooks.join("pre-commit");
+    assert!(fs::read_to_string(&hook).unwrap().contains("scan --staged"));
+    assert_eq!(
+        fs::metadata(&hook).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let leftovers: Vec<String> = fs::read_dir(&hooks)
+        .unwrap()
+        .chain(fs::read_dir(env.store()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".coffer-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn setup_outside_a_git_repository_says_so() {
     if !have_tool("git") {
