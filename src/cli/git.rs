@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use coffer::git::diff::{open_vault_key, plaintext_len};
 use coffer::git::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
-use coffer::git::{Git, find_program, history, worktree};
+use coffer::git::{Git, history, worktree};
 use coffer::store::layout::{self, FileKind};
 use coffer::store::manifest::Manifest;
 use coffer::{SecretName, Store, VaultName};
@@ -93,19 +93,28 @@ const HOOK_MARKER: &str = "# coffer pre-commit hook";
 /// The largest `.gitattributes` or hook setup reads.
 const MAX_SETUP_FILE_LEN: u64 = 1 << 20;
 
-/// Returns how git should run this coffer: `coffer` if that is what PATH
-/// finds, else its absolute path, quoted for the shell git uses.
-fn coffer_command(ctx: &Ctx) -> String {
-    let me = std::env::current_exe().ok();
-    let on_path = find_program(ctx.env.path.as_deref(), "coffer");
-    let same = match (&me, &on_path) {
-        (Some(a), Some(b)) => fs::canonicalize(a).ok() == fs::canonicalize(b).ok(),
-        _ => false,
-    };
-    match me {
-        Some(p) if !same => shell_quote(&p.to_string_lossy()),
-        _ => "coffer".into(),
+/// Returns how git should run this coffer: its absolute path, quoted for
+/// the shell git uses. Never a bare `coffer`: IDEs and desktop git clients
+/// run git without the shell's `PATH` (no `~/.cargo/bin`), and a driver git
+/// cannot find fails every diff and merge with "coffer: not found".
+fn coffer_command() -> String {
+    match std::env::current_exe().and_then(fs::canonicalize) {
+        Ok(p) => shell_quote(&p.to_string_lossy()),
+        Err(_) => "coffer".into(),
     }
+}
+
+/// Whether the program a recorded driver command starts can be run from
+/// anywhere: an absolute path to an executable file.
+fn runs_without_path(command: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let program = match command.strip_prefix('\'') {
+        Some(rest) => rest.split('\'').next().unwrap_or("").to_owned(),
+        None => command.split(' ').next().unwrap_or("").to_owned(),
+    };
+    let path = Path::new(&program);
+    path.is_absolute()
+        && fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -168,7 +177,7 @@ fn setup(ctx: &Ctx, args: SetupArgs) -> CliResult {
         } else {
             format!("{}/", repo.prefix)
         },
-        coffer: coffer_command(ctx),
+        coffer: coffer_command(),
         flag: store_flag(&repo),
         items: Vec::new(),
         changed: Vec::new(),
@@ -246,8 +255,23 @@ fn setup_drivers(repo: &Repo, s: &mut Setup) -> CliResult {
     ];
     let mut changed = false;
     for (key, value) in &wanted {
-        let ok = repo.git.config_get_local(key)?.as_deref() == Some(value.as_str());
+        let current = repo.git.config_get_local(key)?;
+        let ok = current.as_deref() == Some(value.as_str());
         s.item(format!("git config {key} {value:?}"), ok);
+        // A driver recorded by another coffer, or as a bare `coffer`, may
+        // not run where git runs without the shell's PATH: say so.
+        if let Some(c) = &current
+            && !ok
+            && (key.ends_with(".driver") || key.ends_with(".textconv"))
+            && !runs_without_path(c)
+        {
+            s.item(
+                format!(
+                    "{key} is {c:?}, a program git may not find from an IDE or a desktop client"
+                ),
+                false,
+            );
+        }
         if !ok && !s.check {
             repo.git.config_set_local(key, value)?;
             changed = true;

@@ -669,3 +669,48 @@ fn the_merge_driver_keeps_a_store_elsewhere_working() {
     );
     assert!(d.contains("<coffer secret, 10 bytes, value hidden>"), "{d}");
 }
+
+/// Set up from a shell whose PATH has coffer, then used by a git that runs
+/// without it (an IDE, a desktop client): the drivers must still run.
+#[test]
+fn drivers_set_up_from_a_shell_still_run_from_a_git_without_coffer_on_its_path() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_original_value");
+    git(&env, &["init", "-q", "-b", "main"]);
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_coffer"), bin.join("coffer")).unwrap();
+    let shell_path = format!("{}:{PATH}", bin.display());
+    env.run_with(&["git", "setup"], |c| {
+        c.env("PATH", &shell_path);
+    })
+    .ok();
+    let textconv = git(&env, &["config", "diff.coffer.textconv"]);
+    assert!(
+        textconv.starts_with('/'),
+        "not an absolute command: {textconv}"
+    );
+    commit_all(&env, "store");
+    update(&env, "api-keys", "stripe-key", "sk_live_changed_value");
+    // git's own PATH (the test's) has no coffer.
+    let out = git_out(&env, &["diff"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not found"), "{}", stderr(&out));
+    assert!(text.contains("stripe-key"), "{text}");
+    // A bare `coffer` recorded by an older setup is reported by --check.
+    git(
+        &env,
+        &["config", "diff.coffer.textconv", "coffer git textconv"],
+    );
+    let r = env
+        .run(&["git", "setup", "--check"])
+        .fails("not fully set up")
+        .transcript("git/check-a-driver-git-may-not-find");
+    assert!(
+        r.stdout().contains("a program git may not find from an IDE"),
+        "{}",
+        r.stdout()
+    );
+}
