@@ -8,7 +8,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use coffer::git::diff::{open_vault_key, plaintext_len};
+use coffer::crypto::plaintext_len;
+use coffer::git::diff::open_vault_key;
 use coffer::git::merge::{self, ManifestConflict, MergeNote, SecretFiles, Side, VaultKeyMerge};
 use coffer::git::{Git, history, worktree};
 use coffer::store::layout::{self, FileKind};

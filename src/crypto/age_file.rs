@@ -193,3 +193,25 @@ pub(crate) fn encrypt_to_keys<C: age::Callbacks>(
         plaintext,
     )
 }
+
+/// Returns the length of the plaintext of an armored age file, computed
+/// from its size alone (no key needed: sizes are public anyway), or `None`
+/// if it is not a well-formed armored age file.
+pub fn plaintext_len(armored: &[u8]) -> Option<usize> {
+    if !armored.starts_with(ARMOR_BEGIN.as_bytes()) {
+        return None;
+    }
+    let mut bin = Vec::with_capacity(armored.len());
+    ArmoredReader::new(armored).read_to_end(&mut bin).ok()?;
+    // The header ends with the line "--- <mac>"; the payload follows.
+    let mac_line = bin.windows(5).position(|w| w == b"\n--- ")? + 1;
+    let header_end = mac_line + bin[mac_line..].iter().position(|&b| b == b'\n')? + 1;
+    // Payload: a 16-byte nonce, then chunks of up to 64 KiB, each with a
+    // 16-byte tag; only an empty plaintext has an empty chunk.
+    const CHUNK: usize = 64 * 1024 + 16;
+    let body = (bin.len() - header_end).checked_sub(16)?;
+    if body < 16 {
+        return None;
+    }
+    Some(body - 16 * body.div_ceil(CHUNK))
+}

@@ -24,7 +24,7 @@ mod tests;
 /// What age asks of the caller (a passphrase, a touch of a hardware key):
 /// the parts above take it from here, so that only this part names age.
 pub use age::{Callbacks, NoCallbacks};
-pub use age_file::{ARMOR_BEGIN, MAX_GREASE, StanzaCount, count_stanzas};
+pub use age_file::{ARMOR_BEGIN, MAX_GREASE, StanzaCount, count_stanzas, plaintext_len};
 pub(crate) use age_file::{encrypt, encrypt_to_keys};
 pub use identity::{Identities, IdentitySources, generate_identity_file, write_new_identity};
 pub(crate) use mac::MacInput;

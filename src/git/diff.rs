@@ -13,8 +13,8 @@
 //! Nothing here writes anything: values live in memory only, as
 //! [`SecretValue`]s, and are kept only when the caller asks for them.
 
+use crate::crypto::plaintext_len;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
 use crate::crypto::identity::Identities;
@@ -276,30 +276,6 @@ pub fn open_vault_key(bytes: &[u8], path: &Path, ids: &Identities) -> Result<Opt
         Err(DecryptFailure::NoMatch) => Ok(None),
         Err(DecryptFailure::Other(e)) => Err(e),
     }
-}
-
-/// Returns the length of the plaintext of an armored age file, computed
-/// from its size alone (no key needed: sizes are public anyway), or `None`
-/// if it is not a well-formed armored age file.
-pub fn plaintext_len(armored: &[u8]) -> Option<usize> {
-    if !armored.starts_with(crypto::ARMOR_BEGIN.as_bytes()) {
-        return None;
-    }
-    let mut bin = Vec::with_capacity(armored.len());
-    age::armor::ArmoredReader::new(armored)
-        .read_to_end(&mut bin)
-        .ok()?;
-    // The header ends with the line "--- <mac>"; the payload follows.
-    let mac_line = bin.windows(5).position(|w| w == b"\n--- ")? + 1;
-    let header_end = mac_line + bin[mac_line..].iter().position(|&b| b == b'\n')? + 1;
-    // Payload: a 16-byte nonce, then chunks of up to 64 KiB, each with a
-    // 16-byte tag; only an empty plaintext has an empty chunk.
-    const CHUNK: usize = 64 * 1024 + 16;
-    let body = (bin.len() - header_end).checked_sub(16)?;
-    if body < 16 {
-        return None;
-    }
-    Some(body - 16 * body.div_ceil(CHUNK))
 }
 
 /// The state of one side of a vault, opened for comparison.
