@@ -114,6 +114,11 @@ impl From<coffer::Error> for CliError {
             E::NoRecipientsLeft { .. } => err.hint("add another recipient first: a vault nobody can open is lost"),
             E::RekeyBlocked { .. } => err
                 .hint("`coffer verify` shows what is wrong; restore those files from git or set new values with `coffer update` first"),
+            E::FormatUpgradeNeeded { .. } => err
+                .hint("someone who can open the vault runs `coffer rekey --upgrade` (or any write) first; see docs/format.md"),
+            E::VaultKeyReplaced { vault, .. } => err.hint(format!(
+                "someone without the vault key may have replaced it: compare with git history (`coffer verify --base REV`); if the change was reviewed and is legitimate, accept it with `coffer vault trust {vault}`"
+            )),
             E::UnknownRecipient { .. } => err.hint("`coffer recipients list` shows the recipients"),
             E::VaultKeyMismatch { .. } => err
                 .hint("vault-key.age or vault.toml was replaced or damaged; restore both from git"),

@@ -499,6 +499,7 @@ enum Checked {
 }
 
 fn check(
+    format: i64,
     vault: &VaultName,
     name: &SecretName,
     e: &Entry,
@@ -517,10 +518,10 @@ fn check(
     if e.mac.is_none() {
         return Checked::Problem(IntegrityProblem::Unverified.to_string());
     }
-    if !Manifest::entry_verifies(vault, name, e, key) {
+    if !Manifest::entry_verifies_as(format, vault, name, e, key) {
         return Checked::Problem(IntegrityProblem::BadMac.to_string());
     }
-    match key.decrypt_value(file) {
+    match key.decrypt_value_at(e.epoch, file) {
         Ok(v) => {
             let len = v.len();
             Checked::Fine(Some(v), Some(len))
@@ -567,7 +568,8 @@ fn diff_secret(
         new_value: None,
     };
     let checked = |side: &Side<'_>, e: Option<&Entry>, f: Option<&Vec<u8>>| {
-        e.map(|e| check(vault, name, e, f, side.key.as_ref()))
+        let format = side.manifest.as_ref().map_or(2, |m| m.format);
+        e.map(|e| check(format, vault, name, e, f, side.key.as_ref()))
     };
     let (oc, nc) = (checked(old, oe, of), checked(new, ne, nf));
     let keep = |v: Option<SecretValue>| if keep_values { v } else { None };
@@ -723,6 +725,7 @@ mod tests {
             let name: SecretName = n.parse().unwrap();
             let ct = key.encrypt_value(&value(v)).unwrap();
             let mut e = Entry {
+                epoch: 1,
                 created: t,
                 updated: t,
                 digest: crypto::digest(&ct),

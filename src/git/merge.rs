@@ -535,6 +535,7 @@ mod tests {
     fn entry(key: &VaultKey, vault: &VaultName, name: &str, seed: u8) -> (SecretName, Entry) {
         let n: SecretName = name.parse().unwrap();
         let mut e = Entry {
+            epoch: 1,
             created: t("1"),
             updated: t("2"),
             digest: [seed; 32],
@@ -581,7 +582,7 @@ mod tests {
         );
         // Entries are taken whole: every MAC still verifies.
         for (n, e) in &m.manifest.secrets {
-            assert!(Manifest::entry_verifies(&f.vault, n, e, &f.key));
+            assert!(m.manifest.entry_verifies(&f.vault, n, e, &f.key));
         }
         assert!(m.manifest.recipients_verify(&f.vault, &f.key));
     }
