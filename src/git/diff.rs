@@ -253,8 +253,13 @@ pub struct VaultDiff {
     pub name: VaultName,
     /// Added, removed or modified.
     pub change: VaultChange,
-    /// True if the vault key was replaced (every secret re-encrypted).
+    /// True if the current vault key changed and the new keyring does not
+    /// show that it carries the old one (see `key_epoch`).
     pub key_replaced: bool,
+    /// `Some(epoch)` if the current vault key changed to a new epoch whose
+    /// keyring (opened with the user's key) holds the old current key: a
+    /// rotation, not a replacement.
+    pub key_epoch: Option<u32>,
     /// Recipients added, removed or given another key.
     pub recipients: Vec<RecipientChange>,
     /// Problems of the vault as a whole (a manifest that does not parse,
@@ -432,6 +437,7 @@ fn diff_vault(
         name: name.clone(),
         change,
         key_replaced: false,
+        key_epoch: None,
         recipients: Vec::new(),
         problems,
         keyed: (old.key.is_some(), new.key.is_some()),
@@ -445,6 +451,13 @@ fn diff_vault(
     }
     if let (Some(o), Some(n)) = (om, nm) {
         d.key_replaced = o.public_key != n.public_key;
+        if d.key_replaced
+            && let Some(k) = &new.key
+            && k.contains_public(&o.public_key)
+        {
+            d.key_replaced = false;
+            d.key_epoch = Some(k.epoch());
+        }
         d.recipients = team::diff(&o.recipients, &n.recipients);
         let recipients_touched = o.recipients != n.recipients
             || o.recipients_mac != n.recipients_mac

@@ -8,6 +8,8 @@ mod bad_input;
 
 /// `coffer diff` across commits.
 mod diff;
+/// Format 2: keyrings in epochs, removal, format-1 stores.
+mod epochs;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
 /// Tampered stores: swapped, rolled-back and forged files.

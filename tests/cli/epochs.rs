@@ -1,0 +1,402 @@
+//! Format 2: keyrings in epochs, removal that rewrites two files, what a
+//! removed member can and cannot open, and a store written by format-1
+//! coffer read, verified and upgraded exactly.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::common::{TestEnv, have_tool, tool};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format1");
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The format-1 fixture store in a fresh test world, with its identities
+/// (mode 0600) in the test directory. Returns alice's identity path.
+fn format1_store() -> (TestEnv, PathBuf, PathBuf) {
+    let env = TestEnv::new();
+    copy_dir(&Path::new(FIXTURE).join("vaults"), &env.store());
+    let mut ids = Vec::new();
+    for who in ["alice", "outsider"] {
+        let p = env.dir.path().join(format!("{who}.txt"));
+        fs::copy(Path::new(FIXTURE).join(format!("{who}.txt")), &p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        ids.push(p);
+    }
+    let outsider = ids.pop().unwrap();
+    let alice = ids.pop().unwrap();
+    (env, alice, outsider)
+}
+
+/// `(vault, secret, value)` for every secret of the fixture.
+fn fixture_values() -> Vec<(String, String, String)> {
+    fs::read_to_string(Path::new(FIXTURE).join("values.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut it = l.splitn(3, ' ');
+            (
+                it.next().unwrap().to_owned(),
+                it.next().unwrap().to_owned(),
+                it.next().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const CONTRIBUTIONS: [(&str, &str); 3] = [
+    ("api-keys", "github-token"),
+    ("api-keys", "webhook-secret"),
+    ("database", "read-replica-password"),
+];
+
+fn as_id<'a>(id: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend(["-i", id.to_str().unwrap()]);
+    v
+}
+
+fn rotation(env: &TestEnv, id: &Path) -> Vec<(String, String, Vec<String>, String)> {
+    let out = env.run(&as_id(id, &["rotation", "--json"])).ok().stdout();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["vault"].as_str().unwrap().to_owned(),
+                r["name"].as_str().unwrap().to_owned(),
+                r["removed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect(),
+                r["since"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Checks every value, rotation mark and contribution of the fixture.
+fn check_fixture_state(env: &TestEnv, alice: &Path) {
+    for (v, n, value) in fixture_values() {
+        let r = env.run(&as_id(alice, &["get", "-V", &v, "-n", &n]));
+        if CONTRIBUTIONS.contains(&(v.as_str(), n.as_str())) {
+            r.fails("unverified contribution");
+        } else {
+            assert_eq!(r.ok().stdout(), value, "{v}/{n}");
+        }
+    }
+    let rot = rotation(env, alice);
+    let names: Vec<(&str, &str, Vec<String>)> = rot
+        .iter()
+        .map(|(v, n, r, _)| (v.as_str(), n.as_str(), r.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("api-keys", "github-token", vec!["carol".to_owned()]),
+            ("api-keys", "sendgrid-api-key", vec!["carol".to_owned()]),
+        ]
+    );
+    assert_eq!(rot[0].3, "2026-11-30T12:36:30.786Z");
+    let r = env.run(&as_id(alice, &["verify", "--json"]));
+    assert_eq!(r.code(), 1);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    let mut kinds = Vec::new();
+    for v in report["vaults"].as_array().unwrap() {
+        for p in v["problems"].as_array().unwrap() {
+            kinds.push(format!(
+                "{}/{}:{}",
+                v["name"].as_str().unwrap(),
+                p["secret"].as_str().unwrap_or("-"),
+                p["kind"].as_str().unwrap()
+            ));
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "api-keys/github-token:unverified",
+            "api-keys/webhook-secret:unverified",
+            "database/read-replica-password:unverified"
+        ],
+        "only the pending contributions: {report}"
+    );
+}
+
+fn manifest(env: &TestEnv, vault: &str) -> String {
+    fs::read_to_string(env.store().join(vault).join("vault.toml")).unwrap()
+}
+
+fn secret_files(env: &TestEnv) -> Vec<(PathBuf, Vec<u8>)> {
+    env.snapshot()
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "age") && !p.ends_with("vault-key.age"))
+        .collect()
+}
+
+#[test]
+fn a_format_1_store_reads_verifies_and_keeps_everything_through_rekey_upgrade() {
+    let (env, alice, _) = format1_store();
+    check_fixture_state(&env, &alice);
+    assert!(manifest(&env, "api-keys").contains("\nformat = 1\n"));
+    let keys_before: Vec<Vec<u8>> = ["api-keys", "database"]
+        .iter()
+        .map(|v| fs::read(env.store().join(v).join("vault-key.age")).unwrap())
+        .collect();
+    let files_before = secret_files(&env);
+
+    env.run(&as_id(&alice, &["rekey", "--upgrade"]))
+        .ok()
+        .stderr_has("upgraded to format 2");
+    for (v, before) in ["api-keys", "database"].iter().zip(&keys_before) {
+        let m = manifest(&env, v);
+        assert!(
+            m.contains("\nformat = 2\n") && m.contains("\nepoch = 1\n"),
+            "{m}"
+        );
+        assert_eq!(
+            &fs::read(env.store().join(v).join("vault-key.age")).unwrap(),
+            before,
+            "the keyring of one key needs no change"
+        );
+    }
+    assert_eq!(secret_files(&env), files_before, "no secret file changed");
+    check_fixture_state(&env, &alice);
+    // Upgrading again writes nothing.
+    let snap = env.snapshot();
+    env.run(&as_id(&alice, &["rekey", "--upgrade"])).ok();
+    assert_eq!(env.snapshot(), snap);
+
+    // The contributions are still exactly what was contributed.
+    env.run(&as_id(&alice, &["verify", "--accept", "--yes"]))
+        .ok();
+    for (v, n, value) in fixture_values() {
+        assert_eq!(
+            env.run(&as_id(&alice, &["get", "-V", &v, "-n", &n]))
+                .ok()
+                .stdout(),
+            value,
+            "{v}/{n}"
+        );
+    }
+    // An accepted contribution keeps its rotation mark.
+    assert_eq!(rotation(&env, &alice).len(), 2);
+}
+
+#[test]
+fn a_format_1_vault_is_upgraded_by_its_first_write_and_only_that_vault() {
+    let (env, alice, _) = format1_store();
+    env.run_stdin(
+        &as_id(
+            &alice,
+            &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
+        ),
+        b"sk_live_fixture_0001-new",
+    )
+    .ok();
+    assert!(manifest(&env, "api-keys").contains("\nformat = 2\n"));
+    assert!(manifest(&env, "database").contains("\nformat = 1\n"));
+    assert_eq!(
+        env.run(&as_id(
+            &alice,
+            &["get", "-V", "api-keys", "-n", "stripe-secret-key"]
+        ))
+        .ok()
+        .stdout(),
+        "sk_live_fixture_0001-new"
+    );
+    assert_eq!(
+        env.run(&as_id(
+            &alice,
+            &["get", "-V", "api-keys", "-n", "sendgrid-api-key"]
+        ))
+        .ok()
+        .stdout(),
+        "SG.fixture-0002"
+    );
+    assert_eq!(rotation(&env, &alice).len(), 2);
+}
+
+#[test]
+fn a_keyless_write_to_a_format_1_vault_is_refused_until_a_recipient_upgrades_it() {
+    let (env, alice, outsider) = format1_store();
+    let before = env.snapshot();
+    env.run_stdin(
+        &as_id(
+            &outsider,
+            &["create", "-V", "database", "-n", "new-one", "--contribute"],
+        ),
+        b"x",
+    )
+    .fails("is in format 1")
+    .stderr_has("coffer rekey --upgrade");
+    assert_eq!(env.snapshot(), before);
+    env.run(&as_id(&alice, &["rekey", "--upgrade"])).ok();
+    env.run_stdin(
+        &as_id(
+            &outsider,
+            &["create", "-V", "database", "-n", "new-one", "--contribute"],
+        ),
+        b"x",
+    )
+    .ok();
+}
+
+#[test]
+fn removing_from_a_format_1_vault_upgrades_it_and_keeps_every_value() {
+    let (env, alice, _) = format1_store();
+    let files_before = secret_files(&env);
+    env.run(&as_id(&alice, &["recipients", "remove", "bob"]))
+        .ok()
+        .stderr_has("new vault key (epoch 2)");
+    assert_eq!(secret_files(&env), files_before, "no secret file changed");
+    let m = manifest(&env, "api-keys");
+    assert!(
+        m.contains("\nformat = 2\n") && m.contains("\nepoch = 2\n"),
+        "{m}"
+    );
+    for (v, n, value) in fixture_values() {
+        if CONTRIBUTIONS.contains(&(v.as_str(), n.as_str())) {
+            continue;
+        }
+        assert_eq!(
+            env.run(&as_id(&alice, &["get", "-V", &v, "-n", &n]))
+                .ok()
+                .stdout(),
+            value
+        );
+    }
+    // Every secret is now due, with carol's older mark kept.
+    let rot = rotation(&env, &alice);
+    let gh = rot.iter().find(|r| r.1 == "github-token").unwrap();
+    assert_eq!(gh.2, ["bob", "carol"]);
+    assert_eq!(gh.3, "2026-11-30T12:36:30.786Z");
+    assert_eq!(rot.len(), 6);
+}
+
+/// Decrypts `file` with the `age` CLI and identity file `id`.
+fn age_decrypt(env: &TestEnv, id: &Path, file: &Path) -> std::process::Output {
+    tool(
+        env,
+        "age",
+        &["-d", "-i", id.to_str().unwrap(), file.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn a_value_written_after_a_removal_does_not_open_with_the_removed_members_keys() {
+    if !have_tool("age") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "old-secret", "value-before");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let dir = env.store().join("api-keys");
+    // Bob keeps the vault key he was given (and his own key).
+    let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
+    assert!(kept.status.success());
+    let kept_path = env.dir.path().join("bob-kept-vault-key.txt");
+    fs::write(&kept_path, &kept.stdout).unwrap();
+    assert!(
+        age_decrypt(&env, &kept_path, &dir.join("old-secret.age"))
+            .status
+            .success()
+    );
+
+    env.run(&["recipients", "remove", "bob"]).ok();
+    env.put("api-keys", "new-secret", "value-after");
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "old-secret"],
+        b"value-changed-after",
+    )
+    .ok();
+    for name in ["new-secret", "old-secret"] {
+        let file = dir.join(format!("{name}.age"));
+        for id in [&bob, &kept_path] {
+            let out = age_decrypt(&env, id, &file);
+            assert!(!out.status.success(), "{name} opened with {id:?}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("after"));
+        }
+    }
+    // Nor does bob's key open the new keyring.
+    assert!(
+        !age_decrypt(&env, &bob, &dir.join("vault-key.age"))
+            .status
+            .success()
+    );
+    // A member's keyring opens every value with the plain age CLI, in two
+    // commands, whatever its epoch.
+    let alice = env.default_identity();
+    let ring = age_decrypt(&env, &alice, &dir.join("vault-key.age"));
+    assert!(ring.status.success());
+    let ring_path = env.dir.path().join("vk.txt");
+    fs::write(&ring_path, &ring.stdout).unwrap();
+    let text = String::from_utf8(ring.stdout).unwrap();
+    assert_eq!(text.matches("AGE-SECRET-KEY-1").count(), 2, "two epochs");
+    assert!(text.contains("# epoch 2: ") && text.contains("# epoch 1: "));
+    assert_eq!(
+        age_decrypt(&env, &ring_path, &dir.join("new-secret.age")).stdout,
+        b"value-after"
+    );
+    // The removed member's file from before is still at epoch 1 until
+    // `rekey --reencrypt`, and then closed to bob's kept key too.
+    env.put("api-keys", "third", "value-3");
+    env.run(&["rekey", "--reencrypt"]).ok();
+    let m = fs::read_to_string(dir.join("vault.toml")).unwrap();
+    assert!(!m.contains("\nepoch = 1\n"), "{m}");
+    assert_eq!(env.get("api-keys", "old-secret"), "value-changed-after");
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn rekey_reencrypt_closes_the_current_files_to_an_old_key() {
+    if !have_tool("age") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "kept-secret", "value-kept");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let dir = env.store().join("api-keys");
+    let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
+    let kept_path = env.dir.path().join("kept.txt");
+    fs::write(&kept_path, &kept.stdout).unwrap();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    // Without re-encryption the unchanged file still opens with the old
+    // key: the same bytes are in git history anyway.
+    assert!(
+        age_decrypt(&env, &kept_path, &dir.join("kept-secret.age"))
+            .status
+            .success()
+    );
+    env.run(&["rekey", "--reencrypt"])
+        .ok()
+        .stderr_has("1 secrets re-encrypted");
+    assert!(
+        !age_decrypt(&env, &kept_path, &dir.join("kept-secret.age"))
+            .status
+            .success()
+    );
+    assert_eq!(env.get("api-keys", "kept-secret"), "value-kept");
+    // Still due for rotation: re-encrypting does not change the value.
+    assert!(env.run(&["rotation"]).ok().stdout().contains("kept-secret"));
+}
