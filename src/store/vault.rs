@@ -268,7 +268,20 @@ impl<'s> Vault<'s> {
     /// (a hardware key may wait for the user); checks that the key matches
     /// the manifest's public key, retrying once under a shared lock if a
     /// concurrent rekey made them disagree.
+    ///
+    /// With a trust directory set on the store, the keyring must also hold
+    /// the key this machine last saw for the vault (else
+    /// [`Error::VaultKeyReplaced`]); the key is then recorded as seen.
     pub fn unlock(&self, identities: &Identities) -> Result<VaultKey> {
+        let key = self.unlock_untrusted(identities)?;
+        self.check_trust(&key)?;
+        Ok(key)
+    }
+
+    /// Opens the vault key as [`Vault::unlock`] does, without the
+    /// continuity check: for `coffer vault trust`, which shows the change
+    /// and asks before recording it.
+    pub fn unlock_untrusted(&self, identities: &Identities) -> Result<VaultKey> {
         match self.unlock_once(identities) {
             Err(Error::VaultKeyMismatch { .. }) => {
                 let _lock = self.read()?;
@@ -276,6 +289,32 @@ impl<'s> Vault<'s> {
             }
             r => r,
         }
+    }
+
+    /// Checks the key against this machine's trust record and records it
+    /// (no-op without a trust directory).
+    pub fn check_trust(&self, key: &VaultKey) -> Result<()> {
+        use crate::store::trust::{Trust, key_fingerprint};
+        let Some(mut record) = self.store.trust_record()? else {
+            return Ok(());
+        };
+        if let Trust::Broken { trusted } = record.check(&self.name, key) {
+            return Err(Error::VaultKeyReplaced {
+                vault: self.name.to_string(),
+                trusted: key_fingerprint(&trusted),
+                found: key_fingerprint(&key.public().to_string()),
+            });
+        }
+        record.record(&self.name, key)
+    }
+
+    /// Records `key` as the one seen for this vault on this machine, after
+    /// the user reviewed the change (`coffer vault trust`).
+    pub fn trust(&self, key: &VaultKey) -> Result<()> {
+        if let Some(mut record) = self.store.trust_record()? {
+            record.record(&self.name, key)?;
+        }
+        Ok(())
     }
 
     fn unlock_once(&self, identities: &Identities) -> Result<VaultKey> {
