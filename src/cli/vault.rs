@@ -151,6 +151,11 @@ fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
     for p in &problems {
         ctx.ui.warn(format!("{p}: it vouches for nobody"));
     }
+    // A vault that should have vouched and could not is a reason to stop
+    // and ask, even when every recipient is one of the user's own keys.
+    if unvouched.is_empty() && !problems.is_empty() && !args.yes {
+        ui::confirm_yes_no(&format!("Create vault {name} anyway?"), "create the vault")?;
+    }
     if !unvouched.is_empty() {
         errln!(
             "Vault {name} would be encrypted to recipients that no vault you can open vouches for:"

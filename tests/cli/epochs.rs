@@ -400,3 +400,123 @@ fn rekey_reencrypt_closes_the_current_files_to_an_old_key() {
     // Still due for rotation: re-encrypting does not change the value.
     assert!(env.run(&["rotation"]).ok().stdout().contains("kept-secret"));
 }
+
+/// Builds, as an attacker with write access and no vault key would, a
+/// replacement for `vault` from public information alone: a fresh vault
+/// key wrapped to exactly the recipients in `coffer.toml`, and a manifest
+/// MACed with it (coffer itself does the work, in a scratch store holding
+/// a copy of the victim's `coffer.toml`). Copies it over the victim's.
+fn replace_from_public_information(env: &TestEnv, vault: &str) {
+    let scratch = env.dir.path().join("attacker");
+    fs::create_dir_all(scratch.join("vaults")).unwrap();
+    fs::copy(
+        env.store().join("coffer.toml"),
+        scratch.join("vaults/coffer.toml"),
+    )
+    .unwrap();
+    let mallory = env.dir.path().join("mallory.txt");
+    env.identity_file(&mallory, 0o600);
+    env.run_with(
+        &[
+            "vault",
+            "create",
+            vault,
+            "--yes",
+            "-i",
+            mallory.to_str().unwrap(),
+        ],
+        |c| {
+            c.current_dir(&scratch);
+        },
+    )
+    .ok();
+    let target = env.store().join(vault);
+    fs::remove_dir_all(&target).unwrap();
+    copy_dir(&scratch.join("vaults").join(vault), &target);
+}
+
+#[test]
+fn a_vault_replaced_from_public_information_is_refused_on_a_machine_that_had_seen_it() {
+    let env = TestEnv::new();
+    env.init(&["api-keys", "database"]);
+    env.put("api-keys", "stripe-key", "value-one");
+    assert_eq!(env.get("api-keys", "stripe-key"), "value-one");
+    replace_from_public_information(&env, "api-keys");
+    // verify with the key passes on the replacement itself: it is well
+    // formed and encrypted to exactly the right people...
+    let before = env.snapshot();
+    // ...but this machine saw another key, which the new keyring lacks.
+    for args in [&["verify"][..], &["export", "-V", "api-keys"]] {
+        let r = env.run(args);
+        assert_eq!(r.code(), 1, "{args:?}: {}", r.stderr());
+        let out = r.stdout() + &r.stderr();
+        assert!(out.contains("was replaced"), "{args:?}: {out}");
+    }
+    env.run_stdin(&["create", "-V", "api-keys", "-n", "new-one"], b"secret")
+        .fails("vault \"api-keys\" was replaced")
+        .stderr_has("(was SHA256:")
+        .stderr_has("coffer vault trust api-keys");
+    // The other vault is untouched and still works.
+    env.put("database", "db-password", "v");
+    // Nothing was written to the replaced vault.
+    let after: Vec<_> = env
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("api-keys"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("api-keys"))
+        .collect();
+    assert_eq!(after, before);
+    // A new vault is not vouched for by a vault that breaks continuity.
+    env.run(&["vault", "create", "third"])
+        .fails("without confirmation")
+        .stderr_has("api-keys was replaced");
+    // Accepting needs a confirmation; then it is trusted.
+    env.run(&["vault", "trust", "api-keys"])
+        .fails("without confirmation")
+        .stderr_has("last seen:");
+    env.run(&["vault", "trust", "api-keys", "--yes"]).ok();
+    env.run_stdin(&["create", "-V", "api-keys", "-n", "new-one"], b"secret")
+        .ok();
+}
+
+#[test]
+fn a_vault_rebuilt_by_a_removed_member_from_their_old_key_is_refused() {
+    if !have_tool("age") {
+        return;
+    }
+    let env = TestEnv::new();
+    let alice_pub = env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "value-one");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let dir = env.store().join("api-keys");
+    // Bob keeps the keyring and the manifest as they were before removal.
+    let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
+    assert!(kept.status.success());
+    let kept_path = env.dir.path().join("kept.txt");
+    fs::write(&kept_path, &kept.stdout).unwrap();
+    let old_manifest = fs::read(dir.join("vault.toml")).unwrap();
+
+    env.run(&["recipients", "remove", "bob"]).ok();
+    env.put("api-keys", "after-removal", "new-value");
+    // Bob rebuilds the vault from his old key, wrapped to alice only.
+    let forged = tool(
+        &env,
+        "age",
+        &["-e", "-a", "-r", &alice_pub, kept_path.to_str().unwrap()],
+    );
+    assert!(forged.status.success());
+    fs::write(dir.join("vault-key.age"), &forged.stdout).unwrap();
+    fs::write(dir.join("vault.toml"), &old_manifest).unwrap();
+
+    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
+        .fails("was replaced");
+    env.run_stdin(&["create", "-V", "api-keys", "-n", "next"], b"for bob?")
+        .fails("was replaced");
+    let r = env.run(&["verify"]);
+    assert_eq!(r.code(), 1);
+}
