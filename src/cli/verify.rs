@@ -24,6 +24,11 @@ pub struct VerifyArgs {
     /// With --accept: accept without asking (needed when stdin is not a terminal)
     #[arg(short, long, requires = "accept")]
     yes: bool,
+    /// Also check, through git, that every vault's keyring at HEAD holds its
+    /// current vault key at REV (say, the pull request's target branch),
+    /// and list the vaults new since REV
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -73,11 +78,22 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     if args.accept {
         accept(ctx, &store, &only, &ids, args.yes)?;
     }
+    let continuity_ok = match &args.base {
+        Some(rev) => check_base(ctx, &store, rev, &ids)?,
+        None => true,
+    };
     let report = coffer::store::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
     if args.json {
         print_json(ctx, &report)?;
     } else {
         print_human(ctx, &report)?;
+    }
+    if !continuity_ok {
+        return Err(CliError::new(format!(
+            "a vault's keyring does not carry its key at {}: see above",
+            args.base.as_deref().unwrap_or_default()
+        ))
+        .hint("a vault replaced by someone without its key must not be merged; restore its vault-key.age and vault.toml from the base"));
     }
     if report.ok() {
         Ok(())
@@ -250,4 +266,41 @@ fn print_human(ctx: &Ctx, r: &Report) -> CliResult {
         }
     ));
     ctx.ui.data(out.as_bytes())
+}
+
+/// `verify --base REV`: checks, through git, that each vault's keyring at
+/// HEAD carries its current key at `rev`, and lists the vaults new since.
+/// Prints one line per vault to stderr; returns whether all is well.
+fn check_base(ctx: &Ctx, store: &coffer::Store, rev: &str, ids: &Identities) -> CliResult<bool> {
+    use coffer::git::continuity::{Continuity, check};
+    use coffer::git::diff::Snapshot;
+    let repo = super::git::repo_for(ctx, store)?;
+    let base_commit = repo.git.resolve_commit(rev)?;
+    let head_commit = repo.git.resolve_commit("HEAD")?;
+    let base = Snapshot::from_git(&repo.git, &base_commit, &repo.prefix, None, rev)?;
+    let head = Snapshot::from_git(&repo.git, &head_commit, &repo.prefix, None, "HEAD")?;
+    let mut ok = true;
+    for (v, c) in check(&base, &head, ids) {
+        ok &= !c.fails();
+        match c {
+            Continuity::Unchanged => {}
+            Continuity::Continues { epoch } => ctx.ui.status(format!(
+                "{v}: keyring at HEAD (epoch {epoch}) carries the vault key at {rev}"
+            )),
+            Continuity::Broken { base, head } => errln!(
+                "{v}: REPLACED: the keyring at HEAD ({head}) does not hold the vault key at {rev} ({base})"
+            ),
+            Continuity::Unchecked { reason } => {
+                errln!("{v}: changed since {rev}, and its continuity cannot be checked: {reason}")
+            }
+            Continuity::New { key, recipients } => {
+                errln!("{v}: new since {rev}: vault key {key}, recipients:");
+                for (n, f) in recipients {
+                    errln!("  {n} {f}");
+                }
+            }
+            Continuity::Removed => errln!("{v}: removed since {rev}"),
+        }
+    }
+    Ok(ok)
 }

@@ -520,3 +520,87 @@ fn a_vault_rebuilt_by_a_removed_member_from_their_old_key_is_refused() {
     let r = env.run(&["verify"]);
     assert_eq!(r.code(), 1);
 }
+
+fn git(env: &TestEnv, args: &[&str]) -> String {
+    let out = tool(env, "git", args);
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn commit_all(env: &TestEnv, message: &str) {
+    git(env, &["add", "-A"]);
+    git(env, &["commit", "-qm", message]);
+}
+
+#[test]
+fn verify_base_passes_a_removal_and_lists_new_vaults() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "v");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    git(&env, &["init", "-q"]);
+    commit_all(&env, "base");
+    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["vault", "create", "database"]).ok();
+    commit_all(&env, "remove bob, add a vault");
+    env.run(&["verify", "--base", "HEAD~1"])
+        .ok()
+        .stderr_has("api-keys: keyring at HEAD (epoch 2) carries the vault key at HEAD~1")
+        .stderr_has("database: new since HEAD~1: vault key SHA256:")
+        .stderr_has("  alice SHA256:");
+}
+
+#[test]
+fn verify_base_fails_a_vault_replaced_without_its_key() {
+    if !have_tool("git") || !have_tool("age") {
+        return;
+    }
+    let env = TestEnv::new();
+    let alice_pub = env.init(&["api-keys", "database"]);
+    env.put("api-keys", "stripe-key", "v");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let dir = env.store().join("api-keys");
+    let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
+    let kept_path = env.dir.path().join("kept.txt");
+    fs::write(&kept_path, &kept.stdout).unwrap();
+    let old_manifest = fs::read(dir.join("vault.toml")).unwrap();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    git(&env, &["init", "-q"]);
+    commit_all(&env, "base");
+
+    // A removed member's rebuild from the old key, in a pull request.
+    let forged = tool(
+        &env,
+        "age",
+        &["-e", "-a", "-r", &alice_pub, kept_path.to_str().unwrap()],
+    );
+    fs::write(dir.join("vault-key.age"), &forged.stdout).unwrap();
+    fs::write(dir.join("vault.toml"), &old_manifest).unwrap();
+    // And a replacement of the other vault from public information.
+    replace_from_public_information(&env, "database");
+    commit_all(&env, "pull request");
+    // CI is a fresh machine: no trust record to catch it.
+    let ci_state = env.dir.path().join("ci-state");
+    let r = env.run_with(&["verify", "--base", "HEAD~1"], |c| {
+        c.env("XDG_STATE_HOME", &ci_state);
+    });
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(
+        err.contains("api-keys: REPLACED: the keyring at HEAD (SHA256:"),
+        "{err}"
+    );
+    assert!(err.contains("database: REPLACED"), "{err}");
+    assert!(err.contains("does not carry its key at HEAD~1"), "{err}");
+}
