@@ -453,7 +453,7 @@ fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<cof
         let Ok(key) = vault.unlock(&ids) else {
             continue;
         };
-        if let Ok(value) = key.decrypt_value(bytes) {
+        if let Ok(value) = key.decrypt_value_any(bytes) {
             return Some(value);
         }
     }
@@ -477,7 +477,7 @@ fn decrypt_any(ctx: &Ctx, bytes: &[u8], hint: Option<&SecretName>) -> Option<cof
     let path = Path::new(coffer::store::layout::VAULT_KEY_FILE);
     for blob in blobs.into_iter().flatten() {
         if let Ok(Some(key)) = open_vault_key(&blob, path, &ids)
-            && let Ok(value) = key.decrypt_value(bytes)
+            && let Ok(value) = key.decrypt_value_any(bytes)
         {
             return Some(value);
         }
@@ -615,6 +615,9 @@ fn merge_manifest(
         )),
         ManifestConflict::RecipientsNeedKey => err
             .hint("someone who can open the vault must run the merge (or pass their key with COFFER_AGE_KEY)"),
+        ManifestConflict::FormatUpgrade { .. } => err.hint(format!(
+            "someone who can open vault {vault} runs `coffer rekey --upgrade --vault {vault}` on the older branch first (or runs this merge)"
+        )),
         ManifestConflict::RecipientsUnverified { .. } => err.hint(format!(
             "review the recipients (`git log -p -- {}`); approve them with `coffer recipients approve --vault {vault}` on that branch first",
             path.display()

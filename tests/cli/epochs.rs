@@ -604,3 +604,60 @@ fn verify_base_fails_a_vault_replaced_without_its_key() {
     assert!(err.contains("database: REPLACED"), "{err}");
     assert!(err.contains("does not carry its key at HEAD~1"), "{err}");
 }
+
+#[test]
+fn a_branch_still_in_format_1_merges_with_one_upgraded_entry_by_entry() {
+    if !have_tool("git") {
+        return;
+    }
+    let (env, alice, _) = format1_store();
+    // alice's key is the default identity, as git's merge driver finds it.
+    // (`tool` runs git with HOME only, so ~/.config too.)
+    for default in [
+        env.default_identity(),
+        env.home.join(".config/coffer/identity.txt"),
+    ] {
+        fs::create_dir_all(default.parent().unwrap()).unwrap();
+        fs::copy(&alice, &default).unwrap();
+        fs::set_permissions(&default, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    git(&env, &["init", "-q", "-b", "main"]);
+    env.run(&["git", "setup"]).ok();
+    commit_all(&env, "format-1 store");
+    // feature: a format-1 coffer deletes a secret (entry and file).
+    git(&env, &["checkout", "-qb", "feature"]);
+    let m = env.store().join("api-keys/vault.toml");
+    let text = fs::read_to_string(&m).unwrap();
+    let start = text.find("\n[secrets.stripe-secret-key]").unwrap();
+    let end = text[start + 1..].find("\n[secrets.").unwrap() + start + 1;
+    fs::write(&m, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    fs::remove_file(env.store().join("api-keys/stripe-secret-key.age")).unwrap();
+    commit_all(&env, "delete, format 1");
+    // main: a write with the key upgrades the vault to format 2.
+    git(&env, &["checkout", "-q", "main"]);
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "sendgrid-api-key"],
+        b"SG.new",
+    )
+    .ok();
+    commit_all(&env, "update, format 2");
+    let out = tool(&env, "git", &["merge", "--no-edit", "feature"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = manifest(&env, "api-keys");
+    assert!(merged.contains("\nformat = 2\n"), "{merged}");
+    assert!(!merged.contains("stripe-secret-key"), "{merged}");
+    assert_eq!(env.get("api-keys", "sendgrid-api-key"), "SG.new");
+    // Only the pending contributions remain to review.
+    let r = env.run(&["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    for v in report["vaults"].as_array().unwrap() {
+        for p in v["problems"].as_array().unwrap() {
+            assert_eq!(p["kind"], "unverified", "{report}");
+        }
+    }
+}
