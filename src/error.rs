@@ -337,6 +337,17 @@ pub enum Error {
         vault: String,
     },
 
+    /// A contribution is not bound to the name it is listed under.
+    #[error("contribution {name:?} of vault {vault:?} is not bound to that name{}", match claims { Some(c) => format!(": its plaintext says it is {c}"), None => ": it was written by format-1 coffer, or it is a sealed value whose MAC was removed".to_owned() })]
+    ContributionUnbound {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        name: String,
+        /// What it claims to be, if bound elsewhere.
+        claims: Option<String>,
+    },
+
     /// A format-1 vault is written to by someone without its key: only a
     /// key holder can upgrade it, and coffer never writes format 1.
     #[error(

@@ -24,6 +24,14 @@ pub struct VerifyArgs {
     /// With --accept: accept without asking (needed when stdin is not a terminal)
     #[arg(short, long, requires = "accept")]
     yes: bool,
+    /// With --accept: show each contribution's value on the terminal before
+    /// asking (refused when stderr is not a terminal)
+    #[arg(long, requires = "accept")]
+    show_values: bool,
+    /// With --accept: also accept contributions not bound to their name
+    /// (written by format-1 coffer); check their values first
+    #[arg(long, requires = "accept")]
+    allow_unbound: bool,
     /// Also check, through git, that every vault's keyring at HEAD holds its
     /// current vault key at REV (say, the pull request's target branch),
     /// and list the vaults new since REV
@@ -76,7 +84,7 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     }
     let ids = ctx.load_identities()?;
     if args.accept {
-        accept(ctx, &store, &only, &ids, args.yes)?;
+        accept(ctx, &store, &only, &ids, &args)?;
     }
     let continuity_ok = match &args.base {
         Some(rev) => check_base(ctx, &store, rev, &ids)?,
@@ -103,13 +111,44 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     }
 }
 
+/// The manifest entries of `vault` as committed at HEAD, or why there are
+/// none to compare with.
+fn committed_entries(
+    ctx: &Ctx,
+    store: &coffer::Store,
+    vault: &VaultName,
+) -> Result<std::collections::BTreeMap<SecretName, coffer::store::Entry>, String> {
+    let repo = super::git::repo_for(ctx, store).map_err(|_| "no git repository".to_owned())?;
+    let head = repo
+        .git
+        .resolve_commit("HEAD")
+        .map_err(|_| "no commit yet".to_owned())?;
+    let snap =
+        coffer::git::diff::Snapshot::from_git(&repo.git, &head, &repo.prefix, Some(vault), "HEAD")
+            .map_err(|e| e.to_string())?;
+    let Some(files) = snap.vaults.get(vault) else {
+        return Ok(Default::default());
+    };
+    let m = coffer::store::Manifest::parse(&files.manifest, std::path::Path::new("vault.toml"))
+        .map_err(|e| format!("HEAD's manifest does not parse: {e}"))?;
+    Ok(m.secrets)
+}
+
 fn accept(
     ctx: &Ctx,
     store: &coffer::Store,
     only: &[VaultName],
     ids: &Identities,
-    yes: bool,
+    args: &VerifyArgs,
 ) -> CliResult {
+    use coffer::store::team::Binding;
+    let yes = args.yes;
+    if args.show_values && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return Err(CliError::new(
+            "--show-values shows values on a terminal only, and stderr is not one",
+        )
+        .hint("run it in a terminal, or check the values with `coffer diff --show-values`"));
+    }
     let vaults = if only.is_empty() {
         store.vault_names()?
     } else {
@@ -140,18 +179,53 @@ fn accept(
             Err(e) => return Err(e.into()),
         };
         errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
+        let committed = committed_entries(ctx, store, v);
+        if let Err(why) = &committed {
+            errln!("  (not compared with the committed state: {why})");
+        }
+        let mut restore = std::collections::BTreeMap::new();
         {
-            let read = vault.read()?;
+            let w = vault.write()?;
             for n in &names {
-                let due = read
-                    .manifest()
-                    .secrets
-                    .get(n)
-                    .is_some_and(|e| e.rotation.is_some());
-                if due {
-                    errln!("  {n} (due for rotation: make sure this is a new value)");
-                } else {
+                let entry = &w.manifest().secrets[n];
+                let mut notes = Vec::new();
+                let c = w.review(&key, n)?;
+                match &c.binding {
+                    Binding::Bound => {}
+                    Binding::Unbound => notes.push(
+                        "NOT BOUND to this name (format-1 contribution, or a sealed value whose MAC was removed)"
+                            .to_owned(),
+                    ),
+                    Binding::Elsewhere { claims } => {
+                        notes.push(format!("NOT BOUND: its plaintext says it is {claims}"))
+                    }
+                }
+                if let Ok(head) = &committed
+                    && let Some(h) = head.get(n)
+                {
+                    if h.mac.is_some() {
+                        notes.push("replaces the sealed value committed at HEAD".to_owned());
+                    }
+                    if let Some(r) = &h.rotation
+                        && entry.rotation.as_ref() != Some(r)
+                    {
+                        notes.push(format!(
+                            "drops or changes the rotation mark committed at HEAD (since {}); it is kept",
+                            r.since
+                        ));
+                        restore.insert(n.clone(), r.clone());
+                    }
+                }
+                if entry.rotation.is_some() {
+                    notes.push("due for rotation: make sure this is a new value".to_owned());
+                }
+                if notes.is_empty() {
                     errln!("  {n}");
+                } else {
+                    errln!("  {n} ({})", notes.join("; "));
+                }
+                if args.show_values {
+                    errln!("    value: {}", c.value.expose_secret());
                 }
             }
         }
@@ -170,7 +244,7 @@ fn accept(
             ))
             .hint("run the command again to see the current ones"));
         }
-        let accepted = w.accept(&key, &names)?;
+        let accepted = w.accept(&key, &names, &restore, args.allow_unbound)?;
         w.commit()?;
         ctx.ui.status(format!(
             "Vault {v}: accepted {} contribution{}",

@@ -30,11 +30,86 @@ use crate::store::layout;
 use crate::store::layout::{MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
 use crate::store::manifest::{Entry, Manifest, RotationDue};
 use crate::store::txn;
-use crate::store::vault::{Vault, VaultRead, VaultWrite};
+use crate::store::vault::{VaultRead, VaultWrite};
 use crate::time::Time;
 
 /// A set of named recipients.
 pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
+
+/// The first line of a format-2 contribution's plaintext: the contribution
+/// is bound to its vault and secret name (`docs/format.md`, section 6), so
+/// a keyless writer can neither move one to another name nor pass a sealed
+/// value (whose plaintext is the bare value) off as a contribution.
+const CONTRIBUTION_HEADER: &str = "coffer-contribution v2\n";
+
+/// Returns the plaintext of a contribution of `value` as `vault`/`name`.
+fn bound_plaintext(vault: &VaultName, name: &SecretName, value: &SecretValue) -> Vec<u8> {
+    let mut p = format!("{CONTRIBUTION_HEADER}vault: {vault}\nsecret: {name}\n\n").into_bytes();
+    p.extend_from_slice(value.expose_secret().as_bytes());
+    p
+}
+
+/// What a contribution's plaintext says it is.
+#[derive(Debug)]
+pub enum Binding {
+    /// Bound to this vault and name: the value follows.
+    Bound,
+    /// Bound to another vault or name: moved here by a keyless writer.
+    Elsewhere {
+        /// The vault and secret it names, as `vault/secret`.
+        claims: String,
+    },
+    /// Not bound at all: written by format-1 coffer, or a sealed value whose
+    /// MAC was removed. Only accepted when asked explicitly.
+    Unbound,
+}
+
+/// A contribution read for review.
+#[derive(Debug)]
+pub struct Contribution {
+    /// What its plaintext says it is.
+    pub binding: Binding,
+    /// The value (without the binding header).
+    pub value: SecretValue,
+}
+
+/// Splits a contribution's plaintext into its binding and value.
+fn unbind(vault: &VaultName, name: &SecretName, plain: SecretValue) -> Result<Contribution> {
+    let text = plain.expose_secret();
+    let Some(rest) = text.strip_prefix(CONTRIBUTION_HEADER) else {
+        return Ok(Contribution {
+            binding: Binding::Unbound,
+            value: plain,
+        });
+    };
+    let malformed = || Error::Integrity {
+        vault: vault.to_string(),
+        name: name.to_string(),
+        problem: crate::error::IntegrityProblem::Malformed(
+            "its contribution header is malformed".into(),
+        ),
+    };
+    let (v, rest) = rest
+        .strip_prefix("vault: ")
+        .and_then(|r| r.split_once('\n'))
+        .ok_or_else(malformed)?;
+    let (n, rest) = rest
+        .strip_prefix("secret: ")
+        .and_then(|r| r.split_once('\n'))
+        .ok_or_else(malformed)?;
+    let value = rest.strip_prefix('\n').ok_or_else(malformed)?;
+    let binding = if v == vault.as_str() && n == name.as_str() {
+        Binding::Bound
+    } else {
+        Binding::Elsewhere {
+            claims: format!("{v}/{n}"),
+        }
+    };
+    Ok(Contribution {
+        binding,
+        value: SecretValue::from_string(value.to_owned())?,
+    })
+}
 
 /// Returns what changes turn `from` into `to`, sorted by name.
 pub fn diff(from: &Recipients, to: &Recipients) -> Vec<RecipientChange> {
@@ -112,22 +187,6 @@ pub enum Outcome {
         /// How many secret files were re-encrypted.
         reencrypted: usize,
     },
-}
-
-/// Reads a value for re-encryption: verified entries as `get` does;
-/// unaccepted contributions by digest and decryption only.
-fn read_for_rotation(
-    vault: &Vault<'_>,
-    manifest: &Manifest,
-    key: &VaultKey,
-    name: &SecretName,
-) -> Result<SecretValue> {
-    let entry = &manifest.secrets[name];
-    if entry.mac.is_some() {
-        vault.get_in(manifest, key, name)
-    } else {
-        vault.decrypt_file(name, entry, key)
-    }
 }
 
 /// Returns a vault's approved recipients: the manifest's list if its MAC
@@ -474,6 +533,8 @@ impl VaultWrite<'_> {
     /// Stages a value written by someone who cannot open the vault: it is
     /// encrypted to the manifest's public key and recorded without a MAC,
     /// so nobody reads or syncs it until a recipient accepts it.
+    ///
+    /// Its plaintext is bound to the vault and name (see [`Binding`]).
     pub fn contribute(&mut self, name: &SecretName, value: &SecretValue, now: Time) -> Result<()> {
         let public: age::x25519::Recipient = self
             .manifest
@@ -481,10 +542,8 @@ impl VaultWrite<'_> {
             .parse()
             .expect("validated when the manifest was parsed");
         let public = crypto::x25519::X25519Recipient::from_age(&public);
-        let ct = crypto::encrypt(
-            std::iter::once(&public as &dyn age::Recipient),
-            value.expose_secret().as_bytes(),
-        )?;
+        let plain = zeroize::Zeroizing::new(bound_plaintext(self.vault.name(), name, value));
+        let ct = crypto::encrypt(std::iter::once(&public as &dyn age::Recipient), &plain)?;
         let existing = self.manifest.secrets.get(name);
         let created = existing.map_or(now, |e| e.created);
         // A rotation mark stays: a contribution could come from the very
@@ -515,19 +574,76 @@ impl VaultWrite<'_> {
             .collect()
     }
 
-    /// Accepts contributions: checks each decrypts (one stanza, a valid
-    /// value) and its digest, then seals its entry with the vault key.
-    /// Returns what was accepted; an entry that does not decrypt is an
-    /// error naming it, and nothing is accepted.
-    pub fn accept(&mut self, key: &VaultKey, names: &[SecretName]) -> Result<Vec<SecretName>> {
+    /// Reads a contribution for review: checks its file's digest,
+    /// decrypts it with the key of its epoch, and splits off its binding.
+    pub fn review(&self, key: &VaultKey, name: &SecretName) -> Result<Contribution> {
+        self.check_current_key(key)?;
+        let entry = self
+            .manifest
+            .secrets
+            .get(name)
+            .ok_or_else(|| Error::SecretNotFound {
+                vault: self.vault.name().to_string(),
+                name: name.to_string(),
+            })?;
+        let plain = self.vault.decrypt_file(name, entry, key)?;
+        unbind(self.vault.name(), name, plain)
+    }
+
+    /// Accepts contributions: each is read as [`VaultWrite::review`] reads
+    /// it and must be bound to its own vault and name (or be unbound, if
+    /// `allow_unbound`: format-1 contributions); its value is re-encrypted,
+    /// bare, to the current key, and its entry sealed with the vault key.
+    /// `restore` gives rotation marks to keep even though the entry lost
+    /// them (from the committed state): they are merged into the entry's
+    /// own. Returns what was accepted; a contribution that fails any check
+    /// is an error naming it, and nothing is accepted.
+    pub fn accept(
+        &mut self,
+        key: &VaultKey,
+        names: &[SecretName],
+        restore: &BTreeMap<SecretName, RotationDue>,
+        allow_unbound: bool,
+    ) -> Result<Vec<SecretName>> {
         self.check_current_key(key)?;
         self.upgrade(key)?;
+        let vault = self.vault.name().clone();
+        let mut values = Vec::with_capacity(names.len());
         for name in names {
-            read_for_rotation(self.vault, &self.manifest, key, name)?;
+            let c = self.review(key, name)?;
+            match c.binding {
+                Binding::Bound => {}
+                Binding::Unbound if allow_unbound => {}
+                Binding::Unbound => {
+                    return Err(Error::ContributionUnbound {
+                        vault: vault.to_string(),
+                        name: name.to_string(),
+                        claims: None,
+                    });
+                }
+                Binding::Elsewhere { claims } => {
+                    return Err(Error::ContributionUnbound {
+                        vault: vault.to_string(),
+                        name: name.to_string(),
+                        claims: Some(claims),
+                    });
+                }
+            }
+            values.push(c.value);
         }
-        for name in names {
-            let vault = self.vault.name().clone();
-            let e = self.manifest.secrets.get_mut(name).expect("checked above");
+        for (name, value) in names.iter().zip(values) {
+            let ct = key.encrypt_value(&value)?;
+            self.put(&layout::secret_file_name(name), &ct)?;
+            let e = self.manifest.secrets.get_mut(name).expect("reviewed above");
+            e.digest = crypto::digest(&ct);
+            e.epoch = key.epoch();
+            if let Some(r) = restore.get(name) {
+                let mark = e.rotation.get_or_insert_with(|| r.clone());
+                mark.since = mark.since.min(r.since);
+                mark.removed.extend(r.removed.iter().cloned());
+                mark.removed.sort();
+                mark.removed.dedup();
+            }
             Manifest::seal_entry(&vault, name, e, key);
         }
         Ok(names.to_vec())

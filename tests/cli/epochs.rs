@@ -181,9 +181,20 @@ fn a_format_1_store_reads_verifies_and_keeps_everything_through_rekey_upgrade() 
     env.run(&as_id(&alice, &["rekey", "--upgrade"])).ok();
     assert_eq!(env.snapshot(), snap);
 
-    // The contributions are still exactly what was contributed.
+    // Format-1 contributions are not bound to their names: accepting them
+    // takes an explicit flag, after reading the warning.
+    let snap = env.snapshot();
     env.run(&as_id(&alice, &["verify", "--accept", "--yes"]))
-        .ok();
+        .fails("is not bound to that name: it was written by format-1 coffer")
+        .stderr_has("NOT BOUND to this name")
+        .stderr_has("--allow-unbound");
+    assert_eq!(env.snapshot(), snap, "nothing accepted");
+    // The contributions are still exactly what was contributed.
+    env.run(&as_id(
+        &alice,
+        &["verify", "--accept", "--yes", "--allow-unbound"],
+    ))
+    .ok();
     for (v, n, value) in fixture_values() {
         assert_eq!(
             env.run(&as_id(&alice, &["get", "-V", &v, "-n", &n]))
@@ -660,4 +671,196 @@ fn a_branch_still_in_format_1_merges_with_one_upgraded_entry_by_entry() {
             assert_eq!(p["kind"], "unverified", "{report}");
         }
     }
+}
+
+/// A store in a git repository with a sealed secret, a rotation-due one
+/// (bob removed) and a bound contribution, all committed.
+fn store_with_contribution_history() -> TestEnv {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sealed-stripe");
+    env.put("api-keys", "sendgrid-key", "sealed-sendgrid");
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "stripe-key"],
+        b"rotated",
+    )
+    .ok();
+    git(&env, &["init", "-q"]);
+    commit_all(&env, "store");
+    env
+}
+
+/// Edits the entry of `name` in api-keys' manifest with `f`.
+fn edit_entry(env: &TestEnv, name: &str, f: impl Fn(&str) -> String) {
+    let path = env.store().join("api-keys/vault.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    let start = text.find(&format!("\n[secrets.{name}]")).unwrap() + 1;
+    let end = text[start..]
+        .find("\n\n[secrets.")
+        .map_or(text.len(), |e| start + e + 1);
+    let new = f(&text[start..end]);
+    fs::write(&path, format!("{}{}{}", &text[..start], new, &text[end..])).unwrap();
+}
+
+#[test]
+fn a_keyless_writer_cannot_move_a_sealed_value_to_another_name_through_acceptance() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = store_with_contribution_history();
+    let dir = env.store().join("api-keys");
+    // Copy sealed stripe-key's file and entry (MAC dropped) under a new name.
+    fs::copy(dir.join("stripe-key.age"), dir.join("stolen-copy.age")).unwrap();
+    let path = dir.join("vault.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    let start = text.find("\n[secrets.stripe-key]").unwrap() + 1;
+    let entry = &text[start..];
+    let entry = &entry[..entry.find("\n\n").map_or(entry.len(), |e| e + 1)];
+    let copied: String = entry
+        .replace("[secrets.stripe-key]", "[secrets.stolen-copy]")
+        .lines()
+        .filter(|l| !l.starts_with("mac = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(
+        &path,
+        format!(
+            "{}\n{copied}",
+            text.trim_end_matches('\n').to_owned() + "\n"
+        ),
+    )
+    .unwrap();
+    // And a real contribution moved to another name.
+    env.run_stdin(
+        &[
+            "create",
+            "-V",
+            "api-keys",
+            "-n",
+            "real-one",
+            "--contribute",
+            "-i",
+            "/dev/null",
+        ],
+        b"contributed",
+    )
+    .ok();
+    let snap = env.snapshot();
+    env.run(&["verify", "--accept", "--yes"])
+        .fails("contribution \"stolen-copy\" of vault \"api-keys\" is not bound to that name")
+        .stderr_has("stolen-copy (NOT BOUND to this name");
+    assert_eq!(env.snapshot(), snap);
+    // A contribution's file moved under another name is refused too.
+    fs::remove_file(dir.join("stolen-copy.age")).unwrap();
+    env.run(&["delete", "-V", "api-keys", "-n", "stolen-copy", "--yes"])
+        .ok();
+    fs::copy(dir.join("real-one.age"), dir.join("sendgrid-key.age")).unwrap();
+    edit_entry(&env, "sendgrid-key", |e| {
+        let digest = format!(
+            "sha256:{}",
+            sha256_hex(&fs::read(dir.join("sendgrid-key.age")).unwrap())
+        );
+        e.lines()
+            .filter(|l| !l.starts_with("mac = "))
+            .map(|l| {
+                if l.starts_with("digest = ") {
+                    format!("digest = \"{digest}\"\n")
+                } else if l.starts_with("epoch = ") {
+                    "epoch = 2\n".to_owned() // the key real-one is encrypted to
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    });
+    env.run(&["verify", "--accept", "--yes"])
+        .fails("its plaintext says it is api-keys/real-one")
+        .stderr_has("replaces the sealed value committed at HEAD");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_keyless_writer_cannot_drop_a_rotation_mark_through_acceptance() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = store_with_contribution_history();
+    // sendgrid-key is due (bob removed). A keyless writer replaces it with a
+    // contribution and strips the mark.
+    env.run_stdin(
+        &[
+            "update",
+            "-V",
+            "api-keys",
+            "-n",
+            "sendgrid-key",
+            "--contribute",
+            "-i",
+            "/dev/null",
+        ],
+        b"bob-knows-this",
+    )
+    .ok();
+    edit_entry(&env, "sendgrid-key", |e| {
+        e.lines()
+            .filter(|l| !l.starts_with("rotate-"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    assert!(
+        !fs::read_to_string(env.store().join("api-keys/vault.toml"))
+            .unwrap()
+            .contains("rotate-since")
+    );
+    env.run(&["verify", "--accept", "--yes"])
+        .ok()
+        .stderr_has("sendgrid-key (replaces the sealed value committed at HEAD; drops or changes the rotation mark committed at HEAD");
+    let rot = env.run(&["rotation"]).ok().stdout();
+    assert!(rot.contains("sendgrid-key") && rot.contains("bob"), "{rot}");
+    assert_eq!(env.get("api-keys", "sendgrid-key"), "bob-knows-this");
+}
+
+#[test]
+fn accept_show_values_shows_each_value_on_a_terminal_and_only_there() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.run_stdin(
+        &[
+            "create",
+            "-V",
+            "api-keys",
+            "-n",
+            "new-token",
+            "--contribute",
+            "-i",
+            "/dev/null",
+        ],
+        b"contributed-value-42",
+    )
+    .ok();
+    let r = env
+        .run(&["verify", "--accept", "--show-values", "--yes"])
+        .fails("--show-values shows values on a terminal only");
+    assert!(!r.stderr().contains("contributed-value-42"));
+    let mut c = env.cmd();
+    c.args(["verify", "--accept", "--show-values"]);
+    let (screen, code) = crate::common::run_in_pty(
+        c,
+        Some("Accept them as values of vault api-keys? [y/N] "),
+        "y\n",
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("value: contributed-value-42"), "{screen}");
+    assert_eq!(env.get("api-keys", "new-token"), "contributed-value-42");
 }
