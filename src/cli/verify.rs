@@ -98,10 +98,10 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     }
     if !continuity_ok {
         return Err(CliError::new(format!(
-            "a vault's keyring does not carry its key at {}: see above",
+            "the store at HEAD breaks continuity with {}: see above",
             args.base.as_deref().unwrap_or_default()
         ))
-        .hint("a vault replaced by someone without its key must not be merged; restore its vault-key.age and vault.toml from the base"));
+        .hint("a vault replaced, or a rotation mark dropped, by someone without the vault key must not be merged; restore those vaults' vault-key.age and vault.toml from the base"));
     }
     if report.ok() {
         Ok(())
@@ -374,6 +374,13 @@ fn check_base(ctx: &Ctx, store: &coffer::Store, rev: &str, ids: &Identities) -> 
                 }
             }
             Continuity::Removed => errln!("{v}: removed since {rev}"),
+            Continuity::MarksDropped { names } => {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                errln!(
+                    "{v}: rotation marks at {rev} dropped without the vault key: {}",
+                    names.join(", ")
+                )
+            }
         }
     }
     Ok(ok)

@@ -45,6 +45,13 @@ pub enum Continuity {
     },
     /// Gone since the base.
     Removed,
+    /// The keyring continues, but entries that were rotation-due at the
+    /// base lost their mark without being sealed again by a key holder (a
+    /// key holder clears a mark only by storing a new value).
+    MarksDropped {
+        /// The secrets.
+        names: Vec<crate::name::SecretName>,
+    },
 }
 
 impl Continuity {
@@ -53,7 +60,9 @@ impl Continuity {
     pub fn fails(&self) -> bool {
         matches!(
             self,
-            Continuity::Broken { .. } | Continuity::Unchecked { .. }
+            Continuity::Broken { .. }
+                | Continuity::Unchecked { .. }
+                | Continuity::MarksDropped { .. }
         )
     }
 }
@@ -123,7 +132,16 @@ pub fn check(base: &Snapshot, head: &Snapshot, ids: &Identities) -> Vec<(VaultNa
                         reason: "its keyring does not match its manifest".into(),
                     }
                 } else if k.contains_public(&base_public) {
-                    Continuity::Continues { epoch: k.epoch() }
+                    let dropped =
+                        match (&head_manifest, Manifest::parse(&b.manifest, &manifest_path)) {
+                            (Ok(hm), Ok(bm)) => dropped_marks(name, &bm, hm, &k),
+                            _ => Vec::new(),
+                        };
+                    if dropped.is_empty() {
+                        Continuity::Continues { epoch: k.epoch() }
+                    } else {
+                        Continuity::MarksDropped { names: dropped }
+                    }
                 } else {
                     Continuity::Broken {
                         base: key_fingerprint(&base_public),
@@ -135,5 +153,32 @@ pub fn check(base: &Snapshot, head: &Snapshot, ids: &Identities) -> Vec<(VaultNa
         out.push((name.clone(), c));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Returns the secrets rotation-due in `base` whose entry in `head` no
+/// longer carries that mark (every removed name, since no later) and is not
+/// sealed under a MAC that verifies: a mark only a keyless writer could
+/// have dropped. A deleted secret is not listed (deletion is visible, and
+/// needs no key by design).
+fn dropped_marks(
+    vault: &VaultName,
+    base: &Manifest,
+    head: &Manifest,
+    key: &crate::crypto::VaultKey,
+) -> Vec<crate::name::SecretName> {
+    let mut out = Vec::new();
+    for (name, b) in &base.secrets {
+        let (Some(r), Some(h)) = (&b.rotation, head.secrets.get(name)) else {
+            continue;
+        };
+        let kept = h.rotation.as_ref().is_some_and(|hr| {
+            hr.since <= r.since && r.removed.iter().all(|n| hr.removed.contains(n))
+        });
+        if kept || head.entry_verifies(vault, name, h, key) {
+            continue;
+        }
+        out.push(name.clone());
+    }
     out
 }

@@ -613,7 +613,10 @@ fn verify_base_fails_a_vault_replaced_without_its_key() {
         "{err}"
     );
     assert!(err.contains("database: REPLACED"), "{err}");
-    assert!(err.contains("does not carry its key at HEAD~1"), "{err}");
+    assert!(
+        err.contains("the store at HEAD breaks continuity with HEAD~1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -863,4 +866,47 @@ fn accept_show_values_shows_each_value_on_a_terminal_and_only_there() {
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("value: contributed-value-42"), "{screen}");
     assert_eq!(env.get("api-keys", "new-token"), "contributed-value-42");
+}
+
+#[test]
+fn verify_base_fails_a_rotation_mark_dropped_without_the_key() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = store_with_contribution_history();
+    env.run_stdin(
+        &[
+            "update",
+            "-V",
+            "api-keys",
+            "-n",
+            "sendgrid-key",
+            "--contribute",
+            "-i",
+            "/dev/null",
+        ],
+        b"bob-knows-this",
+    )
+    .ok();
+    edit_entry(&env, "sendgrid-key", |e| {
+        e.lines()
+            .filter(|l| !l.starts_with("rotate-"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    commit_all(&env, "pull request");
+    env.run(&["verify", "--base", "HEAD~1"])
+        .fails("the store at HEAD breaks continuity with HEAD~1")
+        .stderr_has(
+            "api-keys: rotation marks at HEAD~1 dropped without the vault key: sendgrid-key",
+        );
+    // A key holder's update clears a mark legitimately.
+    git(&env, &["reset", "-q", "--hard", "HEAD~1"]);
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "sendgrid-key"],
+        b"new-value",
+    )
+    .ok();
+    commit_all(&env, "rotated");
+    env.run(&["verify", "--base", "HEAD~1"]).ok();
 }
