@@ -349,6 +349,41 @@ pub enum Error {
         vault: String,
     },
 
+    /// A contribution is not bound to the name it is listed under.
+    #[error("contribution {name:?} of vault {vault:?} is not bound to that name{}", match claims { Some(c) => format!(": its plaintext says it is {c}"), None => ": it was written by format-1 coffer, or it is a sealed value whose MAC was removed".to_owned() })]
+    ContributionUnbound {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        name: String,
+        /// What it claims to be, if bound elsewhere.
+        claims: Option<String>,
+    },
+
+    /// A format-1 vault is written to by someone without its key: only a
+    /// key holder can upgrade it, and coffer never writes format 1.
+    #[error(
+        "vault {vault:?} is in format 1, which coffer no longer writes, and upgrading it needs its key"
+    )]
+    FormatUpgradeNeeded {
+        /// The vault.
+        vault: String,
+    },
+
+    /// A vault's keyring does not hold the vault key this machine last saw
+    /// for it: the vault was replaced, not rotated.
+    #[error(
+        "vault {vault:?} was replaced: its keyring does not hold the vault key this machine last saw (was {trusted}, now {found})"
+    )]
+    VaultKeyReplaced {
+        /// The vault.
+        vault: String,
+        /// The public key last seen.
+        trusted: String,
+        /// The current public key of the keyring found.
+        found: String,
+    },
+
     /// Re-encrypting needs every secret to verify first.
     #[error("cannot re-encrypt vault {vault:?}: {count} secret{} failed verification ({names})", if *count == 1 { "" } else { "s" })]
     RekeyBlocked {

@@ -118,7 +118,12 @@ fn print_human(ctx: &Ctx, d: &StoreDiff, show_values: bool) -> CliResult {
         }
         if v.key_replaced {
             out.push_str(&format!(
-                "{name}: vault key replaced (every secret re-encrypted)\n"
+                "{name}: vault key replaced (the new keyring does not show the old key)\n"
+            ));
+        }
+        if let Some(epoch) = v.key_epoch {
+            out.push_str(&format!(
+                "{name}: new vault key, epoch {epoch} (the keyring keeps the old ones)\n"
             ));
         }
         if v.change == VaultChange::Modified {

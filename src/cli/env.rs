@@ -13,6 +13,8 @@ pub struct Env {
     pub cwd: PathBuf,
     pub home: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
+    /// `XDG_STATE_HOME` (absolute only): where the trust records live.
+    pub xdg_state_home: Option<PathBuf>,
     pub coffer_store: Option<PathBuf>,
     pub coffer_age_key: Option<SecretString>,
     pub coffer_identity: Option<PathBuf>,
@@ -86,6 +88,9 @@ impl Env {
             xdg_config_home: var("XDG_CONFIG_HOME")
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute()),
+            xdg_state_home: var("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute()),
             coffer_store: var("COFFER_STORE").map(PathBuf::from),
             coffer_age_key: std::env::var("COFFER_AGE_KEY")
                 .ok()
@@ -123,6 +128,16 @@ impl Env {
             .clone()
             .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
             .map(|d| d.join("coffer"))
+    }
+
+    /// Where this machine's trust records live (the vault keys it has
+    /// seen): `$XDG_STATE_HOME/coffer/trust`, else
+    /// `~/.local/state/coffer/trust`.
+    pub fn trust_dir(&self) -> Option<PathBuf> {
+        self.xdg_state_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".local/state")))
+            .map(|d| d.join("coffer/trust"))
     }
 
     /// The default identity file.

@@ -125,6 +125,13 @@ impl From<coffer::Error> for CliError {
             E::NoRecipientsLeft { .. } => err.hint("add another recipient first: a vault nobody can open is lost"),
             E::RekeyBlocked { .. } => err
                 .hint("`coffer verify` shows what is wrong; restore those files from git or set new values with `coffer update` first"),
+            E::ContributionUnbound { claims: Some(_), .. } => err.hint("a contribution moved to another name is refused; delete it (`coffer delete`) or ask its author to contribute again"),
+            E::ContributionUnbound { claims: None, .. } => err.hint("if you know it was contributed with format-1 coffer, check its value (`coffer verify --accept --show-values` on a terminal) and accept it with `--allow-unbound`; otherwise restore the entry from git"),
+            E::FormatUpgradeNeeded { .. } => err
+                .hint("someone who can open the vault runs `coffer rekey --upgrade` (or any write) first; see docs/format.md"),
+            E::VaultKeyReplaced { vault, .. } => err.hint(format!(
+                "someone without the vault key may have replaced it: compare with git history (`coffer verify --base REV`); if the change was reviewed and is legitimate, accept it with `coffer vault trust {vault}`"
+            )),
             E::UnknownRecipient { .. } => err.hint("`coffer recipients list` shows the recipients"),
             E::VaultKeyMismatch { .. } => err
                 .hint(format!("{VAULT_KEY_FILE} or {MANIFEST_FILE} was replaced or damaged; restore both from git")),

@@ -617,6 +617,9 @@ fn merge_manifest(
         )),
         ManifestConflict::RecipientsNeedKey => err
             .hint("someone who can open the vault must run the merge (or pass their key with COFFER_AGE_KEY)"),
+        ManifestConflict::FormatUpgrade { .. } => err.hint(format!(
+            "someone who can open vault {vault} runs `coffer rekey --upgrade --vault {vault}` on the older branch first (or runs this merge)"
+        )),
         ManifestConflict::RecipientsUnverified { .. } => err.hint(format!(
             "review the recipients (`git log -p -- {}`); approve them with `coffer recipients approve --vault {vault}` on that branch first",
             path.display()

@@ -222,6 +222,9 @@ impl Ctx {
             wait.timeout = t;
         }
         store.set_lock_wait(wait);
+        if let Some(d) = self.env.trust_dir() {
+            store.set_trust_dir(d);
+        }
         Ok(store)
     }
 

@@ -98,9 +98,15 @@ pub struct RekeyArgs {
         value_name = "VAULT"
     )]
     vaults: Vec<String>,
-    /// Replace the vault key and re-encrypt every secret, even if nothing is stale
+    /// Start a new vault key (a new epoch; the old keys stay in the keyring), even if nothing is stale
     #[arg(long)]
     new_key: bool,
+    /// Re-encrypt every secret written under an earlier vault key to the current one
+    #[arg(long)]
+    reencrypt: bool,
+    /// Upgrade format-1 vaults to format 2 (any rekey does; this says so)
+    #[arg(long)]
+    upgrade: bool,
 }
 
 /// Whether a recipients subcommand has a JSON form (`recipients list`).
@@ -316,15 +322,36 @@ fn open_all<'s>(
 
 fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
     match outcome {
-        Outcome::Unchanged => ctx.ui.status(format!("Vault {vault}: {what}: nothing to do")),
+        Outcome::Unchanged => ctx
+            .ui
+            .status(format!("Vault {vault}: {what}: nothing to do")),
         Outcome::Rewrapped => ctx.ui.status(format!(
             "Vault {vault}: {what}: vault-key.age re-encrypted; no secret changed"
         )),
-        Outcome::Rotated { marked, .. } if *marked > 0 => ctx.ui.status(format!(
-            "Vault {vault}: {what}: new vault key; every secret re-encrypted, {marked} marked due for rotation"
+        Outcome::Rotated {
+            key,
+            marked,
+            reencrypted,
+        } => {
+            let mut s = format!(
+                "Vault {vault}: {what}: new vault key (epoch {})",
+                key.epoch()
+            );
+            if *reencrypted > 0 {
+                s.push_str(&format!("; {reencrypted} secrets re-encrypted to it"));
+            } else {
+                s.push_str("; vault-key.age and vault.toml rewritten, no secret file changed");
+            }
+            if *marked > 0 {
+                s.push_str(&format!(", {marked} marked due for rotation"));
+            }
+            ctx.ui.status(s)
+        }
+        Outcome::Rewritten { reencrypted } if *reencrypted > 0 => ctx.ui.status(format!(
+            "Vault {vault}: {what}: {reencrypted} secrets re-encrypted to the current vault key"
         )),
-        Outcome::Rotated { .. } => ctx.ui.status(format!(
-            "Vault {vault}: {what}: new vault key; every secret re-encrypted"
+        Outcome::Rewritten { .. } => ctx.ui.status(format!(
+            "Vault {vault}: {what}: upgraded to format 2 (vault.toml rewritten)"
         )),
     }
 }
@@ -534,7 +561,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
             .status(format!("{name} could not open any of those vaults."));
     } else {
         ctx.ui.status(format!(
-            "{name} can no longer read the current values; they may have kept old ones, which stay in git history too: `coffer rotation` lists the values to change."
+            "{name} cannot read any value written from now on; they may have kept the values they could read, which stay in git history too: `coffer rotation` lists the values to change (`coffer rekey --reencrypt` also closes the current files to their old key)."
         ));
     }
     Ok(())
@@ -643,7 +670,15 @@ pub fn rekey(ctx: &Ctx, args: RekeyArgs) -> CliResult {
             continue;
         };
         let mut w = vault.write_in(&batch)?;
-        let outcome = w.rekey(vkey, args.new_key, Time::now(), ctx.callbacks.clone())?;
+        // Every rekey upgrades a format-1 vault; `--upgrade` only names it.
+        let _ = args.upgrade;
+        let outcome = w.rekey(
+            vkey,
+            args.new_key,
+            args.reencrypt,
+            Time::now(),
+            ctx.callbacks.clone(),
+        )?;
         batch.stage(w)?;
         done.push((vault.name().clone(), outcome));
     }

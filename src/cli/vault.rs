@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use coffer::{Time, VaultName};
 
 use super::Ctx;
-use super::error::CliResult;
+use super::error::{CliError, CliResult};
 use super::render::TimesRow;
 use super::ui;
 
@@ -16,6 +16,18 @@ pub enum VaultCommand {
     List,
     /// Delete an empty vault
     Delete(DeleteArgs),
+    /// Accept a vault's current key on this machine after reviewing a
+    /// change coffer refused as a replacement (see docs/teams.md)
+    Trust(TrustArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    /// Trust without asking (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    yes: bool,
 }
 
 /// A vault name, given as an argument or with `--name` (both forms of the
@@ -69,16 +81,76 @@ pub fn run(ctx: &Ctx, cmd: VaultCommand) -> CliResult {
         VaultCommand::Create(a) => create(ctx, a),
         VaultCommand::List => list(ctx),
         VaultCommand::Delete(a) => delete(ctx, a),
+        VaultCommand::Trust(a) => trust(ctx, a),
     }
+}
+
+fn trust(ctx: &Ctx, args: TrustArgs) -> CliResult {
+    use coffer::store::trust::{Trust, key_fingerprint};
+    let name = args.name.vault_name()?;
+    let store = ctx.store()?;
+    let vault = store.vault(&name)?;
+    let ids = ctx.identities()?;
+    let key = vault.unlock_untrusted(&ids)?;
+    let Some(record) = store.trust_record()? else {
+        return Err(CliError::new("no state directory to keep trust records in")
+            .hint("set HOME or XDG_STATE_HOME"));
+    };
+    let current = key.public().to_string();
+    match record.check(&name, &key) {
+        Trust::Continues if record.seen(&name) == Some(current.as_str()) => {
+            ctx.ui.status(format!(
+                "Vault {name}: already trusted (epoch {}, {})",
+                key.epoch(),
+                key_fingerprint(&current)
+            ));
+            return Ok(());
+        }
+        Trust::Continues | Trust::New => {}
+        Trust::Broken { trusted } => {
+            errln!("Vault {name}: its keyring does not hold the vault key this machine last saw.");
+            errln!("  last seen:  {}", key_fingerprint(&trusted));
+            errln!(
+                "  now:        {} (epoch {}, keyring of {} keys)",
+                key_fingerprint(&current),
+                key.epoch(),
+                key.epoch()
+            );
+            errln!(
+                "Someone who did not hold the vault key may have replaced the vault: values written to it could be readable by them. Accept it only if the change was reviewed (who made it, and why the old key is gone)."
+            );
+            if !args.yes {
+                ui::confirm_yes_no(
+                    &format!("Trust the new key of vault {name}?"),
+                    "trust the new vault key",
+                )?;
+            }
+        }
+    }
+    vault.trust(&key)?;
+    ctx.ui.status(format!(
+        "Vault {name}: trusted on this machine (epoch {}, {})",
+        key.epoch(),
+        key_fingerprint(&current)
+    ));
+    Ok(())
 }
 
 fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
     let name = args.name.vault_name()?;
     let store = ctx.store()?;
     let ids = ctx.load_identities()?;
-    let (recipients, unvouched) = store.new_vault_recipients(&name, &ids)?;
+    let (recipients, unvouched, problems) = store.new_vault_recipients_checked(&name, &ids)?;
     for (who, key) in &recipients {
         super::refuse_published_demo(ctx, who.as_str(), key)?;
+    }
+    for p in &problems {
+        ctx.ui.warn(format!("{p}: it vouches for nobody"));
+    }
+    // A vault that should have vouched and could not is a reason to stop
+    // and ask, even when every recipient is one of the user's own keys.
+    if unvouched.is_empty() && !problems.is_empty() && !args.yes {
+        ui::confirm_yes_no(&format!("Create vault {name} anyway?"), "create the vault")?;
     }
     if !unvouched.is_empty() {
         errln!(

@@ -27,6 +27,19 @@ pub struct VerifyArgs {
     /// With --accept: accept without asking (needed when stdin is not a terminal)
     #[arg(short, long, requires = "accept")]
     yes: bool,
+    /// With --accept: show each contribution's value on the terminal before
+    /// asking (refused when stderr is not a terminal)
+    #[arg(long, requires = "accept")]
+    show_values: bool,
+    /// With --accept: also accept contributions not bound to their name
+    /// (written by format-1 coffer); check their values first
+    #[arg(long, requires = "accept")]
+    allow_unbound: bool,
+    /// Also check, through git, that every vault's keyring at HEAD holds its
+    /// current vault key at REV (say, the pull request's target branch),
+    /// and list the vaults new since REV
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -74,13 +87,24 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     }
     let ids = ctx.load_identities()?;
     if args.accept {
-        accept(ctx, &store, &only, &ids, args.yes)?;
+        accept(ctx, &store, &only, &ids, &args)?;
     }
+    let continuity_ok = match &args.base {
+        Some(rev) => check_base(ctx, &store, rev, &ids)?,
+        None => true,
+    };
     let report = coffer::store::verify::verify(&store, &only, (!ids.is_empty()).then_some(&ids))?;
     if ctx.out.json() {
         print_json(ctx, &report)?;
     } else {
         print_human(ctx, &report)?;
+    }
+    if !continuity_ok {
+        return Err(CliError::new(format!(
+            "the store at HEAD breaks continuity with {}: see above",
+            args.base.as_deref().unwrap_or_default()
+        ))
+        .hint("a vault replaced, or a rotation mark dropped, by someone without the vault key must not be merged; restore those vaults' vault-key.age and vault.toml from the base"));
     }
     if report.ok() {
         Ok(())
@@ -90,13 +114,44 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     }
 }
 
+/// The manifest entries of `vault` as committed at HEAD, or why there are
+/// none to compare with.
+fn committed_entries(
+    ctx: &Ctx,
+    store: &coffer::Store,
+    vault: &VaultName,
+) -> Result<std::collections::BTreeMap<SecretName, coffer::store::Entry>, String> {
+    let repo = super::common::repo_for(ctx, store).map_err(|_| "no git repository".to_owned())?;
+    let head = repo
+        .git
+        .resolve_commit("HEAD")
+        .map_err(|_| "no commit yet".to_owned())?;
+    let snap =
+        coffer::git::diff::Snapshot::from_git(&repo.git, &head, &repo.prefix, Some(vault), "HEAD")
+            .map_err(|e| e.to_string())?;
+    let Some(files) = snap.vaults.get(vault) else {
+        return Ok(Default::default());
+    };
+    let m = coffer::store::Manifest::parse(&files.manifest, std::path::Path::new("vault.toml"))
+        .map_err(|e| format!("HEAD's manifest does not parse: {e}"))?;
+    Ok(m.secrets)
+}
+
 fn accept(
     ctx: &Ctx,
     store: &coffer::Store,
     only: &[VaultName],
     ids: &Identities,
-    yes: bool,
+    args: &VerifyArgs,
 ) -> CliResult {
+    use coffer::store::team::Binding;
+    let yes = args.yes;
+    if args.show_values && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return Err(CliError::new(
+            "--show-values shows values on a terminal only, and stderr is not one",
+        )
+        .hint("run it in a terminal, or check the values with `coffer diff --show-values`"));
+    }
     let vaults = if only.is_empty() {
         store.vault_names()?
     } else {
@@ -127,18 +182,53 @@ fn accept(
             Err(e) => return Err(e.into()),
         };
         errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
+        let committed = committed_entries(ctx, store, v);
+        if let Err(why) = &committed {
+            errln!("  (not compared with the committed state: {why})");
+        }
+        let mut restore = std::collections::BTreeMap::new();
         {
-            let read = vault.read()?;
+            let w = vault.write()?;
             for n in &names {
-                let due = read
-                    .manifest()
-                    .secrets
-                    .get(n)
-                    .is_some_and(|e| e.rotation.is_some());
-                if due {
-                    errln!("  {n} (due for rotation: make sure this is a new value)");
-                } else {
+                let entry = &w.manifest().secrets[n];
+                let mut notes = Vec::new();
+                let c = w.review(&key, n)?;
+                match &c.binding {
+                    Binding::Bound => {}
+                    Binding::Unbound => notes.push(
+                        "NOT BOUND to this name (format-1 contribution, or a sealed value whose MAC was removed)"
+                            .to_owned(),
+                    ),
+                    Binding::Elsewhere { claims } => {
+                        notes.push(format!("NOT BOUND: its plaintext says it is {claims}"))
+                    }
+                }
+                if let Ok(head) = &committed
+                    && let Some(h) = head.get(n)
+                {
+                    if h.mac.is_some() {
+                        notes.push("replaces the sealed value committed at HEAD".to_owned());
+                    }
+                    if let Some(r) = &h.rotation
+                        && entry.rotation.as_ref() != Some(r)
+                    {
+                        notes.push(format!(
+                            "drops or changes the rotation mark committed at HEAD (since {}); it is kept",
+                            r.since
+                        ));
+                        restore.insert(n.clone(), r.clone());
+                    }
+                }
+                if entry.rotation.is_some() {
+                    notes.push("due for rotation: make sure this is a new value".to_owned());
+                }
+                if notes.is_empty() {
                     errln!("  {n}");
+                } else {
+                    errln!("  {n} ({})", notes.join("; "));
+                }
+                if args.show_values {
+                    errln!("    value: {}", c.value.expose_secret());
                 }
             }
         }
@@ -157,7 +247,7 @@ fn accept(
             ))
             .hint("run the command again to see the current ones"));
         }
-        let accepted = w.accept(&key, &names)?;
+        let accepted = w.accept(&key, &names, &restore, args.allow_unbound)?;
         w.commit()?;
         ctx.ui.status(format!(
             "Vault {v}: accepted {} contribution{}",
@@ -251,4 +341,48 @@ fn print_human(ctx: &Ctx, r: &Report) -> CliResult {
         }
     ));
     ctx.out.bytes(out.as_bytes())
+}
+
+/// `verify --base REV`: checks, through git, that each vault's keyring at
+/// HEAD carries its current key at `rev`, and lists the vaults new since.
+/// Prints one line per vault to stderr; returns whether all is well.
+fn check_base(ctx: &Ctx, store: &coffer::Store, rev: &str, ids: &Identities) -> CliResult<bool> {
+    use coffer::git::continuity::{Continuity, check};
+    use coffer::git::diff::Snapshot;
+    let repo = super::common::repo_for(ctx, store)?;
+    let base_commit = repo.git.resolve_commit(rev)?;
+    let head_commit = repo.git.resolve_commit("HEAD")?;
+    let base = Snapshot::from_git(&repo.git, &base_commit, &repo.prefix, None, rev)?;
+    let head = Snapshot::from_git(&repo.git, &head_commit, &repo.prefix, None, "HEAD")?;
+    let mut ok = true;
+    for (v, c) in check(&base, &head, ids) {
+        ok &= !c.fails();
+        match c {
+            Continuity::Unchanged => {}
+            Continuity::Continues { epoch } => ctx.ui.status(format!(
+                "{v}: keyring at HEAD (epoch {epoch}) carries the vault key at {rev}"
+            )),
+            Continuity::Broken { base, head } => errln!(
+                "{v}: REPLACED: the keyring at HEAD ({head}) does not hold the vault key at {rev} ({base})"
+            ),
+            Continuity::Unchecked { reason } => {
+                errln!("{v}: changed since {rev}, and its continuity cannot be checked: {reason}")
+            }
+            Continuity::New { key, recipients } => {
+                errln!("{v}: new since {rev}: vault key {key}, recipients:");
+                for (n, f) in recipients {
+                    errln!("  {n} {f}");
+                }
+            }
+            Continuity::Removed => errln!("{v}: removed since {rev}"),
+            Continuity::MarksDropped { names } => {
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                errln!(
+                    "{v}: rotation marks at {rev} dropped without the vault key: {}",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+    Ok(ok)
 }

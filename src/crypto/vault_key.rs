@@ -30,13 +30,42 @@ const MAC_KEY_INFO: &[u8] = b"coffer.v1 manifest mac key";
 /// HKDF `info` for the key of [`VaultKey::value_digest`].
 const VALUE_DIGEST_INFO: &[u8] = b"coffer.v1 sync state";
 
-/// A vault's own identity, decrypted from `vault-key.age`, and the MAC key
-/// derived from it. Never printed: no `Display`, redacted `Debug`.
-pub struct VaultKey {
+/// The most keys a keyring may hold: one per removal over a vault's life;
+/// far more than any team needs, and a bound on what a reader parses.
+pub const MAX_EPOCHS: usize = 4096;
+
+/// One key of a keyring.
+struct EpochKey {
     identity: age::x25519::Identity,
     /// The same key, for X25519 through aws-lc-rs.
     fast: Box<X25519Identity>,
     public: age::x25519::Recipient,
+}
+
+impl EpochKey {
+    fn new(identity: age::x25519::Identity) -> EpochKey {
+        let raw = raw_identity(&identity);
+        let fast = Box::new(X25519Identity::from_raw(&raw));
+        let public = identity.to_public();
+        EpochKey {
+            identity,
+            fast,
+            public,
+        }
+    }
+}
+
+/// A vault's keyring, decrypted from `vault-key.age`: the current vault key
+/// and every earlier one (its *epochs*, numbered from 1, the current one
+/// highest), and the keys derived from the current one. Never printed: no
+/// `Display`, redacted `Debug`.
+///
+/// New values are encrypted to the current key; a stored value is
+/// decrypted with the key of the epoch its manifest entry records, so a
+/// read costs one X25519 operation however long the keyring is.
+pub struct VaultKey {
+    /// Newest first: `keys[0]` is the current key, of epoch `keys.len()`.
+    keys: Vec<EpochKey>,
     mac_key: Zeroizing<[u8; 32]>,
     /// The recipients `vault-key.age` was encrypted to, as recorded inside
     /// it (empty for a key that was just generated).
@@ -46,18 +75,34 @@ pub struct VaultKey {
 
 impl std::fmt::Debug for VaultKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VaultKey({} [secret redacted])", self.public)
+        write!(
+            f,
+            "VaultKey({} epoch {} [secret redacted])",
+            self.keys[0].public,
+            self.keys.len()
+        )
     }
 }
 
 impl VaultKey {
-    /// Generates a fresh vault key.
+    /// Generates a fresh keyring of one key (epoch 1).
     pub fn generate() -> VaultKey {
-        VaultKey::from_identity(age::x25519::Identity::generate())
+        VaultKey::from_keys(vec![EpochKey::new(age::x25519::Identity::generate())])
     }
 
-    fn from_identity(identity: age::x25519::Identity) -> VaultKey {
-        let raw = raw_identity(&identity);
+    /// Returns the successor keyring: a fresh current key, then every key
+    /// of this one. Only a holder of the current key can make it, which is
+    /// what continuity checks rely on.
+    pub fn successor(&self) -> VaultKey {
+        let mut keys = vec![EpochKey::new(age::x25519::Identity::generate())];
+        for k in &self.keys {
+            keys.push(EpochKey::new(k.identity.clone()));
+        }
+        VaultKey::from_keys(keys)
+    }
+
+    fn from_keys(keys: Vec<EpochKey>) -> VaultKey {
+        let raw = raw_identity(&keys[0].identity);
         let mut mac_key = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<Sha256>::new(None, raw.as_ref())
             .expand(MAC_KEY_INFO, mac_key.as_mut())
@@ -66,12 +111,8 @@ impl VaultKey {
         hkdf::Hkdf::<Sha256>::new(None, raw.as_ref())
             .expand(VALUE_DIGEST_INFO, digest_key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        let fast = Box::new(X25519Identity::from_raw(&raw));
-        let public = identity.to_public();
         VaultKey {
-            identity,
-            fast,
-            public,
+            keys,
             mac_key,
             listed: BTreeMap::new(),
             digest_key,
@@ -86,39 +127,70 @@ impl VaultKey {
         &self.listed
     }
 
-    /// Returns the vault's public key, to which its secrets are encrypted.
+    /// Returns the current key's public half, to which new values are
+    /// encrypted.
     pub fn public(&self) -> &age::x25519::Recipient {
-        &self.public
+        &self.keys[0].public
+    }
+
+    /// Returns the current epoch: the number of keys in the keyring.
+    pub fn epoch(&self) -> u32 {
+        self.keys.len() as u32
+    }
+
+    /// Returns the public key of every epoch, newest first, with its
+    /// epoch number.
+    pub fn epochs(&self) -> impl Iterator<Item = (u32, &age::x25519::Recipient)> {
+        let n = self.keys.len() as u32;
+        self.keys
+            .iter()
+            .enumerate()
+            .map(move |(i, k)| (n - i as u32, &k.public))
+    }
+
+    /// Returns whether the keyring holds the key whose public half is
+    /// `public` (in its canonical `age1…` form): the continuity check.
+    pub fn contains_public(&self, public: &str) -> bool {
+        self.keys.iter().any(|k| k.public.to_string() == public)
     }
 
     /// Returns the identity file text stored inside `vault-key.age`: a
-    /// standard age identity file, usable with `age -d -i`, whose comments
-    /// record the recipients it is encrypted to.
+    /// standard age identity file holding every key, newest first, usable
+    /// with `age -d -i`, whose comments record the epochs and the
+    /// recipients it is encrypted to.
     pub(crate) fn to_identity_file(
         &self,
         recipients: &BTreeMap<RecipientName, RecipientKey>,
     ) -> Zeroizing<String> {
         let mut s = format!(
             "# coffer vault key: keep secret\n# public key: {}\n",
-            self.public
+            self.keys[0].public
         );
+        if self.keys.len() > 1 {
+            for (epoch, public) in self.epochs() {
+                s.push_str(&format!("# epoch {epoch}: {public}\n"));
+            }
+        }
         for (name, key) in recipients {
             s.push_str(&format!("# recipient: {name} {key}\n"));
         }
         let mut text = Zeroizing::new(s);
-        text.push_str(self.identity.to_string().expose_secret());
-        text.push('\n');
+        for k in &self.keys {
+            text.push_str(k.identity.to_string().expose_secret());
+            text.push('\n');
+        }
         text
     }
 
-    /// Parses the plaintext of `vault-key.age`: exactly one X25519 identity,
-    /// comments and blank lines ignored.
+    /// Parses the plaintext of `vault-key.age`: one or more X25519
+    /// identities, newest first (format 1 wrote exactly one); comments and
+    /// blank lines ignored except `# recipient:` lines.
     pub(crate) fn from_identity_file(text: &str, path: &Path) -> Result<VaultKey> {
         let bad = |message: &str| Error::Decrypt {
             path: path.to_owned(),
             message: message.to_owned(),
         };
-        let mut found = None;
+        let mut keys = Vec::new();
         let mut listed = BTreeMap::new();
         for line in text.lines() {
             let line = line.trim();
@@ -138,17 +210,22 @@ impl VaultKey {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            if found.is_some() {
-                return Err(bad("it holds more than one identity"));
+            if keys.len() == MAX_EPOCHS {
+                return Err(bad("it holds more keys than a keyring may"));
             }
-            found = Some(
-                line.parse::<age::x25519::Identity>()
-                    .map_err(|_| bad("it does not hold an age X25519 identity"))?,
-            );
+            let identity = line
+                .parse::<age::x25519::Identity>()
+                .map_err(|_| bad("it does not hold age X25519 identities only"))?;
+            keys.push(EpochKey::new(identity));
         }
-        let mut key = found
-            .map(VaultKey::from_identity)
-            .ok_or_else(|| bad("it holds no identity"))?;
+        if keys.is_empty() {
+            return Err(bad("it holds no identity"));
+        }
+        let mut distinct = std::collections::BTreeSet::new();
+        if !keys.iter().all(|k| distinct.insert(k.public.to_string())) {
+            return Err(bad("it holds the same key twice"));
+        }
+        let mut key = VaultKey::from_keys(keys);
         key.listed = listed;
         Ok(key)
     }
@@ -191,19 +268,52 @@ impl VaultKey {
         out
     }
 
-    /// Encrypts a value to this vault key (one X25519 stanza, armored).
+    /// Encrypts a value to the current key (one X25519 stanza, armored).
     pub fn encrypt_value(&self, value: &SecretValue) -> Result<Vec<u8>> {
         encrypt(
-            iter::once(&X25519Recipient(self.fast.public) as &dyn age::Recipient),
+            iter::once(&X25519Recipient(self.keys[0].fast.public) as &dyn age::Recipient),
             value.expose_secret().as_bytes(),
         )
     }
 
-    /// Decrypts a secret file's bytes. The file must be armored and hold
-    /// exactly one stanza; the plaintext must be a valid value.
+    /// Decrypts a secret file's bytes with the current key (see
+    /// [`VaultKey::decrypt_value_at`]).
     pub fn decrypt_value(&self, ciphertext: &[u8]) -> Result<SecretValue, IntegrityProblem> {
+        self.decrypt_value_at(self.epoch(), ciphertext)
+    }
+
+    /// Decrypts a value with whichever key of the keyring opens it, newest
+    /// first: for a file seen without its manifest entry (git history).
+    /// Costs one X25519 operation per key tried.
+    pub fn decrypt_value_any(&self, ciphertext: &[u8]) -> Result<SecretValue, IntegrityProblem> {
+        let mut first = None;
+        for epoch in (1..=self.epoch()).rev() {
+            match self.decrypt_value_at(epoch, ciphertext) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.expect("a keyring holds at least one key"))
+    }
+
+    /// Decrypts a secret file's bytes with the key of `epoch`. The file
+    /// must be armored and hold exactly one stanza; the plaintext must be a
+    /// valid value.
+    pub fn decrypt_value_at(
+        &self,
+        epoch: u32,
+        ciphertext: &[u8],
+    ) -> Result<SecretValue, IntegrityProblem> {
+        let n = self.keys.len() as u32;
+        if epoch == 0 || epoch > n {
+            return Err(IntegrityProblem::Malformed(format!(
+                "its entry names key epoch {epoch}, but the keyring holds epochs 1 to {n}"
+            )));
+        }
         let one = OneStanza {
-            inner: &self.fast,
+            inner: &self.keys[(n - epoch) as usize].fast,
             stanzas: Cell::new(0),
         };
         let plain = decrypt(ciphertext, iter::once(&one as &dyn age::Identity)).map_err(|e| {

@@ -237,8 +237,13 @@ pub struct VaultDiff {
     pub name: VaultName,
     /// Added, removed or modified.
     pub change: VaultChange,
-    /// True if the vault key was replaced (every secret re-encrypted).
+    /// True if the current vault key changed and the new keyring does not
+    /// show that it carries the old one (see `key_epoch`).
     pub key_replaced: bool,
+    /// `Some(epoch)` if the current vault key changed to a new epoch whose
+    /// keyring (opened with the user's key) holds the old current key: a
+    /// rotation, not a replacement.
+    pub key_epoch: Option<u32>,
     /// Recipients added, removed or given another key.
     pub recipients: Vec<RecipientChange>,
     /// Problems of the vault as a whole (a manifest that does not parse,
@@ -392,6 +397,7 @@ fn diff_vault(
         name: name.clone(),
         change,
         key_replaced: false,
+        key_epoch: None,
         recipients: Vec::new(),
         problems,
         keyed: (old.key.is_some(), new.key.is_some()),
@@ -405,6 +411,13 @@ fn diff_vault(
     }
     if let (Some(o), Some(n)) = (om, nm) {
         d.key_replaced = o.public_key != n.public_key;
+        if d.key_replaced
+            && let Some(k) = &new.key
+            && k.contains_public(&o.public_key)
+        {
+            d.key_replaced = false;
+            d.key_epoch = Some(k.epoch());
+        }
         d.recipients = team::diff(&o.recipients, &n.recipients);
         let recipients_touched = o.recipients != n.recipients
             || o.recipients_mac != n.recipients_mac
@@ -459,6 +472,7 @@ enum Checked {
 }
 
 fn check(
+    format: i64,
     vault: &VaultName,
     name: &SecretName,
     e: &Entry,
@@ -477,10 +491,10 @@ fn check(
     if e.mac.is_none() {
         return Checked::Problem(IntegrityProblem::Unverified.to_string());
     }
-    if !Manifest::entry_verifies(vault, name, e, key) {
+    if !Manifest::entry_verifies_as(format, vault, name, e, key) {
         return Checked::Problem(IntegrityProblem::BadMac.to_string());
     }
-    match key.decrypt_value(file) {
+    match key.decrypt_value_at(e.epoch, file) {
         Ok(v) => {
             let len = v.len();
             Checked::Fine(Some(v), Some(len))
@@ -527,7 +541,8 @@ fn diff_secret(
         new_value: None,
     };
     let checked = |side: &Side<'_>, e: Option<&Entry>, f: Option<&Vec<u8>>| {
-        e.map(|e| check(vault, name, e, f, side.key.as_ref()))
+        let format = side.manifest.as_ref().map_or(2, |m| m.format);
+        e.map(|e| check(format, vault, name, e, f, side.key.as_ref()))
     };
     let (oc, nc) = (checked(old, oe, of), checked(new, ne, nf));
     let keep = |v: Option<SecretValue>| if keep_values { v } else { None };
@@ -683,6 +698,7 @@ mod tests {
             let name: SecretName = n.parse().unwrap();
             let ct = key.encrypt_value(&value(v)).unwrap();
             let mut e = Entry {
+                epoch: 1,
                 created: t,
                 updated: t,
                 digest: crypto::digest(&ct),

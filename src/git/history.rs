@@ -60,7 +60,7 @@ fn decrypt_with_current_keys(
     }
     vaults.into_iter().find_map(|v| {
         let key = store.vault(&v).ok()?.unlock(ids).ok()?;
-        key.decrypt_value(ciphertext).ok()
+        key.decrypt_value_any(ciphertext).ok()
     })
 }
 
@@ -77,6 +77,6 @@ fn decrypt_with_past_keys(
     let path = Path::new(VAULT_KEY_FILE);
     blobs.into_iter().flatten().find_map(|blob| {
         let key = open_vault_key(&blob, path, ids).ok()??;
-        key.decrypt_value(ciphertext).ok()
+        key.decrypt_value_any(ciphertext).ok()
     })
 }

@@ -16,11 +16,16 @@
 //! - recipients are merged by name. Without a new vault key nobody can have
 //!   been removed (removal replaces the key), so both sides' lists only
 //!   grew, and the result is their union, re-sealed with the vault key;
-//! - if the two sides have different vault keys (one replaced it, say to
-//!   remove someone, while the other wrote under the old key), nothing is
-//!   merged: secrets written under the old key must be re-encrypted and, as
-//!   removed people may know them, given new values. That is a conflict
-//!   that says so.
+//! - if the two sides have different current vault keys (one started a new
+//!   epoch, say to remove someone, while the other wrote under the old
+//!   key), nothing is merged: an entry from the older side is sealed and
+//!   encrypted under an epoch the removed people held, so it must be written
+//!   again, with a new value. That is a conflict that says so, with the
+//!   steps;
+//! - a format-1 side (from a branch older than the vault's upgrade) is
+//!   upgraded in memory with the vault key first (its MACs checked), so
+//!   that entries of both formats never mix; without the key, that is a
+//!   conflict.
 //!
 //! Entries are taken whole, so their MACs stay valid; only re-sealing
 //! merged recipients needs the vault key. No plaintext is written anywhere.
@@ -88,6 +93,12 @@ pub enum ManifestConflict {
         /// The side.
         side: Side,
     },
+    /// One side is in format 1 and the other in format 2: upgrading the
+    /// older one needs the vault key (or failed: `names` did not verify).
+    FormatUpgrade {
+        /// Entries whose format-1 MAC failed, if that was the problem.
+        names: String,
+    },
 }
 
 impl fmt::Display for ManifestConflict {
@@ -142,6 +153,13 @@ impl fmt::Display for ManifestConflict {
             ManifestConflict::RecipientsUnverified { side } => write!(
                 f,
                 "the recipients on {side} do not verify (edited without the vault key); merging them would approve the edit"
+            ),
+            ManifestConflict::FormatUpgrade { names } if names.is_empty() => f.write_str(
+                "one side is in format 1 and the other in format 2, and upgrading it needs the vault key, which none of your identities opens",
+            ),
+            ManifestConflict::FormatUpgrade { names } => write!(
+                f,
+                "one side is in format 1, and upgrading it failed: {names} did not verify"
             ),
         }
     }
@@ -212,10 +230,15 @@ pub fn merge_by_name<K: Ord + Clone, V: PartialEq + Clone>(
 pub fn needs_key(base: Option<&Manifest>, ours: &Manifest, theirs: &Manifest) -> bool {
     let empty = BTreeMap::new();
     let base_recipients = base.map_or(&empty, |b| &b.recipients);
-    ours.public_key == theirs.public_key
-        && ours.recipients != theirs.recipients
-        && ours.recipients != *base_recipients
-        && theirs.recipients != *base_recipients
+    let formats_differ = [Some(ours), Some(theirs), base]
+        .iter()
+        .flatten()
+        .any(|m| m.format != ours.format);
+    (ours.public_key == theirs.public_key && formats_differ)
+        || (ours.public_key == theirs.public_key
+            && ours.recipients != theirs.recipients
+            && ours.recipients != *base_recipients
+            && theirs.recipients != *base_recipients)
 }
 
 /// Merges three versions of a vault's manifest (see the module docs).
@@ -238,6 +261,36 @@ pub fn merge_manifests(
             conflicts: Vec::new(),
             notes: Vec::new(),
         };
+    }
+    // Mixed formats: upgrade the format-1 sides with the key first.
+    let mixed = [Some(ours), Some(theirs), base]
+        .iter()
+        .flatten()
+        .any(|m| m.format != ours.format);
+    if mixed && ours.public_key == theirs.public_key {
+        let Some(key) = key else {
+            return conflict(ManifestConflict::FormatUpgrade {
+                names: String::new(),
+            });
+        };
+        let up = |m: &Manifest| -> std::result::Result<Manifest, ManifestConflict> {
+            let mut m = m.clone();
+            if m.public_key == key.public().to_string() && m.is_v1() {
+                m.upgrade(vault, key)
+                    .map_err(|e| ManifestConflict::FormatUpgrade {
+                        names: match e {
+                            crate::error::Error::RekeyBlocked { names, .. } => names,
+                            other => other.to_string(),
+                        },
+                    })?;
+            }
+            Ok(m)
+        };
+        let (b, o, t) = match (base.map(up).transpose(), up(ours), up(theirs)) {
+            (Ok(b), Ok(o), Ok(t)) => (b, o, t),
+            (Err(c), _, _) | (_, Err(c), _) | (_, _, Err(c)) => return conflict(c),
+        };
+        return merge_manifests(vault, b.as_ref(), &o, &t, Some(key));
     }
     if ours.created != theirs.created {
         return conflict(ManifestConflict::DifferentVaults);
@@ -419,11 +472,12 @@ pub enum SecretFiles {
 
 /// Compares the values of two versions of a secret's file, in memory.
 pub fn compare_secret_files(key: &VaultKey, ours: &[u8], theirs: &[u8]) -> SecretFiles {
-    let a = match key.decrypt_value(ours) {
+    // Either side may be encrypted to any epoch of the keyring.
+    let a = match key.decrypt_value_any(ours) {
         Ok(v) => v,
         Err(_) => return SecretFiles::Unreadable(Side::Ours),
     };
-    let b = match key.decrypt_value(theirs) {
+    let b = match key.decrypt_value_any(theirs) {
         Ok(v) => v,
         Err(_) => return SecretFiles::Unreadable(Side::Theirs),
     };
@@ -535,6 +589,7 @@ mod tests {
     fn entry(key: &VaultKey, vault: &VaultName, name: &str, seed: u8) -> (SecretName, Entry) {
         let n: SecretName = name.parse().unwrap();
         let mut e = Entry {
+            epoch: 1,
             created: t("1"),
             updated: t("2"),
             digest: [seed; 32],
@@ -581,7 +636,7 @@ mod tests {
         );
         // Entries are taken whole: every MAC still verifies.
         for (n, e) in &m.manifest.secrets {
-            assert!(Manifest::entry_verifies(&f.vault, n, e, &f.key));
+            assert!(m.manifest.entry_verifies(&f.vault, n, e, &f.key));
         }
         assert!(m.manifest.recipients_verify(&f.vault, &f.key));
     }

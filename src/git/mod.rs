@@ -6,8 +6,10 @@
 //! - `history`: a vault key from the repository's history that opens an
 //!   old version of a secret;
 //! - `worktree`: writing coffer's files into a repository, atomically and
-//!   never through a link.
+//!   never through a link;
+//! - `continuity`: `verify --base`, keyrings that carry their predecessor.
 
+pub mod continuity;
 pub mod diff;
 pub mod history;
 pub mod merge;

@@ -22,8 +22,12 @@ use crate::error::{Error, Result, toml_message};
 use crate::name::{RecipientName, SecretName, VaultName};
 use crate::time::Time;
 
-/// The manifest format this version of coffer reads and writes.
-pub const FORMAT_VERSION: i64 = 1;
+/// The manifest format this version of coffer writes.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// The first format, which coffer still reads (and upgrades on its first
+/// write): one vault key, no epochs.
+pub const FORMAT_V1: i64 = 1;
 
 /// The first line of every manifest.
 const HEADER_COMMENT: &str = "# coffer vault manifest: written by coffer, see docs/format.md";
@@ -40,6 +44,9 @@ pub struct RotationDue {
 /// One secret's manifest entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The epoch of the vault key its file is encrypted to (always 1 in
+    /// format 1).
+    pub epoch: u32,
     /// When the secret was created.
     pub created: Time,
     /// When its value last changed.
@@ -56,6 +63,11 @@ pub struct Entry {
 /// A parsed `vault.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// The format it was read in ([`FORMAT_V1`] or [`FORMAT_VERSION`]);
+    /// coffer only ever writes the latter.
+    pub format: i64,
+    /// The current vault key's epoch (1 in format 1).
+    pub epoch: u32,
     /// When the vault was created.
     pub created: Time,
     /// The vault key's public half: every secret is encrypted to it.
@@ -76,6 +88,7 @@ struct RawManifest {
     format: i64,
     created: String,
     public_key: String,
+    epoch: Option<i64>,
     recipients_mac: Option<String>,
     #[serde(default)]
     recipients: BTreeMap<String, String>,
@@ -89,6 +102,7 @@ struct RawEntry {
     created: String,
     updated: String,
     digest: String,
+    epoch: Option<i64>,
     mac: Option<String>,
     rotate_since: Option<String>,
     rotate_removed: Option<Vec<String>>,
@@ -102,6 +116,8 @@ impl Manifest {
         recipients: BTreeMap<RecipientName, RecipientKey>,
     ) -> Manifest {
         Manifest {
+            format: FORMAT_VERSION,
+            epoch: 1,
             created,
             public_key,
             recipients_mac: None,
@@ -189,10 +205,10 @@ impl Manifest {
         let text = std::str::from_utf8(bytes).map_err(|_| err("it is not UTF-8 text".into()))?;
         let table: toml::Table = toml::from_str(text).map_err(|e| err(toml_message(&e)))?;
         match table.get("format") {
-            Some(toml::Value::Integer(FORMAT_VERSION)) => {}
+            Some(toml::Value::Integer(FORMAT_VERSION | FORMAT_V1)) => {}
             Some(toml::Value::Integer(v)) => {
                 return Err(err(format!(
-                    "format {v} is not supported (this coffer reads format {FORMAT_VERSION}); a newer coffer may read it"
+                    "format {v} is not supported (this coffer reads formats {FORMAT_V1} and {FORMAT_VERSION}); a newer coffer may read it"
                 )));
             }
             Some(_) => return Err(err("`format` must be an integer".into())),
@@ -203,7 +219,23 @@ impl Manifest {
             }
         }
         let raw: RawManifest = table.try_into().map_err(|e| err(toml_message(&e)))?;
-        debug_assert_eq!(raw.format, FORMAT_VERSION);
+        let v2 = raw.format == FORMAT_VERSION;
+        let epoch_field = |what: &str, e: Option<i64>, max: u32| -> Result<u32> {
+            match (v2, e) {
+                (false, None) => Ok(1),
+                (false, Some(_)) => Err(err(format!("{what}: `epoch` is not a format 1 field"))),
+                (true, None) => Err(err(format!("{what}: `epoch` is missing"))),
+                (true, Some(e)) if e >= 1 && e <= i64::from(max) => Ok(e as u32),
+                (true, Some(e)) => {
+                    Err(err(format!("{what}: epoch {e} is not between 1 and {max}")))
+                }
+            }
+        };
+        let epoch = epoch_field(
+            "the vault",
+            raw.epoch,
+            crate::crypto::vault_key::MAX_EPOCHS as u32,
+        )?;
 
         let time = |what: &str, s: &str| s.parse::<Time>().map_err(|e| err(format!("{what}: {e}")));
         let created = time("created", &raw.created)?;
@@ -279,6 +311,7 @@ impl Manifest {
             secrets.insert(
                 n,
                 Entry {
+                    epoch: epoch_field(&at("its key"), e.epoch, epoch)?,
                     created: time(&at("created"), &e.created)?,
                     updated: time(&at("updated"), &e.updated)?,
                     digest,
@@ -288,6 +321,8 @@ impl Manifest {
             );
         }
         Ok(Manifest {
+            format: raw.format,
+            epoch,
             created,
             public_key: raw.public_key,
             recipients_mac,
@@ -301,9 +336,13 @@ impl Manifest {
         let mut s = String::with_capacity(1024);
         s.push_str(HEADER_COMMENT);
         s.push('\n');
-        let _ = writeln!(s, "format = {FORMAT_VERSION}");
+        let v2 = self.format != FORMAT_V1;
+        let _ = writeln!(s, "format = {}", self.format);
         let _ = writeln!(s, "created = \"{}\"", self.created);
         let _ = writeln!(s, "public-key = \"{}\"", self.public_key);
+        if v2 {
+            let _ = writeln!(s, "epoch = {}", self.epoch);
+        }
         if let Some(mac) = &self.recipients_mac {
             let _ = writeln!(s, "recipients-mac = \"{}\"", hex(mac));
         }
@@ -323,6 +362,11 @@ impl Manifest {
             b.extend_from_slice(b"\"\ndigest = \"sha256:");
             push_hex(&mut b, &e.digest);
             b.extend_from_slice(b"\"\n");
+            if v2 {
+                b.extend_from_slice(b"epoch = ");
+                b.extend_from_slice(e.epoch.to_string().as_bytes());
+                b.push(b'\n');
+            }
             if let Some(mac) = &e.mac {
                 b.extend_from_slice(b"mac = \"");
                 push_hex(&mut b, mac);
@@ -348,6 +392,7 @@ impl Manifest {
 
     /// Computes and stores the recipients MAC.
     pub fn seal_recipients(&mut self, vault: &VaultName, key: &VaultKey) {
+        debug_assert_eq!(self.format, FORMAT_VERSION, "coffer seals format 2 only");
         self.recipients_mac = Some(key.mac(&recipients_mac_input(vault, self)));
     }
 
@@ -360,11 +405,24 @@ impl Manifest {
 
     /// Computes and stores an entry's MAC.
     pub fn seal_entry(vault: &VaultName, name: &SecretName, entry: &mut Entry, key: &VaultKey) {
-        entry.mac = Some(key.mac(&entry_mac_input(vault, name, entry)));
+        entry.mac = Some(key.mac(&entry_mac_input(FORMAT_VERSION, vault, name, entry)));
     }
 
     /// Checks an entry's MAC; false if it has none.
     pub fn entry_verifies(
+        &self,
+        vault: &VaultName,
+        name: &SecretName,
+        entry: &Entry,
+        key: &VaultKey,
+    ) -> bool {
+        Manifest::entry_verifies_as(self.format, vault, name, entry, key)
+    }
+
+    /// Checks an entry's MAC as a manifest of `format` computes it; false
+    /// if it has none.
+    pub fn entry_verifies_as(
+        format: i64,
         vault: &VaultName,
         name: &SecretName,
         entry: &Entry,
@@ -373,7 +431,56 @@ impl Manifest {
         entry
             .mac
             .as_ref()
-            .is_some_and(|m| key.verify_mac(&entry_mac_input(vault, name, entry), m))
+            .is_some_and(|m| key.verify_mac(&entry_mac_input(format, vault, name, entry), m))
+    }
+
+    /// Returns whether this manifest is in format 1, which coffer reads
+    /// but never writes: a key holder must [`Manifest::upgrade`] it first.
+    pub fn is_v1(&self) -> bool {
+        self.format == FORMAT_V1
+    }
+
+    /// Upgrades a format-1 manifest to format 2 in memory, with the vault
+    /// key it was written under (a one-key keyring): every sealed entry's
+    /// format-1 MAC is checked, then it is sealed again in format 2 with
+    /// epoch 1; unaccepted contributions stay unaccepted; the recipients
+    /// are sealed again if their MAC verified (else they stay unsealed,
+    /// an edit awaiting approval as before). Refuses, naming them, if any
+    /// entry fails its MAC: sealing it again would launder a forgery.
+    /// A no-op on a format-2 manifest.
+    pub fn upgrade(&mut self, vault: &VaultName, key: &VaultKey) -> Result<()> {
+        if !self.is_v1() {
+            return Ok(());
+        }
+        debug_assert_eq!(key.epoch(), 1);
+        let failed: Vec<&str> = self
+            .secrets
+            .iter()
+            .filter(|(n, e)| e.mac.is_some() && !self.entry_verifies(vault, n, e, key))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !failed.is_empty() {
+            return Err(Error::RekeyBlocked {
+                vault: vault.to_string(),
+                count: failed.len(),
+                names: failed.join(", "),
+            });
+        }
+        let recipients_ok = self.recipients_verify(vault, key);
+        self.format = FORMAT_VERSION;
+        self.epoch = 1;
+        for (name, e) in self.secrets.iter_mut() {
+            e.epoch = 1;
+            if e.mac.is_some() {
+                Manifest::seal_entry(vault, name, e, key);
+            }
+        }
+        if recipients_ok {
+            self.seal_recipients(vault, key);
+        } else {
+            self.recipients_mac = None;
+        }
+        Ok(())
     }
 }
 
@@ -395,7 +502,7 @@ fn is_bare(k: &str) -> bool {
 mod canonical {
     use std::collections::BTreeMap;
 
-    use super::{Entry, FORMAT_VERSION, HEADER_COMMENT, Manifest, RotationDue, is_bare};
+    use super::{Entry, FORMAT_V1, FORMAT_VERSION, HEADER_COMMENT, Manifest, RotationDue, is_bare};
     use crate::crypto::mac::unhex32;
     use crate::crypto::recipient::RecipientKey;
     use crate::name::{RecipientName, SecretName};
@@ -443,10 +550,29 @@ mod canonical {
 
     /// The vault-wide fields and `[recipients]`, up to the blank line
     /// before the first secret (or the end).
-    fn header(l: &mut Lines<'_>) -> Option<Manifest> {
-        if l.next()? != HEADER_COMMENT || l.next()? != format!("format = {FORMAT_VERSION}") {
+    /// Parses `epoch = N` (N from 1 to `max`, no leading zero or sign).
+    pub(super) fn epoch(line: &str, max: u32) -> Option<u32> {
+        let v = line.strip_prefix("epoch = ")?;
+        if v.is_empty()
+            || v.len() > 10
+            || v.starts_with('0')
+            || !v.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
+        let e: u32 = v.parse().ok()?;
+        (e <= max).then_some(e)
+    }
+
+    fn header(l: &mut Lines<'_>) -> Option<Manifest> {
+        if l.next()? != HEADER_COMMENT {
+            return None;
+        }
+        let format = match l.next()? {
+            "format = 1" => FORMAT_V1,
+            "format = 2" => FORMAT_VERSION,
+            _ => return None,
+        };
         let created: Time = quoted(l.next()?, "created")?.parse().ok()?;
         let public_key = quoted(l.next()?, "public-key")?;
         if public_key.parse::<age::x25519::Recipient>().is_err()
@@ -454,6 +580,11 @@ mod canonical {
         {
             return None;
         }
+        let epoch = if format == FORMAT_V1 {
+            1
+        } else {
+            epoch(l.next()?, crate::crypto::vault_key::MAX_EPOCHS as u32)?
+        };
         let mut line = l.next()?;
         let recipients_mac = match quoted(line, "recipients-mac") {
             Some(mac) => {
@@ -501,6 +632,8 @@ mod canonical {
             return None;
         }
         Some(Manifest {
+            format,
+            epoch,
             created,
             public_key: public_key.to_owned(),
             recipients_mac,
@@ -511,10 +644,15 @@ mod canonical {
 
     /// One secret's lines, after its `[secrets.<name>]` line, up to the
     /// blank line before the next one (or the end).
-    fn entry(l: &mut Lines<'_>) -> Option<Entry> {
+    fn entry(l: &mut Lines<'_>, m: &Manifest) -> Option<Entry> {
         let created: Time = checked_later(l.next()?, "created")?.parse().ok()?;
         let updated: Time = checked_later(l.next()?, "updated")?.parse().ok()?;
         let digest = unhex32(checked_later(l.next()?, "digest")?.strip_prefix("sha256:")?)?;
+        let epoch = if m.format == FORMAT_V1 {
+            1
+        } else {
+            epoch(l.next()?, m.epoch)?
+        };
         let mac = match l.peek().and_then(|line| checked_later(line, "mac")) {
             Some(mac) => {
                 l.next();
@@ -551,6 +689,7 @@ mod canonical {
             return None;
         }
         Some(Entry {
+            epoch,
             created,
             updated,
             digest,
@@ -578,7 +717,8 @@ mod canonical {
             if secrets.last().is_some_and(|(last, _)| *last >= name) {
                 return None;
             }
-            secrets.push((name, entry(&mut l)?));
+            let e = entry(&mut l, &m)?;
+            secrets.push((name, e));
         }
         // Sorted already: the map is built in one pass.
         m.secrets = secrets.into_iter().collect();
@@ -641,7 +781,7 @@ mod canonical {
         let mut m = header_only(prefix, false)?;
         let (text, _) = up_to_next_secret(after, complete)?;
         let mut l = Lines(text);
-        let e = entry(&mut l)?;
+        let e = entry(&mut l, &m)?;
         if !l.0.is_empty() {
             return None;
         }
@@ -664,11 +804,22 @@ fn toml_key(k: &str) -> String {
 /// `coffer.v1 recipients`, the vault name, the public key, the creation time,
 /// the number of recipients, then each recipient's name and canonical key in
 /// name order. Every field is length-prefixed (see `docs/format.md`).
+///
+/// Format 2 uses the domain `coffer.v2 recipients` and adds the current
+/// epoch, as a count, after the public key.
 pub(crate) fn recipients_mac_input(vault: &VaultName, m: &Manifest) -> MacInput {
-    let mut i = MacInput::new("coffer.v1 recipients");
+    let v1 = m.format == FORMAT_V1;
+    let mut i = MacInput::new(if v1 {
+        "coffer.v1 recipients"
+    } else {
+        "coffer.v2 recipients"
+    });
     i.field(vault.as_str().as_bytes())
-        .field(m.public_key.as_bytes())
-        .field(m.created.to_string().as_bytes())
+        .field(m.public_key.as_bytes());
+    if !v1 {
+        i.count(m.epoch as usize);
+    }
+    i.field(m.created.to_string().as_bytes())
         .count(m.recipients.len());
     for (name, key) in &m.recipients {
         i.field(name.as_str().as_bytes())
@@ -681,12 +832,28 @@ pub(crate) fn recipients_mac_input(vault: &VaultName, m: &Manifest) -> MacInput 
 /// vault name, the secret name, the raw 32-byte digest, the created and
 /// updated times, then the rotation mark as a count (0 or 1) followed, if
 /// present, by its time, the number of removed names and each name.
-pub(crate) fn entry_mac_input(vault: &VaultName, name: &SecretName, e: &Entry) -> MacInput {
-    let mut i = MacInput::new("coffer.v1 secret");
+///
+/// Format 2 uses the domain `coffer.v2 secret` and adds the entry's epoch,
+/// as a count, after the digest.
+pub(crate) fn entry_mac_input(
+    format: i64,
+    vault: &VaultName,
+    name: &SecretName,
+    e: &Entry,
+) -> MacInput {
+    let v1 = format == FORMAT_V1;
+    let mut i = MacInput::new(if v1 {
+        "coffer.v1 secret"
+    } else {
+        "coffer.v2 secret"
+    });
     i.field(vault.as_str().as_bytes())
         .field(name.as_str().as_bytes())
-        .field(&e.digest)
-        .field(e.created.to_string().as_bytes())
+        .field(&e.digest);
+    if !v1 {
+        i.count(e.epoch as usize);
+    }
+    i.field(e.created.to_string().as_bytes())
         .field(e.updated.to_string().as_bytes());
     match &e.rotation {
         None => {
@@ -734,6 +901,7 @@ mod tests {
         for (i, name) in ["zeta-one", "alpha-two"].iter().enumerate() {
             let n: SecretName = name.parse().unwrap();
             let mut e = Entry {
+                epoch: 1,
                 created: t,
                 updated: t,
                 digest: [i as u8; 32],
@@ -773,12 +941,12 @@ mod tests {
         let (a, b): (SecretName, SecretName) =
             ("alpha-two".parse().unwrap(), "zeta-one".parse().unwrap());
         let ea = &m.secrets[&a];
-        assert!(Manifest::entry_verifies(&vault, &a, ea, &key));
+        assert!(m.entry_verifies(&vault, &a, ea, &key));
         // The same entry under another name (a swap) does not verify.
-        assert!(!Manifest::entry_verifies(&vault, &b, ea, &key));
+        assert!(!m.entry_verifies(&vault, &b, ea, &key));
         let mut changed = ea.clone();
         changed.digest[0] ^= 1;
-        assert!(!Manifest::entry_verifies(&vault, &a, &changed, &key));
+        assert!(!m.entry_verifies(&vault, &a, &changed, &key));
         let mut added = m.clone();
         added.recipients.insert(
             "mallory".parse().unwrap(),
@@ -797,10 +965,22 @@ mod tests {
         let good = String::from_utf8(m.to_bytes()).unwrap();
         let cases = [
             (
-                good.replace("format = 1", "format = 2"),
-                "format 2 is not supported",
+                good.replace("format = 2", "format = 3"),
+                "format 3 is not supported",
             ),
-            (good.replace("format = 1\n", ""), "no `format` field"),
+            (good.replace("format = 2\n", ""), "no `format` field"),
+            (
+                good.replacen("\nepoch = 1\n", "\n", 1),
+                "`epoch` is missing",
+            ),
+            (
+                good.replacen("epoch = 1\nmac", "epoch = 2\nmac", 1),
+                "epoch 2 is not between 1 and 1",
+            ),
+            (
+                good.replace("format = 2", "format = 1"),
+                "`epoch` is not a format 1 field",
+            ),
             (
                 good.replace("[secrets.alpha-two]", "[secrets.Alpha]"),
                 "invalid secret name",
@@ -973,18 +1153,107 @@ mod format_vector {
         recipients.insert("alice".parse().unwrap(), ALICE.parse().unwrap());
         let t: Time = "2026-01-01T00:00:00.000Z".parse().unwrap();
         let mut m = Manifest::new(t, key.public().to_string(), recipients);
-        m.seal_recipients(&vault, &key);
+        m.format = FORMAT_V1;
+        m.recipients_mac = Some(key.mac(&recipients_mac_input(&vault, &m)));
         let name: SecretName = "stripe-secret-key".parse().unwrap();
         let mut e = Entry {
+            epoch: 1,
             created: t,
             updated: "2026-01-02T03:04:05.678Z".parse().unwrap(),
             digest: crate::crypto::digest(b"example ciphertext"),
             mac: None,
             rotation: None,
         };
-        Manifest::seal_entry(&vault, &name, &mut e, &key);
+        e.mac = Some(key.mac(&entry_mac_input(FORMAT_V1, &vault, &name, &e)));
         m.secrets.insert(name, e);
         (vault, key, m)
+    }
+
+    /// The keyring of the format-2 example: epoch 2, then the format-1
+    /// example's key as epoch 1.
+    const KEYRING: &str = "# public key: age1gq637wjv24g7rujv3p9e6vgnnspjf9kra78cgdk5hzdj6khr259s29msj8\n\
+        AGE-SECRET-KEY-1FKFEW342NDPUV0F6U2FCXH244ZHPZRNQVP0KQYX2F08PUTQJA6PSVWEFPU\n\
+        AGE-SECRET-KEY-1XW32UD02RCR39Z7KTTMVE6EKN0VFK3H3AKCK496SRAQ9PVCWE0KS6M7CDD\n";
+
+    /// The format-2 worked example, built by the code, checked against
+    /// vectors computed independently (`docs/vectors/format2.py`, Python's
+    /// standard library only) and against `docs/format.md`.
+    #[test]
+    fn format_2_example_matches_the_independent_vectors_and_the_doc() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/vectors/format2.json")).unwrap();
+        let key = VaultKey::from_identity_file(KEYRING, Path::new("x")).unwrap();
+        assert_eq!(key.epoch(), 2);
+        assert_eq!(key.public().to_string(), v["public_key"]);
+        let vault: VaultName = "api-keys".parse().unwrap();
+        let mut recipients = BTreeMap::new();
+        recipients.insert("alice".parse().unwrap(), ALICE.parse().unwrap());
+        let t: Time = "2026-01-01T00:00:00.000Z".parse().unwrap();
+        let mut m = Manifest::new(t, key.public().to_string(), recipients);
+        m.epoch = key.epoch();
+        m.seal_recipients(&vault, &key);
+        let mut e1 = Entry {
+            epoch: 1,
+            created: t,
+            updated: "2026-01-01T12:00:00.000Z".parse().unwrap(),
+            digest: crate::crypto::digest(b"example ciphertext 1"),
+            mac: None,
+            rotation: Some(RotationDue {
+                since: "2026-01-03T00:00:00.000Z".parse().unwrap(),
+                removed: vec!["bob".parse().unwrap()],
+            }),
+        };
+        let n1: SecretName = "sendgrid-api-key".parse().unwrap();
+        Manifest::seal_entry(&vault, &n1, &mut e1, &key);
+        let mut e2 = Entry {
+            epoch: 2,
+            created: t,
+            updated: "2026-01-04T03:04:05.678Z".parse().unwrap(),
+            digest: crate::crypto::digest(b"example ciphertext"),
+            mac: None,
+            rotation: None,
+        };
+        let n2: SecretName = "stripe-secret-key".parse().unwrap();
+        Manifest::seal_entry(&vault, &n2, &mut e2, &key);
+        m.secrets.insert(n1, e1);
+        m.secrets.insert(n2, e2);
+
+        assert_eq!(hex(&key.mac_key_bytes()), v["mac_key"]);
+        assert_eq!(
+            hex(recipients_mac_input(&vault, &m).bytes()),
+            v["recipients_message"]
+        );
+        let text = String::from_utf8(m.to_bytes()).unwrap();
+        assert_eq!(text, v["manifest"].as_str().unwrap());
+        for (i, (name, e)) in m.secrets.iter().enumerate() {
+            let want = &v["secrets"][i];
+            assert_eq!(want["name"], name.as_str());
+            assert_eq!(
+                hex(entry_mac_input(FORMAT_VERSION, &vault, name, e).bytes()),
+                want["message"]
+            );
+            assert_eq!(hex(&e.mac.unwrap()), want["mac"]);
+        }
+        // What the code parses back is the same manifest, through both readers.
+        let back = Manifest::parse(text.as_bytes(), Path::new("v")).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(
+            Manifest::parse_toml(text.as_bytes(), Path::new("v")).unwrap(),
+            m
+        );
+        let doc = include_str!("../../docs/format.md");
+        assert!(
+            doc.contains(&text),
+            "docs/format.md must contain, verbatim:\n{text}"
+        );
+        for needle in [
+            v["mac_key"].as_str().unwrap(),
+            v["recipients_message"].as_str().unwrap(),
+            v["secrets"][0]["message"].as_str().unwrap(),
+            v["secrets"][1]["message"].as_str().unwrap(),
+        ] {
+            assert!(doc.contains(needle), "docs/format.md must contain {needle}");
+        }
     }
 
     #[test]
@@ -1002,7 +1271,7 @@ mod format_vector {
             "recipients MAC message missing"
         );
         let (name, entry) = m.secrets.iter().next().unwrap();
-        let input = entry_mac_input(&vault, name, entry);
+        let input = entry_mac_input(m.format, &vault, name, entry);
         assert!(
             doc.contains(&hex(input.bytes())),
             "entry MAC message missing"

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod manifest;
 pub mod root;
 pub mod team;
+pub mod trust;
 pub mod txn;
 pub mod vault;
 pub mod vaults;

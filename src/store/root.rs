@@ -27,6 +27,9 @@ pub struct Store {
     lock_wait: LockWait,
     /// What opening the store had to finish (an interrupted change).
     recovered_on_open: Recovered,
+    /// Where this machine's trust records live, if the caller gave one
+    /// (see [`crate::store::trust`]); `None` checks no continuity.
+    trust_dir: Option<PathBuf>,
 }
 
 impl Store {
@@ -80,6 +83,7 @@ impl Store {
             config,
             lock_wait: LockWait::default(),
             recovered_on_open: recovered,
+            trust_dir: None,
         })
     }
 
@@ -164,6 +168,21 @@ impl Store {
     /// Sets how long lock waits last and whom they notify.
     pub fn set_lock_wait(&mut self, wait: LockWait) {
         self.lock_wait = wait;
+    }
+
+    /// Sets the directory of this machine's trust records: from then on,
+    /// every vault key opened is checked for continuity with the one last
+    /// seen, and recorded (see [`crate::store::trust`]).
+    pub fn set_trust_dir(&mut self, dir: PathBuf) {
+        self.trust_dir = Some(dir);
+    }
+
+    /// Loads this store's trust record, if a trust directory was set.
+    pub fn trust_record(&self) -> Result<Option<crate::store::trust::TrustRecord>> {
+        self.trust_dir
+            .as_ref()
+            .map(|d| crate::store::trust::TrustRecord::load(d, &self.root))
+            .transpose()
     }
 
     /// Returns the store directory.

@@ -9,9 +9,13 @@
 //! it.
 //!
 //! Adding a recipient re-wraps `vault-key.age` and nothing else. Taking
-//! one away (removal, or a changed key) rotates: a new vault key, every
-//! secret re-encrypted to it, and each secret marked rotation-due, since
-//! the person may have kept the values. Either is one transaction.
+//! one away (removal, or a changed key) starts a new epoch: a new current
+//! vault key is added to the keyring, the keyring is re-wrapped to the
+//! remaining recipients, every entry's MAC is checked and then computed
+//! again under the new key, and each secret is marked rotation-due, since
+//! the person may have kept the values. No secret file changes: values
+//! written from then on are encrypted to the new key. Either is one
+//! transaction of `vault-key.age` and `vault.toml`.
 
 use std::collections::BTreeMap;
 
@@ -26,11 +30,86 @@ use crate::store::layout;
 use crate::store::layout::{MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE};
 use crate::store::manifest::{Entry, Manifest, RotationDue};
 use crate::store::txn;
-use crate::store::vault::{Vault, VaultRead, VaultWrite};
+use crate::store::vault::{VaultRead, VaultWrite};
 use crate::time::Time;
 
 /// A set of named recipients.
 pub type Recipients = BTreeMap<RecipientName, RecipientKey>;
+
+/// The first line of a format-2 contribution's plaintext: the contribution
+/// is bound to its vault and secret name (`docs/format.md`, section 6), so
+/// a keyless writer can neither move one to another name nor pass a sealed
+/// value (whose plaintext is the bare value) off as a contribution.
+const CONTRIBUTION_HEADER: &str = "coffer-contribution v2\n";
+
+/// Returns the plaintext of a contribution of `value` as `vault`/`name`.
+fn bound_plaintext(vault: &VaultName, name: &SecretName, value: &SecretValue) -> Vec<u8> {
+    let mut p = format!("{CONTRIBUTION_HEADER}vault: {vault}\nsecret: {name}\n\n").into_bytes();
+    p.extend_from_slice(value.expose_secret().as_bytes());
+    p
+}
+
+/// What a contribution's plaintext says it is.
+#[derive(Debug)]
+pub enum Binding {
+    /// Bound to this vault and name: the value follows.
+    Bound,
+    /// Bound to another vault or name: moved here by a keyless writer.
+    Elsewhere {
+        /// The vault and secret it names, as `vault/secret`.
+        claims: String,
+    },
+    /// Not bound at all: written by format-1 coffer, or a sealed value whose
+    /// MAC was removed. Only accepted when asked explicitly.
+    Unbound,
+}
+
+/// A contribution read for review.
+#[derive(Debug)]
+pub struct Contribution {
+    /// What its plaintext says it is.
+    pub binding: Binding,
+    /// The value (without the binding header).
+    pub value: SecretValue,
+}
+
+/// Splits a contribution's plaintext into its binding and value.
+fn unbind(vault: &VaultName, name: &SecretName, plain: SecretValue) -> Result<Contribution> {
+    let text = plain.expose_secret();
+    let Some(rest) = text.strip_prefix(CONTRIBUTION_HEADER) else {
+        return Ok(Contribution {
+            binding: Binding::Unbound,
+            value: plain,
+        });
+    };
+    let malformed = || Error::Integrity {
+        vault: vault.to_string(),
+        name: name.to_string(),
+        problem: crate::error::IntegrityProblem::Malformed(
+            "its contribution header is malformed".into(),
+        ),
+    };
+    let (v, rest) = rest
+        .strip_prefix("vault: ")
+        .and_then(|r| r.split_once('\n'))
+        .ok_or_else(malformed)?;
+    let (n, rest) = rest
+        .strip_prefix("secret: ")
+        .and_then(|r| r.split_once('\n'))
+        .ok_or_else(malformed)?;
+    let value = rest.strip_prefix('\n').ok_or_else(malformed)?;
+    let binding = if v == vault.as_str() && n == name.as_str() {
+        Binding::Bound
+    } else {
+        Binding::Elsewhere {
+            claims: format!("{v}/{n}"),
+        }
+    };
+    Ok(Contribution {
+        binding,
+        value: SecretValue::from_string(value.to_owned())?,
+    })
+}
 
 /// Returns what changes turn `from` into `to`, sorted by name.
 pub fn diff(from: &Recipients, to: &Recipients) -> Vec<RecipientChange> {
@@ -91,29 +170,23 @@ pub enum Outcome {
     /// `vault-key.age` was re-encrypted to more recipients; no secret
     /// changed.
     Rewrapped,
-    /// The vault key was replaced and every secret re-encrypted.
+    /// A new vault key became current (a new epoch); no secret file
+    /// changed unless re-encryption was asked for.
     Rotated {
         /// The new vault key, for further changes in the same session.
         key: VaultKey,
         /// How many secrets were marked rotation-due.
         marked: usize,
+        /// How many secret files were re-encrypted to the current key.
+        reencrypted: usize,
     },
-}
-
-/// Reads a value for re-encryption: verified entries as `get` does;
-/// unaccepted contributions by digest and decryption only.
-fn read_for_rotation(
-    vault: &Vault<'_>,
-    manifest: &Manifest,
-    key: &VaultKey,
-    name: &SecretName,
-) -> Result<SecretValue> {
-    let entry = &manifest.secrets[name];
-    if entry.mac.is_some() {
-        vault.get_in(manifest, key, name)
-    } else {
-        vault.decrypt_file(name, entry, key)
-    }
+    /// Secret files encrypted to earlier epochs were re-encrypted to the
+    /// current key, or a format-1 manifest was upgraded; the key did not
+    /// change.
+    Rewritten {
+        /// How many secret files were re-encrypted.
+        reencrypted: usize,
+    },
 }
 
 /// Returns a vault's approved recipients: the manifest's list if its MAC
@@ -223,42 +296,134 @@ impl VaultWrite<'_> {
             .collect();
         if !revoked.is_empty() {
             let (key, marked) = self.rotate(key, target, &revoked, now, callbacks)?;
-            return Ok(Outcome::Rotated { key, marked });
+            return Ok(Outcome::Rotated {
+                key,
+                marked,
+                reencrypted: 0,
+            });
         }
         if changes.is_empty() && !edited && self.key_file_current(key, target)? {
-            return Ok(Outcome::Unchanged);
+            let was_v1 = self.manifest.is_v1();
+            self.upgrade(key)?;
+            return Ok(if was_v1 {
+                Outcome::Rewritten { reencrypted: 0 }
+            } else {
+                Outcome::Unchanged
+            });
         }
+        self.upgrade(key)?;
         self.rewrap(key, target, callbacks)?;
         Ok(Outcome::Rewrapped)
     }
 
     /// Brings the vault up to date without changing who can open it:
-    /// re-wraps `vault-key.age` if it is not encrypted to exactly the
-    /// approved recipients, and with `new_key` rotates the vault key.
-    /// Refuses while recipient changes await approval.
+    /// upgrades a format-1 manifest, re-wraps `vault-key.age` if it is not
+    /// encrypted to exactly the approved recipients, with `new_key` starts
+    /// a new epoch, and with `reencrypt` re-encrypts every secret file of
+    /// an earlier epoch to the current key. Refuses while recipient changes
+    /// await approval.
     pub fn rekey<C: age::Callbacks>(
         &mut self,
         key: &VaultKey,
         new_key: bool,
+        reencrypt: bool,
         now: Time,
         callbacks: C,
     ) -> Result<Outcome> {
         self.check_current_key(key)?;
         self.check_recipients(key)?;
+        let was_v1 = self.manifest.is_v1();
+        self.upgrade(key)?;
         let approved = self.manifest.recipients.clone();
         if new_key {
             let (key, marked) = self.rotate(key, &approved, &[], now, callbacks)?;
-            return Ok(Outcome::Rotated { key, marked });
+            let reencrypted = if reencrypt { self.reencrypt(&key)? } else { 0 };
+            return Ok(Outcome::Rotated {
+                key,
+                marked,
+                reencrypted,
+            });
         }
+        let reencrypted = if reencrypt { self.reencrypt(key)? } else { 0 };
         if self.key_file_current(key, &approved)? {
-            return Ok(Outcome::Unchanged);
+            return Ok(if was_v1 || reencrypted > 0 {
+                Outcome::Rewritten { reencrypted }
+            } else {
+                Outcome::Unchanged
+            });
         }
         self.rewrap(key, &approved, callbacks)?;
         Ok(Outcome::Rewrapped)
     }
 
+    /// Re-encrypts every sealed secret whose file is encrypted to an
+    /// earlier epoch to the current key, after checking it as `get` does
+    /// (a secret that fails stops it, naming each: re-encrypting would
+    /// launder a forgery). Unaccepted contributions are left for a
+    /// recipient to accept. Returns how many files were re-encrypted.
+    pub fn reencrypt(&mut self, key: &VaultKey) -> Result<usize> {
+        self.check_current_key(key)?;
+        self.upgrade(key)?;
+        let current = key.epoch();
+        let names: Vec<SecretName> = self
+            .manifest
+            .secrets
+            .iter()
+            .filter(|(_, e)| e.epoch != current && e.mac.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let files: Vec<String> = names.iter().map(layout::secret_file_name).collect();
+        let vault = self.vault;
+        let staged = self.put_each(&files, |manifest, i| {
+            let value = vault.get_in(manifest, key, &names[i])?;
+            let ct = key.encrypt_value(&value)?;
+            let digest = crypto::digest(&ct);
+            Ok((ct, digest))
+        })?;
+        let digests = self.staged_or_blocked(staged, &names)?;
+        for (name, digest) in names.iter().zip(digests) {
+            let vault_name = self.vault.name().clone();
+            let e = self.manifest.secrets.get_mut(name).expect("listed above");
+            e.digest = digest;
+            e.epoch = current;
+            Manifest::seal_entry(&vault_name, name, e, key);
+        }
+        Ok(names.len())
+    }
+
+    /// Returns the results of a parallel staging, or the error that stops
+    /// it: an unreadable file as what it is, forged or damaged secrets as
+    /// [`Error::RekeyBlocked`] naming each.
+    fn staged_or_blocked<T>(&self, staged: txn::Staged<T>, names: &[SecretName]) -> Result<Vec<T>> {
+        match staged {
+            txn::Staged::All(v) => Ok(v),
+            txn::Staged::Failed(mut failed) => {
+                if let Some(at) = failed
+                    .iter()
+                    .position(|(_, e)| !matches!(e, Error::Integrity { .. }))
+                {
+                    return Err(failed.swap_remove(at).1);
+                }
+                Err(Error::RekeyBlocked {
+                    vault: self.vault.name().to_string(),
+                    count: failed.len(),
+                    names: failed
+                        .iter()
+                        .map(|&(i, _)| names[i].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        }
+    }
+
     fn check_current_key(&self, key: &VaultKey) -> Result<()> {
-        if key.public().to_string() != self.manifest.public_key {
+        if key.public().to_string() != self.manifest.public_key
+            || key.epoch() != self.manifest.epoch
+        {
             return Err(Error::Concurrent {
                 vault: self.vault.name().to_string(),
             });
@@ -295,9 +460,13 @@ impl VaultWrite<'_> {
         Ok(())
     }
 
-    /// Replaces the vault key and re-encrypts every secret to the new one.
-    /// Refuses if any secret fails verification: re-encrypting it would
-    /// launder a forged value.
+    /// Starts a new epoch: a fresh current key is added to the keyring,
+    /// which is re-wrapped to `recipients`; every sealed entry's MAC is
+    /// checked under the old key and computed again under the new one (its
+    /// file, and the epoch it records, unchanged); with `revoked`, every
+    /// secret is marked rotation-due. Refuses, naming them, if any entry
+    /// fails its MAC: sealing it again would launder a forgery. Writes
+    /// `vault-key.age` and `vault.toml` only.
     fn rotate<C: age::Callbacks>(
         &mut self,
         old: &VaultKey,
@@ -306,48 +475,36 @@ impl VaultWrite<'_> {
         now: Time,
         callbacks: C,
     ) -> Result<(VaultKey, usize)> {
-        let names: Vec<SecretName> = self.manifest.secrets.keys().cloned().collect();
-        let files: Vec<String> = names.iter().map(layout::secret_file_name).collect();
-        let new = VaultKey::generate();
-        // Each secret is read, checked, decrypted and encrypted to the new
-        // key in parallel, while its file is written: only one value is in
-        // memory per core.
-        let vault = self.vault;
-        let staged = self.put_each(&files, |manifest, i| {
-            let value = read_for_rotation(vault, manifest, old, &names[i])?;
-            let ct = new.encrypt_value(&value)?;
-            let digest = crypto::digest(&ct);
-            Ok((ct, digest))
-        })?;
-        let digests = match staged {
-            txn::Staged::All(digests) => digests,
-            txn::Staged::Failed(mut failed) => {
-                // A secret that cannot be read at all (an I/O error, a
-                // link) is reported as what it is; only forged or damaged
-                // ones block the rotation as "failed verification".
-                if let Some(at) = failed
-                    .iter()
-                    .position(|(_, e)| !matches!(e, Error::Integrity { .. }))
-                {
-                    return Err(failed.swap_remove(at).1);
-                }
-                return Err(Error::RekeyBlocked {
-                    vault: self.vault.name().to_string(),
-                    count: failed.len(),
-                    names: failed
-                        .iter()
-                        .map(|&(i, _)| names[i].as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-        };
+        let vault = self.vault.name().clone();
+        let failed: Vec<&str> = self
+            .manifest
+            .secrets
+            .iter()
+            .filter(|(n, e)| e.mac.is_some() && !self.manifest.entry_verifies(&vault, n, e, old))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !failed.is_empty() {
+            return Err(Error::RekeyBlocked {
+                vault: vault.to_string(),
+                count: failed.len(),
+                names: failed.join(", "),
+            });
+        }
+        if old.epoch() as usize >= crypto::vault_key::MAX_EPOCHS {
+            return Err(Error::RekeyBlocked {
+                vault: vault.to_string(),
+                count: 0,
+                names: "the keyring is full".into(),
+            });
+        }
+        let new = old.successor();
+        // Checked above in the manifest's own format; from here on it is
+        // format 2 (a format-1 vault is upgraded by its first rotation).
+        self.manifest.format = crate::store::manifest::FORMAT_VERSION;
         let mut marked = 0;
-        for (name, digest) in names.iter().zip(digests) {
-            let old_entry = &self.manifest.secrets[name];
-            let mut rotation = old_entry.rotation.clone();
+        for (name, entry) in self.manifest.secrets.iter_mut() {
             if !revoked.is_empty() {
-                let r = rotation.get_or_insert_with(|| RotationDue {
+                let r = entry.rotation.get_or_insert_with(|| RotationDue {
                     since: now,
                     removed: Vec::new(),
                 });
@@ -356,20 +513,13 @@ impl VaultWrite<'_> {
                 r.removed.dedup();
                 marked += 1;
             }
-            let mut entry = Entry {
-                created: old_entry.created,
-                updated: old_entry.updated,
-                digest,
-                mac: None,
-                rotation,
-            };
             // An unaccepted contribution stays unaccepted under the new key.
-            if old_entry.mac.is_some() {
-                Manifest::seal_entry(self.vault.name(), name, &mut entry, &new);
+            if entry.mac.is_some() {
+                Manifest::seal_entry(&vault, name, entry, &new);
             }
-            self.manifest.secrets.insert(name.clone(), entry);
         }
         self.manifest.public_key = new.public().to_string();
+        self.manifest.epoch = new.epoch();
         self.rewrap(&new, recipients, callbacks)?;
         // The listed recipients of `new` are read back from the file next
         // time; carry them now so the returned key is complete.
@@ -383,6 +533,8 @@ impl VaultWrite<'_> {
     /// Stages a value written by someone who cannot open the vault: it is
     /// encrypted to the manifest's public key and recorded without a MAC,
     /// so nobody reads or syncs it until a recipient accepts it.
+    ///
+    /// Its plaintext is bound to the vault and name (see [`Binding`]).
     pub fn contribute(&mut self, name: &SecretName, value: &SecretValue, now: Time) -> Result<()> {
         let public: age::x25519::Recipient = self
             .manifest
@@ -390,10 +542,8 @@ impl VaultWrite<'_> {
             .parse()
             .expect("validated when the manifest was parsed");
         let public = crypto::x25519::X25519Recipient::from_age(&public);
-        let ct = crypto::encrypt(
-            std::iter::once(&public as &dyn age::Recipient),
-            value.expose_secret().as_bytes(),
-        )?;
+        let plain = zeroize::Zeroizing::new(bound_plaintext(self.vault.name(), name, value));
+        let ct = crypto::encrypt(std::iter::once(&public as &dyn age::Recipient), &plain)?;
         let existing = self.manifest.secrets.get(name);
         let created = existing.map_or(now, |e| e.created);
         // A rotation mark stays: a contribution could come from the very
@@ -403,6 +553,7 @@ impl VaultWrite<'_> {
         self.manifest.secrets.insert(
             name.clone(),
             Entry {
+                epoch: self.manifest.epoch,
                 created,
                 updated: now,
                 digest: crypto::digest(&ct),
@@ -423,18 +574,76 @@ impl VaultWrite<'_> {
             .collect()
     }
 
-    /// Accepts contributions: checks each decrypts (one stanza, a valid
-    /// value) and its digest, then seals its entry with the vault key.
-    /// Returns what was accepted; an entry that does not decrypt is an
-    /// error naming it, and nothing is accepted.
-    pub fn accept(&mut self, key: &VaultKey, names: &[SecretName]) -> Result<Vec<SecretName>> {
+    /// Reads a contribution for review: checks its file's digest,
+    /// decrypts it with the key of its epoch, and splits off its binding.
+    pub fn review(&self, key: &VaultKey, name: &SecretName) -> Result<Contribution> {
         self.check_current_key(key)?;
+        let entry = self
+            .manifest
+            .secrets
+            .get(name)
+            .ok_or_else(|| Error::SecretNotFound {
+                vault: self.vault.name().to_string(),
+                name: name.to_string(),
+            })?;
+        let plain = self.vault.decrypt_file(name, entry, key)?;
+        unbind(self.vault.name(), name, plain)
+    }
+
+    /// Accepts contributions: each is read as [`VaultWrite::review`] reads
+    /// it and must be bound to its own vault and name (or be unbound, if
+    /// `allow_unbound`: format-1 contributions); its value is re-encrypted,
+    /// bare, to the current key, and its entry sealed with the vault key.
+    /// `restore` gives rotation marks to keep even though the entry lost
+    /// them (from the committed state): they are merged into the entry's
+    /// own. Returns what was accepted; a contribution that fails any check
+    /// is an error naming it, and nothing is accepted.
+    pub fn accept(
+        &mut self,
+        key: &VaultKey,
+        names: &[SecretName],
+        restore: &BTreeMap<SecretName, RotationDue>,
+        allow_unbound: bool,
+    ) -> Result<Vec<SecretName>> {
+        self.check_current_key(key)?;
+        self.upgrade(key)?;
+        let vault = self.vault.name().clone();
+        let mut values = Vec::with_capacity(names.len());
         for name in names {
-            read_for_rotation(self.vault, &self.manifest, key, name)?;
+            let c = self.review(key, name)?;
+            match c.binding {
+                Binding::Bound => {}
+                Binding::Unbound if allow_unbound => {}
+                Binding::Unbound => {
+                    return Err(Error::ContributionUnbound {
+                        vault: vault.to_string(),
+                        name: name.to_string(),
+                        claims: None,
+                    });
+                }
+                Binding::Elsewhere { claims } => {
+                    return Err(Error::ContributionUnbound {
+                        vault: vault.to_string(),
+                        name: name.to_string(),
+                        claims: Some(claims),
+                    });
+                }
+            }
+            values.push(c.value);
         }
-        for name in names {
-            let vault = self.vault.name().clone();
-            let e = self.manifest.secrets.get_mut(name).expect("checked above");
+        for (name, value) in names.iter().zip(values) {
+            let ct = key.encrypt_value(&value)?;
+            self.put(&layout::secret_file_name(name), &ct)?;
+            let e = self.manifest.secrets.get_mut(name).expect("reviewed above");
+            e.digest = crypto::digest(&ct);
+            e.epoch = key.epoch();
+            if let Some(r) = restore.get(name) {
+                let mark = e.rotation.get_or_insert_with(|| r.clone());
+                mark.since = mark.since.min(r.since);
+                mark.removed.extend(r.removed.iter().cloned());
+                mark.removed.sort();
+                mark.removed.dedup();
+            }
             Manifest::seal_entry(&vault, name, e, key);
         }
         Ok(names.to_vec())

@@ -268,7 +268,20 @@ impl<'s> Vault<'s> {
     /// (a hardware key may wait for the user); checks that the key matches
     /// the manifest's public key, retrying once under a shared lock if a
     /// concurrent rekey made them disagree.
+    ///
+    /// With a trust directory set on the store, the keyring must also hold
+    /// the key this machine last saw for the vault (else
+    /// [`Error::VaultKeyReplaced`]); the key is then recorded as seen.
     pub fn unlock(&self, identities: &Identities) -> Result<VaultKey> {
+        let key = self.unlock_untrusted(identities)?;
+        self.check_trust(&key)?;
+        Ok(key)
+    }
+
+    /// Opens the vault key as [`Vault::unlock`] does, without the
+    /// continuity check: for `coffer vault trust`, which shows the change
+    /// and asks before recording it.
+    pub fn unlock_untrusted(&self, identities: &Identities) -> Result<VaultKey> {
         match self.unlock_once(identities) {
             Err(Error::VaultKeyMismatch { .. }) => {
                 let _lock = self.read()?;
@@ -276,6 +289,32 @@ impl<'s> Vault<'s> {
             }
             r => r,
         }
+    }
+
+    /// Checks the key against this machine's trust record and records it
+    /// (no-op without a trust directory).
+    pub fn check_trust(&self, key: &VaultKey) -> Result<()> {
+        use crate::store::trust::{Trust, key_fingerprint};
+        let Some(mut record) = self.store.trust_record()? else {
+            return Ok(());
+        };
+        if let Trust::Broken { trusted } = record.check(&self.name, key) {
+            return Err(Error::VaultKeyReplaced {
+                vault: self.name.to_string(),
+                trusted: key_fingerprint(&trusted),
+                found: key_fingerprint(&key.public().to_string()),
+            });
+        }
+        record.record(&self.name, key)
+    }
+
+    /// Records `key` as the one seen for this vault on this machine, after
+    /// the user reviewed the change (`coffer vault trust`).
+    pub fn trust(&self, key: &VaultKey) -> Result<()> {
+        if let Some(mut record) = self.store.trust_record()? {
+            record.record(&self.name, key)?;
+        }
+        Ok(())
     }
 
     fn unlock_once(&self, identities: &Identities) -> Result<VaultKey> {
@@ -292,7 +331,7 @@ impl<'s> Vault<'s> {
             Err(DecryptFailure::Other(e)) => return Err(e),
         };
         let manifest = self.load_header()?;
-        if key.public().to_string() != manifest.public_key {
+        if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
             return Err(Error::VaultKeyMismatch {
                 vault: self.name.to_string(),
             });
@@ -326,7 +365,7 @@ impl<'s> Vault<'s> {
         if entry.mac.is_none() {
             return Err(integrity(IntegrityProblem::Unverified));
         }
-        if !Manifest::entry_verifies(&self.name, name, entry, key) {
+        if !manifest.entry_verifies(&self.name, name, entry, key) {
             return Err(integrity(IntegrityProblem::BadMac));
         }
         self.decrypt_file(name, entry, key)
@@ -361,11 +400,11 @@ impl<'s> Vault<'s> {
         if crypto::digest(&ct) != entry.digest {
             return Err(integrity(IntegrityProblem::DigestMismatch));
         }
-        key.decrypt_value(&ct).map_err(integrity)
+        key.decrypt_value_at(entry.epoch, &ct).map_err(integrity)
     }
 
     fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {
-        if key.public().to_string() != manifest.public_key {
+        if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
             return Err(Error::Concurrent {
                 vault: self.name.to_string(),
             });
@@ -462,10 +501,23 @@ impl VaultWrite<'_> {
     }
 
     /// Checks the key against the manifest and the recipients: no command
-    /// encrypts to a vault whose recipients changed without approval.
-    fn check_for_encrypt(&self, key: &VaultKey) -> Result<()> {
+    /// encrypts to a vault whose recipients changed without approval. A
+    /// format-1 vault is upgraded first (in memory, committed with the
+    /// change).
+    fn check_for_encrypt(&mut self, key: &VaultKey) -> Result<()> {
         self.vault.check_key(&self.manifest, key)?;
-        self.check_recipients(key)
+        self.check_recipients(key)?;
+        self.upgrade(key)
+    }
+
+    /// Upgrades a format-1 manifest to format 2 with the vault key (see
+    /// [`Manifest::upgrade`]); staged until commit, like any change. Every
+    /// command that writes with the key calls it, so coffer never writes
+    /// format 1; `vault-key.age` need not change (a format-1 key file is a
+    /// keyring of one key).
+    pub fn upgrade(&mut self, key: &VaultKey) -> Result<()> {
+        self.vault.check_key(&self.manifest, key)?;
+        self.manifest.upgrade(&self.vault.name, key)
     }
 
     fn put_secret(
@@ -478,6 +530,7 @@ impl VaultWrite<'_> {
     ) -> Result<()> {
         let ct = key.encrypt_value(value)?;
         let mut entry = Entry {
+            epoch: key.epoch(),
             created,
             updated: now,
             digest: crypto::digest(&ct),
@@ -597,6 +650,11 @@ impl VaultWrite<'_> {
     fn take_txn(&mut self) -> Result<Txn> {
         let bytes = self.manifest.to_bytes();
         if bytes != self.original {
+            if self.manifest.is_v1() {
+                return Err(Error::FormatUpgradeNeeded {
+                    vault: self.vault.name.to_string(),
+                });
+            }
             self.put(MANIFEST_FILE, &bytes)?;
             self.original = bytes;
         }
@@ -665,6 +723,7 @@ mod tests {
                 removed: vec![who.clone()],
             });
             let e = Entry {
+                epoch: 1,
                 created: t,
                 updated: t,
                 digest: [i as u8; 32],

@@ -77,11 +77,34 @@ impl Store {
     /// authenticated, and a vault the user can open may have been planted
     /// by whoever planted the recipient, so anything less must be shown to
     /// the user and confirmed before [`Store::create_vault`].
+    ///
+    /// Fails closed: only a vault this machine has seen before (its trust
+    /// record holds a key the keyring carries) vouches; a vault that lists
+    /// one of the user's keys but does not open, whose keyring breaks
+    /// continuity, or whose recipients do not verify, vouches for nobody
+    /// and makes every recipient but the user's own unvouched, with the
+    /// reason in the third list (for the user to read before answering).
     pub fn new_vault_recipients(
         &self,
         name: &VaultName,
         identities: &Identities,
     ) -> Result<(BTreeMap<RecipientName, RecipientKey>, Vec<RecipientChange>)> {
+        let (r, u, _) = self.new_vault_recipients_checked(name, identities)?;
+        Ok((r, u))
+    }
+
+    /// [`Store::new_vault_recipients`], with the reasons why vaults that
+    /// should have vouched could not (each a sentence naming the vault).
+    #[allow(clippy::type_complexity)]
+    pub fn new_vault_recipients_checked(
+        &self,
+        name: &VaultName,
+        identities: &Identities,
+    ) -> Result<(
+        BTreeMap<RecipientName, RecipientKey>,
+        Vec<RecipientChange>,
+        Vec<String>,
+    )> {
         if fsio::check_not_symlink(&self.root.join(name.as_str()))? {
             return Err(Error::VaultExists {
                 name: name.to_string(),
@@ -93,27 +116,74 @@ impl Store {
                 vault: name.to_string(),
             });
         }
+        use crate::store::trust::Trust;
+        let own = identities.recipients();
+        let record = self.trust_record()?;
         let mut lists = Vec::new();
+        let mut problems = Vec::new();
         for v in self.vault_names()? {
             let vault = self.vault(&v)?;
-            let Ok(key) = vault.unlock(identities) else {
-                continue;
+            // It should open for us if its manifest or coffer.toml says so.
+            let desired_for_us = self
+                .config()
+                .desired_for(&v)
+                .values()
+                .any(|k| own.contains(k));
+            let listed_for_us = match vault.read() {
+                Ok(read) => {
+                    desired_for_us || read.manifest().recipients.values().any(|k| own.contains(k))
+                }
+                Err(e) => {
+                    problems.push(format!("vault {v} cannot be read: {e}"));
+                    continue;
+                }
             };
+            let key = match vault.unlock_untrusted(identities) {
+                Ok(k) => k,
+                Err(Error::NoMatchingIdentity { .. }) if !listed_for_us => continue,
+                Err(e) => {
+                    problems.push(format!(
+                        "vault {v} lists one of your keys but does not open: {e}"
+                    ));
+                    continue;
+                }
+            };
+            match record.as_ref().map(|r| r.check(&v, &key)) {
+                Some(Trust::Continues) => {}
+                Some(Trust::Broken { .. }) => {
+                    problems.push(format!(
+                        "vault {v} was replaced: its keyring does not hold the key this machine last saw"
+                    ));
+                    continue;
+                }
+                // Never seen here: it may have been planted with the
+                // recipient it would vouch for.
+                Some(Trust::New) | None => continue,
+            }
             let read = vault.read()?;
             if read.recipients_verify(&key) {
                 lists.push(read.manifest().recipients.clone());
+            } else {
+                problems.push(format!(
+                    "vault {v}: its recipients do not verify (edited without the vault key)"
+                ));
             }
         }
-        let own = identities.recipients();
         let unvouched: BTreeMap<RecipientName, RecipientKey> = recipients
             .iter()
             .filter(|(n, k)| {
                 !own.contains(k)
-                    && (lists.is_empty() || !lists.iter().all(|l| l.get(*n) == Some(*k)))
+                    && (!problems.is_empty()
+                        || lists.is_empty()
+                        || !lists.iter().all(|l| l.get(*n) == Some(*k)))
             })
             .map(|(n, k)| (n.clone(), k.clone()))
             .collect();
-        Ok((recipients, team::diff(&BTreeMap::new(), &unvouched)))
+        Ok((
+            recipients,
+            team::diff(&BTreeMap::new(), &unvouched),
+            problems,
+        ))
     }
 
     /// Creates a vault: a new vault key, encrypted to `recipients` (from
@@ -166,7 +236,12 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
             return Err(Error::io("create", &dir, e));
         }
-        fsio::fsync_dir(&self.root)
+        fsio::fsync_dir(&self.root)?;
+        // This machine made the key: it is the first one it trusts.
+        if let Some(mut record) = self.trust_record()? {
+            record.record(name, &key)?;
+        }
+        Ok(())
     }
 
     /// Deletes an empty vault. Refuses a vault that still holds secrets

@@ -398,7 +398,7 @@ fn keyed_checks(
         }
     };
     r.keyed = true;
-    if key.public().to_string() != manifest.public_key {
+    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
         // The manifest changed between unlock and our read: report, don't guess.
         r.problems.push(finding(
             None,
@@ -434,7 +434,7 @@ fn keyed_checks(
             continue; // already reported
         }
         let s = Some(sname.as_str());
-        if !Manifest::entry_verifies(name, sname, entry, &key) {
+        if !manifest.entry_verifies(name, sname, entry, &key) {
             r.problems.push(finding(
                 s,
                 "bad-mac",
@@ -448,7 +448,7 @@ fn keyed_checks(
             .join(layout::secret_file_name(sname));
         if let Ok(bytes) = fsio::read_file(&path, MAX_SECRET_FILE_LEN)
             && crypto::digest(&bytes) == entry.digest
-            && let Err(p) = key.decrypt_value(&bytes)
+            && let Err(p) = key.decrypt_value_at(entry.epoch, &bytes)
         {
             r.problems
                 .push(finding(s, "decrypt", format!("it does not decrypt: {p}")));

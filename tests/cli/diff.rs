@@ -103,11 +103,15 @@ fn diff_shows_recipients_and_a_replaced_key_with_unchanged_values() {
     commit_all(&env, "bob");
     env.run(&["recipients", "remove", "bob"]).ok();
     let out = env.run(&["diff", "-V", "api-keys"]).ok().stdout();
-    assert!(out.contains("api-keys: vault key replaced"), "{out}");
+    assert!(
+        out.contains("api-keys: new vault key, epoch 2 (the keyring keeps the old ones)"),
+        "{out}"
+    );
+    assert!(!out.contains("vault key replaced"), "{out}");
     assert!(out.contains("api-keys: recipient - bob (removed"), "{out}");
     assert!(
         out.contains(
-            "api-keys/stripe-key: re-encrypted, value unchanged; marked for rotation (bob removed)"
+            "api-keys/stripe-key: manifest entry changed, value unchanged; marked for rotation (bob removed)"
         ),
         "{out}"
     );

@@ -126,7 +126,7 @@ fn a_damaged_manifest_is_a_clear_error() {
         .fails("vault.toml")
         .stderr_has("restore it from git")
         .transcript("integrity/a-damaged-manifest");
-    fs::write(&path, text.replace("format = 1", "format = 9")).unwrap();
+    fs::write(&path, text.replace("format = 2", "format = 9")).unwrap();
     env.run(&["list", "-V", "api-keys"])
         .fails("format 9 is not supported")
         .transcript("integrity/format-9-is-not-supported");

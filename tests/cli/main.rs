@@ -12,6 +12,8 @@ mod demo;
 mod diff;
 /// The docs' console examples, run for real.
 mod docs;
+/// Format 2: keyrings in epochs, removal, format-1 stores.
+mod epochs;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
 /// Attacks by another local user, a keyless writer, a hostile platform.
