@@ -709,7 +709,8 @@ fn drivers_set_up_from_a_shell_still_run_from_a_git_without_coffer_on_its_path()
         .fails("not fully set up")
         .transcript("git/check-a-driver-git-may-not-find");
     assert!(
-        r.stdout().contains("a program git may not find from an IDE"),
+        r.stdout()
+            .contains("a program git may not find from an IDE"),
         "{}",
         r.stdout()
     );
