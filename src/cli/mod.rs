@@ -33,9 +33,11 @@ macro_rules! errp {
 
 mod completion;
 mod diff;
+mod edit;
 mod error;
 mod git;
 pub mod harden;
+mod inject;
 mod keys;
 mod recipients;
 mod refs;
@@ -110,6 +112,15 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// Edit a vault (or one secret) in $VISUAL/$EDITOR and apply the changes
+    ///
+    /// Without -n, the vault opens as a dotenv document (what `export`
+    /// writes); on save coffer shows the plan (+ created, ~ updated,
+    /// - deleted; never values) and applies only what changed, as one
+    /// transaction. With -n, the one value opens as it is. The plaintext
+    /// lives only in a private directory on a memory file system and is
+    /// removed afterwards, whatever happens.
+    Edit(edit::EditArgs),
     /// Manage who can open the vaults
     #[command(subcommand)]
     Recipients(recipients::RecipientsCommand),
@@ -141,6 +152,8 @@ enum Command {
     Run(run::RunArgs),
     /// Replace {"vault", "key"} references in a JSON document with values
     Resolve(resolve::ResolveArgs),
+    /// Fill a config-file template's {{ coffer://VAULT/SECRET }} references
+    Inject(inject::InjectArgs),
     /// Find { vault, key } references in source files and check them
     #[command(subcommand)]
     Refs(refs::RefsCommand),
@@ -171,6 +184,12 @@ pub struct Env {
     /// `COFFER_LOCK_TIMEOUT`, in seconds: how long to wait for another
     /// coffer process before giving up (default 30).
     pub lock_timeout: Option<std::time::Duration>,
+    // `coffer edit` (src/cli/edit.rs): the editor, as git picks it
+    // (`VISUAL`, else `EDITOR`, else `vi`), and where its plaintext file
+    // may live (`XDG_RUNTIME_DIR`, a per-user memory file system).
+    pub visual: Option<OsString>,
+    pub editor: Option<OsString>,
+    pub xdg_runtime_dir: Option<PathBuf>,
 }
 
 fn non_empty(v: Option<OsString>) -> Option<OsString> {
@@ -202,6 +221,9 @@ impl Env {
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|s| !s.is_empty()),
             path: var("PATH"),
+            visual: var("VISUAL"),
+            editor: var("EDITOR"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
             show_values: var("COFFER_SHOW_VALUES")
                 .is_some_and(|v| matches!(v.to_str(), Some("1" | "true" | "yes"))),
         }
@@ -340,6 +362,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        Command::Edit(a) => edit::edit(ctx, a),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Rekey(a) => recipients::rekey(ctx, a),
         Command::Rotation => recipients::rotation(ctx),
@@ -351,6 +374,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Scan(a) => scan::scan(ctx, a),
         Command::Run(a) => run::run(ctx, a),
         Command::Resolve(a) => resolve::resolve(ctx, a),
+        Command::Inject(a) => inject::inject(ctx, a),
         Command::Refs(c) => refs::run(ctx, c),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),

@@ -8,8 +8,12 @@ mod bad_input;
 
 /// `coffer diff` across commits.
 mod diff;
+/// `coffer edit` with scripted editors.
+mod edit;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
+/// `coffer inject`: config-file templates.
+mod inject;
 /// Tampered stores: swapped, rolled-back and forged files.
 mod integrity;
 /// The real `age` CLI and real `git`.
@@ -21,10 +25,14 @@ mod keys;
 mod leaks;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `import --from sops`, YAML and nested JSON, with the real `sops`.
+mod migrate;
 /// `--json` and the output layer.
 mod output;
 /// `refs check`: references in source files.
 mod refs;
+/// `.pre-commit-hooks.yaml` run by the real `pre-commit`.
+mod precommit;
 /// Kills at random moments, injected I/O errors, racing processes.
 mod reliability;
 /// `resolve`: references in JSON replaced by values.
@@ -33,6 +41,8 @@ mod resolve;
 mod run;
 /// `coffer scan` and the pre-commit hook.
 mod scan;
+/// `export --format shell|fish` in real shells, and direnv.
+mod shell;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
 /// `sync` against the stand-in.
