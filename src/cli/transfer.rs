@@ -233,7 +233,7 @@ fn nested(node: Result<flatten::Node, String>, source: &str, what: &str) -> CliR
     Ok(leaves
         .into_iter()
         .map(|l| Raw {
-            at: format!("key {}", l.path),
+            at: format!("key {}", l.shown),
             written: l.path,
             value: l.value,
             flattened: true,
@@ -308,15 +308,25 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
         };
         let name = match name {
             Ok(n) => n,
+            Err(why) if flattened => {
+                problems.push(format!("{at}: {why}"));
+                continue;
+            }
             Err(why) => {
                 problems.push(format!("{at}: {written}: {why}"));
                 continue;
             }
         };
         if let Some((_, first, first_at)) = out.iter().find(|(i, _, _)| i.name == name) {
-            problems.push(format!(
-                "{at}: {written} and {first} ({first_at}) both name secret {name}"
-            ));
+            if flattened {
+                problems.push(format!(
+                    "{at}: {first_at} already names secret {name}"
+                ));
+            } else {
+                problems.push(format!(
+                    "{at}: {written} and {first} ({first_at}) both name secret {name}"
+                ));
+            }
             continue;
         }
         let mut value = match value {

@@ -11,9 +11,10 @@
 //!    both ends: `db.password` is `db-password`, `STRIPE_SECRET_KEY` is
 //!    `stripe-secret-key`, `Db__Pass` is `db-pass`;
 //! 3. a path whose name is still not a valid secret name (under 3 or over
-//!    63 characters, or `vault-key`), a `null`, an empty object or array,
-//!    and two paths that give the same name are all reported, together,
-//!    before anything is written.
+//!    63 characters, or `vault-key`), a `null`, and two paths that give the
+//!    same name are all reported, together, before anything is written.
+//!    An empty object or array holds no value and is skipped (sops gives
+//!    every INI file an empty `DEFAULT` section).
 //!
 //! Numbers and booleans become their text as the document's reader gives
 //! it (`5432`, `true`); quote a value in the source to keep it exactly.
@@ -38,8 +39,12 @@ pub enum Node {
 
 /// One leaf of a document.
 pub struct Leaf {
-    /// The path, keys joined with `.`.
+    /// The path, keys joined with `.`: what the name is made from.
     pub path: String,
+    /// The path as shown in messages: the same, with any key that holds a
+    /// `.` in double quotes, so that `{"a": {"b": 1}}` (`a.b`) and
+    /// `{"a.b": 1}` (`"a.b"`) read differently.
+    pub shown: String,
     /// The value, or why there is none to import.
     pub value: Result<Zeroizing<String>, &'static str>,
 }
@@ -61,28 +66,34 @@ pub fn leaves(node: Node) -> Result<Vec<Leaf>, &'static str> {
     };
     let mut out = Vec::new();
     for (k, v) in members {
-        walk(k, v, &mut out);
+        let shown = show_key(&k);
+        walk(k, shown, v, &mut out);
     }
     Ok(out)
 }
 
-fn walk(path: String, node: Node, out: &mut Vec<Leaf>) {
-    let leaf = |path, value| Leaf { path, value };
+fn show_key(k: &str) -> String {
+    if k.contains('.') {
+        format!("{k:?}")
+    } else {
+        k.to_owned()
+    }
+}
+
+fn walk(path: String, shown: String, node: Node, out: &mut Vec<Leaf>) {
+    let leaf = |path, shown, value| Leaf { path, shown, value };
     match node {
-        Node::Str(s) | Node::Scalar(s) => out.push(leaf(path, Ok(s))),
-        Node::Null => out.push(leaf(path, Err("it is null"))),
-        Node::List(items) if items.is_empty() => out.push(leaf(path, Err("it is an empty list"))),
-        Node::Map(members) if members.is_empty() => {
-            out.push(leaf(path, Err("it is an empty object")))
-        }
+        Node::Str(s) | Node::Scalar(s) => out.push(leaf(path, shown, Ok(s))),
+        Node::Null => out.push(leaf(path, shown, Err("it is null"))),
         Node::List(items) => {
             for (i, item) in items.into_iter().enumerate() {
-                walk(format!("{path}.{i}"), item, out);
+                walk(format!("{path}.{i}"), format!("{shown}.{i}"), item, out);
             }
         }
         Node::Map(members) => {
             for (k, v) in members {
-                walk(format!("{path}.{k}"), v, out);
+                let s = format!("{shown}.{}", show_key(&k));
+                walk(format!("{path}.{k}"), s, v, out);
             }
         }
     }

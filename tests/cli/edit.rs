@@ -164,7 +164,7 @@ fn a_parse_error_reopens_the_file_with_the_error_on_top() {
     r.stderr_has("the file has 1 problem; opening it again");
     let errors = t.seen("errors");
     assert!(
-        errors.starts_with("#! line 12: expected NAME=value"),
+        errors.starts_with("#! line 11: expected NAME=value"),
         "{errors}"
     );
     assert_eq!(t.env.get("api-keys", "fixed-one"), "ok");

@@ -68,14 +68,20 @@ fn the_yaml_and_json_filters_read_back_exactly_with_python() {
     env.put("api-keys", "tricky-one", tricky);
     fs::write(
         env.work.join("t.tpl"),
-        "y: {{ coffer://api-keys/tricky-one | yaml }}\nj: {{ coffer://api-keys/tricky-one | json }}\n",
+        "y: {{ coffer://api-keys/tricky-one | yaml }}\n",
+    )
+    .unwrap();
+    fs::write(
+        env.work.join("j.tpl"),
+        "{\"j\": {{ coffer://api-keys/tricky-one | json }}}\n",
     )
     .unwrap();
     env.run(&["inject", "t.tpl", "-o", "out.yml"]).ok();
+    env.run(&["inject", "j.tpl", "-o", "out.json"]).ok();
     let out = std::process::Command::new("python3")
         .args([
             "-c",
-            "import json,sys,yaml\nd=yaml.safe_load(open('out.yml',encoding='utf-8'))\nassert d['y']==d['j'], (d['y'], d['j'])\nsys.stdout.write(json.dumps(d['y']))",
+            "import json,sys,yaml\ny=yaml.safe_load(open('out.yml',encoding='utf-8'))['y']\nj=json.load(open('out.json',encoding='utf-8'))['j']\nassert y==j, (y, j)\nsys.stdout.write(json.dumps(y))",
         ])
         .current_dir(&env.work)
         .output()

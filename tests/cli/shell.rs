@@ -24,7 +24,12 @@ fn store_with_values() -> TestEnv {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     for (name, _, value) in VALUES {
-        env.put("api-keys", name, value);
+        // From a file, exactly (stdin loses one trailing newline).
+        let f = env.dir.path().join("value");
+        fs::write(&f, value).unwrap();
+        let f = f.to_str().unwrap();
+        env.run(&["create", "-V", "api-keys", "-n", name, "--value-file", f])
+            .ok();
     }
     env
 }
