@@ -382,9 +382,8 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
             msg.push_str("\n  ");
             msg.push_str(&c);
         }
-        return Err(CliError::new(msg).hint(
-            "nothing was written; run `coffer edit` again to edit the current values",
-        ));
+        return Err(CliError::new(msg)
+            .hint("nothing was written; run `coffer edit` again to edit the current values"));
     }
     let deletions = changes.iter().filter(|c| c.op == Op::Delete).count();
     for c in &changes {
@@ -393,7 +392,11 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
             .secrets
             .get(&c.name)
             .is_some_and(|e| e.rotation.is_some());
-        let mark = match (c.op, key.is_some(), w.manifest().secrets.contains_key(&c.name)) {
+        let mark = match (
+            c.op,
+            key.is_some(),
+            w.manifest().secrets.contains_key(&c.name),
+        ) {
             // A contribution to an existing secret is an update.
             (Op::Create, false, true) => '~',
             (op, _, _) => op.mark(),
@@ -415,10 +418,7 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
                 "Delete {} from vault {vault_name}?",
                 render::count(deletions, "secret", "secrets")
             ),
-            &format!(
-                "delete {}",
-                render::count(deletions, "secret", "secrets")
-            ),
+            &format!("delete {}", render::count(deletions, "secret", "secrets")),
         )?;
     }
     let now = Time::now();
@@ -468,14 +468,17 @@ fn edit_all(
     can_read: bool,
 ) -> CliResult<Option<Vec<edit::Change>>> {
     let mut header = vec![
-        format!("coffer edit: vault {vault_name}. One NAME=value per line, as `coffer export` writes"),
+        format!(
+            "coffer edit: vault {vault_name}. One NAME=value per line, as `coffer export` writes"
+        ),
         "them (STRIPE_SECRET_KEY is the secret stripe-secret-key); quote values with".to_owned(),
         "spaces, # or line breaks. Delete a line to delete the secret. Lines starting".to_owned(),
         "with # are ignored. Save and quit to apply; quit without saving to cancel.".to_owned(),
     ];
     if !can_read {
         header.push(
-            "Contributing: existing values are not shown and nothing is deleted; the lines".to_owned(),
+            "Contributing: existing values are not shown and nothing is deleted; the lines"
+                .to_owned(),
         );
         header.push("you add become unverified contributions. Existing secrets:".to_owned());
         let names: Vec<&str> = manifest.secrets.keys().map(|n| n.as_str()).collect();
@@ -496,7 +499,8 @@ fn edit_all(
         let text = String::from_utf8_lossy(&saved);
         let body = edit::strip_errors(&text);
         if body.trim().is_empty() && !current.is_empty() {
-            ctx.ui.status("The file was emptied: cancelled, nothing changed.");
+            ctx.ui
+                .status("The file was emptied: cancelled, nothing changed.");
             return Ok(None);
         }
         match edit::plan(current, body.as_bytes(), can_read) {

@@ -115,8 +115,8 @@ enum Command {
     /// Edit a vault (or one secret) in $VISUAL/$EDITOR and apply the changes
     ///
     /// Without -n, the vault opens as a dotenv document (what `export`
-    /// writes); on save coffer shows the plan (+ created, ~ updated,
-    /// - deleted; never values) and applies only what changed, as one
+    /// writes); on save coffer shows the plan (`+` created, `~` updated,
+    /// `-` deleted; never values) and applies only what changed, as one
     /// transaction. With -n, the one value opens as it is. The plaintext
     /// lives only in a private directory on a memory file system and is
     /// removed afterwards, whatever happens.

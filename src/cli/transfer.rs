@@ -319,9 +319,7 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
         };
         if let Some((_, first, first_at)) = out.iter().find(|(i, _, _)| i.name == name) {
             if flattened {
-                problems.push(format!(
-                    "{at}: {first_at} already names secret {name}"
-                ));
+                problems.push(format!("{at}: {first_at} already names secret {name}"));
             } else {
                 problems.push(format!(
                     "{at}: {written} and {first} ({first_at}) both name secret {name}"

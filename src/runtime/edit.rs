@@ -63,7 +63,10 @@ impl std::fmt::Debug for Change {
 
 /// Writes the document for `values` (every secret of the vault, by name)
 /// under `header` (lines without their `# `).
-pub fn document(header: &[String], values: &BTreeMap<SecretName, SecretValue>) -> Zeroizing<String> {
+pub fn document(
+    header: &[String],
+    values: &BTreeMap<SecretName, SecretValue>,
+) -> Zeroizing<String> {
     let vars: Vec<String> = values.keys().map(|n| envname::var_name("", n)).collect();
     let body = dotenv::write(
         vars.iter()
@@ -104,7 +107,9 @@ pub fn with_errors(text: &str, errors: &[(usize, String)]) -> Zeroizing<String> 
         out.push('\n');
     }
     out.push_str(ERROR_PREFIX);
-    out.push_str("fix the file and save it again, or empty it to cancel; these lines are removed\n");
+    out.push_str(
+        "fix the file and save it again, or empty it to cancel; these lines are removed\n",
+    );
     out.push_str(text);
     out
 }
@@ -195,16 +200,27 @@ mod tests {
     fn vals(pairs: &[(&str, &str)]) -> BTreeMap<SecretName, SecretValue> {
         pairs
             .iter()
-            .map(|(n, v)| (n.parse().unwrap(), SecretValue::from_string(v.to_string()).unwrap()))
+            .map(|(n, v)| {
+                (
+                    n.parse().unwrap(),
+                    SecretValue::from_string(v.to_string()).unwrap(),
+                )
+            })
             .collect()
     }
 
     #[test]
     fn the_plan_holds_only_what_changed() {
-        let cur = vals(&[("api-token", "a"), ("db-url", "multi\nline"), ("old-one", "x")]);
+        let cur = vals(&[
+            ("api-token", "a"),
+            ("db-url", "multi\nline"),
+            ("old-one", "x"),
+        ]);
         let doc = document(&["header".into()], &cur);
         assert!(plan(&cur, doc.as_bytes(), true).unwrap().is_empty());
-        let edited = doc.replace("API_TOKEN=a", "API_TOKEN=b").replace("OLD_ONE=x\n", "")
+        let edited = doc
+            .replace("API_TOKEN=a", "API_TOKEN=b")
+            .replace("OLD_ONE=x\n", "")
             + "NEW_ONE='it''s'\n";
         let edited = edited.replace("NEW_ONE='it''s'", "NEW_ONE=\"it's\"");
         let p = plan(&cur, edited.as_bytes(), true).unwrap();
@@ -220,7 +236,11 @@ mod tests {
         let errs = plan(&cur, bad.as_bytes(), true).unwrap_err();
         assert_eq!(errs[0].0, 2);
         let shown = with_errors(bad, &errs);
-        assert!(shown.starts_with("#! line 4: expected NAME=value"), "{}", &*shown);
+        assert!(
+            shown.starts_with("#! line 4: expected NAME=value"),
+            "{}",
+            &*shown
+        );
         assert_eq!(strip_errors(&shown), bad);
     }
 

@@ -213,8 +213,7 @@ fn parse_one(
         if i < line_end && text[i] == b'|' {
             let f_start = skip_blanks(text, i + 1);
             let mut f_end = f_start;
-            while f_end < line_end && (text[f_end].is_ascii_alphanumeric() || text[f_end] == b'_')
-            {
+            while f_end < line_end && (text[f_end].is_ascii_alphanumeric() || text[f_end] == b'_') {
                 f_end += 1;
             }
             let word = String::from_utf8_lossy(&text[f_start..f_end]);
@@ -284,8 +283,9 @@ pub fn apply(value: &str, filters: &[Filter]) -> Zeroizing<String> {
             Filter::Json => json::quote_into(&mut next, &cur),
             Filter::Yaml => yaml_quote_into(&mut next, &cur),
             Filter::Shell => shell::quote_posix_into(&mut next, &cur),
-            Filter::Base64 => base64::engine::general_purpose::STANDARD
-                .encode_string(cur.as_bytes(), &mut next),
+            Filter::Base64 => {
+                base64::engine::general_purpose::STANDARD.encode_string(cur.as_bytes(), &mut next)
+            }
         }
         cur = next;
     }
@@ -299,10 +299,7 @@ pub fn render<'v>(
     refs: &[Reference],
     mut value: impl FnMut(&Reference) -> &'v str,
 ) -> Zeroizing<Vec<u8>> {
-    let filled: Vec<Zeroizing<String>> = refs
-        .iter()
-        .map(|r| apply(value(r), &r.filters))
-        .collect();
+    let filled: Vec<Zeroizing<String>> = refs.iter().map(|r| apply(value(r), &r.filters)).collect();
     let len = text.len() + filled.iter().map(|f| f.len()).sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(len));
     let mut at = 0;
@@ -326,7 +323,8 @@ mod tests {
 
     #[test]
     fn references_with_and_without_spaces_are_replaced_and_nothing_else() {
-        let t = "a: {{coffer://api/stripe-key}}\nb: {{  op://api/stripe-key\t}} {{ .Values.x }}\r\n";
+        let t =
+            "a: {{coffer://api/stripe-key}}\nb: {{  op://api/stripe-key\t}} {{ .Values.x }}\r\n";
         assert_eq!(render_with(t, "V"), "a: V\nb: V {{ .Values.x }}\r\n");
     }
 
@@ -351,7 +349,7 @@ mod tests {
         let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(shown.len(), 3, "{shown:?}");
         assert!(shown[0].starts_with("2:3: op://vault/item/field names an item"));
-        assert!(shown[1].starts_with("2:32: coffer://api/key-one: unknown filter `nope`"));
+        assert!(shown[1].starts_with("2:31: coffer://api/key-one: unknown filter `nope`"));
         assert!(shown[2].starts_with("3:1: "));
     }
 

@@ -97,8 +97,7 @@ fn an_edit_changes_adds_and_deletes_only_what_the_editor_changed() {
     );
     let r = t.run(&editor, &["--yes"]).ok();
     assert!(
-        r.stderr()
-            .contains("~ api-token\n+ new-one\n- old-one\n"),
+        r.stderr().contains("~ api-token\n+ new-one\n- old-one\n"),
         "{}",
         r.stderr()
     );
@@ -106,12 +105,17 @@ fn an_edit_changes_adds_and_deletes_only_what_the_editor_changed() {
     // The document is what `export` writes, under a comment header.
     let doc = t.seen("doc");
     assert!(doc.starts_with("# coffer edit: vault api-keys."), "{doc}");
-    assert!(doc.contains("API_TOKEN=tok-1\nDB_URL=\"postgres://u:p@h/db\nsecond line\"\nOLD_ONE=x-old"));
+    assert!(
+        doc.contains("API_TOKEN=tok-1\nDB_URL=\"postgres://u:p@h/db\nsecond line\"\nOLD_ONE=x-old")
+    );
     // Private: 0600 in a 0700 directory under $XDG_RUNTIME_DIR, gone now.
     assert_eq!(t.seen("mode"), "600");
     assert_eq!(t.seen("dirmode"), "700");
     let path = t.seen("path");
-    assert!(path.starts_with(&t.run_dir.path().display().to_string()), "{path}");
+    assert!(
+        path.starts_with(&t.run_dir.path().display().to_string()),
+        "{path}"
+    );
     assert!(!Path::new(&path).exists());
     t.assert_no_plaintext_left();
 
@@ -139,7 +143,10 @@ fn an_unchanged_file_or_a_failing_editor_changes_nothing() {
     t.run(&untouched, &[])
         .ok()
         .stderr_has("The file was not changed: nothing to do.");
-    let failing = t.editor("fail.sh", "sed -i 's/^API_TOKEN=.*/API_TOKEN=zzz/' \"$f\"\nexit 3");
+    let failing = t.editor(
+        "fail.sh",
+        "sed -i 's/^API_TOKEN=.*/API_TOKEN=zzz/' \"$f\"\nexit 3",
+    );
     t.run(&failing, &[])
         .transcript("edit/the-editor-exited-with-status-3");
     assert_eq!(t.env.snapshot(), before);
@@ -269,7 +276,10 @@ fn a_killed_edit_leaves_a_directory_the_next_edit_removes() {
     let mut child = cmd.spawn().unwrap();
     let start = Instant::now();
     while t.seen("pid").is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the editor never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the editor never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -329,4 +339,50 @@ fn is_tmpfs(p: &Path) -> bool {
     #[allow(clippy::unnecessary_cast)]
     let t = s.f_type as i64;
     t == 0x0102_1994
+}
+
+#[test]
+fn an_edit_of_a_value_due_for_rotation_says_it_clears_the_mark() {
+    let t = Edit::new();
+    let bob = t.env.dir.path().join("bob.txt");
+    let bob_key = t.env.identity_file(&bob, 0o600);
+    t.env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    t.env.run(&["recipients", "remove", "bob"]).ok();
+    let editor = t.editor(
+        "rot.sh",
+        "sed -i 's/^API_TOKEN=.*/API_TOKEN=rotated/' \"$f\"",
+    );
+    t.run(&editor, &[])
+        .ok()
+        .stderr_has("~ api-token (clears its rotation mark)\n");
+    let due = t.env.run(&["rotation", "--json"]).ok().stdout();
+    assert!(!due.contains("api-token"), "{due}");
+    assert!(due.contains("db-url"), "{due}");
+}
+
+#[test]
+fn a_contributor_edits_without_seeing_values_and_adds_contributions() {
+    let t = Edit::new();
+    let dave = t.env.dir.path().join("dave.txt");
+    t.env.identity_file(&dave, 0o600);
+    let dave = dave.to_str().unwrap();
+    let editor = t.editor(
+        "contrib.sh",
+        "cp \"$f\" \"$seen/doc\"\nprintf 'NEW_ONE=from-dave\\nAPI_TOKEN=dave-token\\n' >> \"$f\"",
+    );
+    // Without --contribute, the hint says how.
+    t.run(&editor, &["-i", dave])
+        .transcript("edit/no-identity-can-open-vault-api-keys");
+    t.run(&editor, &["--contribute", "-i", dave])
+        .ok()
+        .stderr_has("~ api-token (unverified contribution)\n+ new-one (unverified contribution)\n")
+        .stderr_has("coffer verify --accept --vault api-keys");
+    let doc = t.seen("doc");
+    assert!(!doc.contains("tok-1") && !doc.contains("postgres"), "{doc}");
+    assert!(doc.contains("api-token db-url old-one"), "{doc}");
+    // Nothing was deleted, and the contributions wait for a recipient.
+    assert!(store_file(&t.env, "old-one.age").exists());
+    let list = t.env.run(&["list", "-V", "api-keys"]).ok().stdout();
+    assert!(list.contains("unverified contribution"), "{list}");
+    t.assert_no_plaintext_left();
 }

@@ -90,7 +90,11 @@ fn the_yaml_and_json_filters_read_back_exactly_with_python() {
         eprintln!("note: skipping: PyYAML is not installed");
         return;
     }
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let back: String = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(back, tricky);
 }
@@ -98,13 +102,20 @@ fn the_yaml_and_json_filters_read_back_exactly_with_python() {
 #[test]
 fn the_output_file_is_private_and_never_written_through_a_link() {
     let env = store();
-    fs::write(env.work.join("t.tpl"), "x={{ coffer://api-keys/api-token }}\n").unwrap();
+    fs::write(
+        env.work.join("t.tpl"),
+        "x={{ coffer://api-keys/api-token }}\n",
+    )
+    .unwrap();
     env.run(&["inject", "t.tpl", "-o", "out.env"])
         .ok()
         .stderr_has("Wrote out.env with 1 reference filled in.");
     let out = env.work.join("out.env");
     assert_eq!(fs::read_to_string(&out).unwrap(), "x=tok_123\n");
-    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let victim = env.dir.path().join("victim");
     fs::write(&victim, "keep").unwrap();
     std::os::unix::fs::symlink(&victim, env.work.join("link.env")).unwrap();
@@ -125,7 +136,11 @@ fn check_needs_no_key_and_names_line_and_column_of_missing_secrets() {
     fs::remove_file(env.default_identity()).unwrap();
     env.run(&["inject", "--check", "t.tpl"])
         .transcript("inject/2-references-in-t-tpl-do-not-resolve");
-    fs::write(env.work.join("ok.tpl"), "a={{ coffer://api-keys/api-token }}\n").unwrap();
+    fs::write(
+        env.work.join("ok.tpl"),
+        "a={{ coffer://api-keys/api-token }}\n",
+    )
+    .unwrap();
     env.run(&["inject", "--check", "ok.tpl"])
         .ok()
         .stderr_has("ok.tpl: 1 reference names a secret that exists.");

@@ -29,10 +29,10 @@ mod meta;
 mod migrate;
 /// `--json` and the output layer.
 mod output;
-/// `refs check`: references in source files.
-mod refs;
 /// `.pre-commit-hooks.yaml` run by the real `pre-commit`.
 mod precommit;
+/// `refs check`: references in source files.
+mod refs;
 /// Kills at random moments, injected I/O errors, racing processes.
 mod reliability;
 /// `resolve`: references in JSON replaced by values.
@@ -41,10 +41,10 @@ mod resolve;
 mod run;
 /// `coffer scan` and the pre-commit hook.
 mod scan;
-/// `export --format shell|fish` in real shells, and direnv.
-mod shell;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
+/// `export --format shell|fish` in real shells, and direnv.
+mod shell;
 /// `sync` against the stand-in.
 #[cfg(feature = "sync")]
 mod sync;

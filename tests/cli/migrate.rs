@@ -102,17 +102,32 @@ fn sops_yaml_json_dotenv_and_ini_files_import_value_by_value() {
         .stderr_has("0 created, 0 updated, 3 unchanged");
     assert_eq!(env.snapshot(), before);
 
-    sops_encrypt(&env, &public, "app.json", "{\"API_TOKEN\": \"s3cr3t-json\", \"nested\": {\"Key.Name\": \"v\\nw\"}}");
+    sops_encrypt(
+        &env,
+        &public,
+        "app.json",
+        "{\"API_TOKEN\": \"s3cr3t-json\", \"nested\": {\"Key.Name\": \"v\\nw\"}}",
+    );
     import_sops(&env, &key, "app.json", &[]).ok();
     assert_eq!(env.get("api-keys", "api-token"), "s3cr3t-json");
     assert_eq!(env.get("api-keys", "nested-key-name"), "v\nw");
 
-    sops_encrypt(&env, &public, "prod.env", "SENDGRID_KEY=s3cr3t=with=equals\nOTHER_VALUE=x y\n");
+    sops_encrypt(
+        &env,
+        &public,
+        "prod.env",
+        "SENDGRID_KEY=s3cr3t=with=equals\nOTHER_VALUE=x y\n",
+    );
     import_sops(&env, &key, "prod.env", &[]).ok();
     assert_eq!(env.get("api-keys", "sendgrid-key"), "s3cr3t=with=equals");
     assert_eq!(env.get("api-keys", "other-value"), "x y");
 
-    sops_encrypt(&env, &public, "legacy.ini", "[database]\nuser = admin\npass = s3cr3t-ini\n");
+    sops_encrypt(
+        &env,
+        &public,
+        "legacy.ini",
+        "[database]\nuser = admin\npass = s3cr3t-ini\n",
+    );
     import_sops(&env, &key, "legacy.ini", &[]).ok();
     assert_eq!(env.get("api-keys", "database-pass"), "s3cr3t-ini");
     assert_eq!(env.get("api-keys", "database-user"), "admin");
@@ -188,11 +203,14 @@ fn a_missing_sops_is_named_with_how_to_install_it() {
     fs::write(env.work.join("s.yaml"), "a: b\n").unwrap();
     let empty = env.dir.path().join("empty-bin");
     fs::create_dir(&empty).unwrap();
-    env.run_with(&["import", "-V", "api-keys", "--from", "sops", "s.yaml"], |c| {
-        // Relative entries are never searched: a repository cannot plant
-        // its own `sops`.
-        c.env("PATH", format!(".:{}", empty.display()));
-    })
+    env.run_with(
+        &["import", "-V", "api-keys", "--from", "sops", "s.yaml"],
+        |c| {
+            // Relative entries are never searched: a repository cannot plant
+            // its own `sops`.
+            c.env("PATH", format!(".:{}", empty.display()));
+        },
+    )
     .transcript("migrate/sops-was-not-found-on-path");
     fs::write(env.work.join("sops"), "#!/bin/sh\necho planted\n").unwrap();
 }

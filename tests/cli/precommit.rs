@@ -91,10 +91,17 @@ fn pre_commit_runs_the_scan_and_verify_hooks() {
     git(&hooks, &env, &["init", "-q", "-b", "main"]);
     git(&hooks, &env, &["add", "."]);
     git(&hooks, &env, &["commit", "-q", "-m", "hooks"]);
-    let rev = String::from_utf8(tool(&env, "git", &["-C", hooks.to_str().unwrap(), "rev-parse", "HEAD"]).stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let rev = String::from_utf8(
+        tool(
+            &env,
+            "git",
+            &["-C", hooks.to_str().unwrap(), "rev-parse", "HEAD"],
+        )
+        .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
 
     git(&env.work, &env, &["init", "-q", "-b", "main"]);
     fs::write(
@@ -109,18 +116,32 @@ fn pre_commit_runs_the_scan_and_verify_hooks() {
     git(&env.work, &env, &["add", "."]);
     let ok = pre_commit(&env, &exe, &["run"]);
     let shown = String::from_utf8_lossy(&ok.stdout).into_owned();
-    assert!(ok.status.success(), "{shown}\n{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(shown.contains("coffer scan") && shown.contains("Passed"), "{shown}");
+    assert!(
+        ok.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        shown.contains("coffer scan") && shown.contains("Passed"),
+        "{shown}"
+    );
     assert!(shown.contains("coffer verify"), "{shown}");
 
     // A staged file holding a value: the scan hook fails, naming the file.
-    fs::write(env.work.join("config.js"), "const k = 'sk_live_0123456789abcdef';\n").unwrap();
+    fs::write(
+        env.work.join("config.js"),
+        "const k = 'sk_live_0123456789abcdef';\n",
+    )
+    .unwrap();
     git(&env.work, &env, &["add", "config.js"]);
     let bad = pre_commit(&env, &exe, &["run"]);
     let shown = String::from_utf8_lossy(&bad.stdout).into_owned();
     assert!(!bad.status.success(), "{shown}");
     assert!(shown.contains("config.js"), "{shown}");
-    assert!(!shown.contains("sk_live_0123456789abcdef"), "the value is never shown");
+    assert!(
+        !shown.contains("sk_live_0123456789abcdef"),
+        "the value is never shown"
+    );
 
     // A tampered store: the verify hook fails.
     git(&env.work, &env, &["rm", "-q", "--cached", "config.js"]);

@@ -81,10 +81,7 @@ fn posix_shells_eval_the_export_back_to_every_byte() {
     let vars: Vec<&str> = VALUES.iter().map(|(_, v, _)| *v).collect();
     fs::write(env.work.join("exported.sh"), &exported).unwrap();
     // Through eval and command substitution, as users load it.
-    let script = format!(
-        "eval \"$(cat exported.sh)\"\n{}",
-        printer(&vars)
-    );
+    let script = format!("eval \"$(cat exported.sh)\"\n{}", printer(&vars));
     fs::write(env.work.join("check.sh"), script).unwrap();
     let mut ran = 0;
     for shell in ["bash", "dash"] {
@@ -103,7 +100,10 @@ fn posix_shells_eval_the_export_back_to_every_byte() {
         // And as a file sourced with `.`.
         let script = format!(". ./exported.sh\n{}", printer(&vars));
         fs::write(env.work.join("check2.sh"), script).unwrap();
-        assert_eq!(shell_cmd(&env, "sh", &env.work.join("check2.sh")), expected());
+        assert_eq!(
+            shell_cmd(&env, "sh", &env.work.join("check2.sh")),
+            expected()
+        );
         ran += 1;
     }
     assert!(ran > 0 || std::env::var("COFFER_REQUIRE_TOOLS").is_err());
@@ -145,7 +145,10 @@ fn direnv_loads_the_vault_and_reloads_when_a_value_changes() {
     }
     let env = store_with_values();
     let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/shell.md")).unwrap();
-    assert!(docs.contains(ENVRC), "docs/shell.md shows the tested .envrc");
+    assert!(
+        docs.contains(ENVRC),
+        "docs/shell.md shows the tested .envrc"
+    );
     fs::write(env.work.join(".envrc"), ENVRC).unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer")).parent().unwrap();
     let path = format!("{}:{PATH}", bin_dir.display());
