@@ -148,6 +148,20 @@ impl Workspace {
             ));
             std::env::temp_dir()
         };
+        // Another user who owns the directory could swap ours for their
+        // own between our write and our read back: only a directory of
+        // ours, or a sticky one of root's (/dev/shm, /tmp), will do.
+        let meta = fs::metadata(&base)
+            .map_err(|e| CliError::new(format!("could not use {}: {e}", base.display())))?;
+        let uid = rustix::process::getuid().as_raw();
+        let sticky_root = meta.uid() == 0 && meta.mode() & 0o1000 != 0;
+        if meta.uid() != uid && !sticky_root {
+            return Err(CliError::new(format!(
+                "refusing to put plaintext in {}: it belongs to another user",
+                base.display()
+            ))
+            .hint("set XDG_RUNTIME_DIR to a directory of your own on tmpfs"));
+        }
         if !is_memory_fs(&base) {
             ctx.ui.warn(format!(
                 "{} is not on a memory file system: the plaintext would be written to disk, where it may be recoverable after it is removed",

@@ -386,3 +386,30 @@ fn a_contributor_edits_without_seeing_values_and_adds_contributions() {
     assert!(list.contains("unverified contribution"), "{list}");
     t.assert_no_plaintext_left();
 }
+
+#[test]
+fn a_runtime_directory_of_another_user_is_refused() {
+    let t = Edit::new();
+    // Not on tmpfs: ownership is checked first (and the path is one the
+    // transcript can show).
+    let theirs = t.env.dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+    let other = if rustix::process::getuid().is_root() {
+        65534
+    } else {
+        0
+    };
+    if rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(other)), None).is_err() {
+        eprintln!("note: skipping: cannot give a directory to another user here");
+        return;
+    }
+    let editor = t.editor("ed.sh", "sed -i 's/^API_TOKEN=.*/API_TOKEN=x/' \"$f\"");
+    t.env
+        .run_with(&["edit", "-V", "api-keys", "--yes"], |c| {
+            c.env("EDITOR", &editor).env("XDG_RUNTIME_DIR", &theirs);
+        })
+        .transcript("edit/it-belongs-to-another-user");
+    assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+    assert_eq!(t.env.get("api-keys", "api-token"), "tok-1");
+}

@@ -2,6 +2,7 @@
 //! key made here), and plain YAML and nested JSON.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
