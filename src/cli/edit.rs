@@ -510,8 +510,14 @@ fn edit_all(
             ctx.ui.status("The file was not changed: nothing to do.");
             return Ok(None);
         }
-        let text = String::from_utf8_lossy(&saved);
-        let body = edit::strip_errors(&text);
+        // Never a lossy conversion: a replaced byte would change a value.
+        let Ok(text) = std::str::from_utf8(&saved) else {
+            return Err(
+                CliError::new("the edited file is not valid UTF-8; nothing changed")
+                    .hint("secret values are UTF-8 text; check the editor's file encoding"),
+            );
+        };
+        let body = edit::strip_errors(text);
         if body.trim().is_empty() && !current.is_empty() {
             ctx.ui
                 .status("The file was emptied: cancelled, nothing changed.");

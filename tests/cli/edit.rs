@@ -413,3 +413,14 @@ fn a_runtime_directory_of_another_user_is_refused() {
     assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
     assert_eq!(t.env.get("api-keys", "api-token"), "tok-1");
 }
+
+#[test]
+fn a_file_saved_as_another_encoding_changes_nothing() {
+    let t = Edit::new();
+    let before = t.env.snapshot();
+    let editor = t.editor("latin1.sh", "printf 'API_TOKEN=caf\\351\\n' >> \"$f\"");
+    t.run(&editor, &[])
+        .transcript("edit/the-edited-file-is-not-valid-utf-8");
+    assert_eq!(t.env.snapshot(), before);
+    t.assert_no_plaintext_left();
+}
