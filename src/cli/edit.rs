@@ -220,10 +220,17 @@ fn rewrite(path: &Path, bytes: &[u8]) -> CliResult {
 }
 
 fn read_back(path: &Path) -> CliResult<Zeroizing<Vec<u8>>> {
+    // A link (the editor's, or anyone's) is not followed.
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(CliError::new(
+            "the edited file was replaced by something that is not a regular file; nothing changed",
+        ));
+    }
     use std::io::Read;
+    // Not the path: it is a random name of no use to the user.
     let failed = |e: std::io::Error| {
-        CliError::new(format!("could not read {} back: {e}", path.display()))
-            .hint("nothing changed")
+        CliError::new(format!("could not read the edited file back: {e}"))
+            .hint("the editor must save the file where it is; nothing changed")
     };
     let f = fs::File::open(path).map_err(failed)?;
     let mut buf = Zeroizing::new(Vec::new());

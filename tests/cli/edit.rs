@@ -424,3 +424,22 @@ fn a_file_saved_as_another_encoding_changes_nothing() {
     assert_eq!(t.env.snapshot(), before);
     t.assert_no_plaintext_left();
 }
+
+#[test]
+fn an_editor_that_removes_or_replaces_the_file_changes_nothing() {
+    let t = Edit::new();
+    let before = t.env.snapshot();
+    let rm = t.editor("rm.sh", "rm \"$f\"");
+    t.run(&rm, &[])
+        .transcript("edit/could-not-read-the-edited-file-back");
+    let target = t.env.dir.path().join("elsewhere.env");
+    fs::write(&target, "API_TOKEN=from-a-link\n").unwrap();
+    let link = t.editor(
+        "link.sh",
+        &format!("rm \"$f\"\nln -s '{}' \"$f\"", target.display()),
+    );
+    t.run(&link, &[])
+        .transcript("edit/the-edited-file-was-replaced-by-a-link");
+    assert_eq!(t.env.snapshot(), before);
+    t.assert_no_plaintext_left();
+}

@@ -250,3 +250,13 @@ fn a_yaml_file_that_is_not_a_mapping_is_refused() {
     env.run(&["import", "-V", "api-keys", "bad.yaml"])
         .transcript("migrate/bad-yaml-is-not-a-valid-yaml-import");
 }
+
+#[test]
+fn sops_needs_a_file_and_ini_needs_sops() {
+    let env = store();
+    env.run(&["import", "-V", "api-keys", "--from", "sops", "-"])
+        .transcript("migrate/from-sops-needs-a-file-not-stdin");
+    fs::write(env.work.join("legacy.ini"), "[db]\npass = x\n").unwrap();
+    env.run(&["import", "-V", "api-keys", "legacy.ini"])
+        .transcript("migrate/coffer-reads-ini-files-only-through-sops");
+}
