@@ -1033,4 +1033,23 @@ key: level
             let _ = scan_yaml(s.as_bytes());
         }
     }
+
+    #[test]
+    fn templates_are_scanned_even_when_one_reference_is_malformed() {
+        let text = b"a={{ coffer://api-keys/one-key }}\nb={{ coffer://api-keys/x | nope }}\n  c={{op://db-main/two-key}}\n";
+        let found = scan(SourceKind::Template, text);
+        let got: Vec<(usize, usize, &str, &str)> = found
+            .references
+            .iter()
+            .map(|r| (r.at.line, r.at.column, r.vault.as_str(), r.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, 3, "api-keys", "one-key"), (3, 5, "db-main", "two-key")]
+        );
+        assert_eq!(
+            SourceKind::for_path(Path::new("app.conf.tmpl")),
+            Some(SourceKind::Template)
+        );
+    }
 }

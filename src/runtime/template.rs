@@ -172,7 +172,7 @@ fn parse_one(
     path_start: usize,
 ) -> Result<Reference, (String, usize)> {
     let line_end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |o| start + o);
-    let fail = |problem: String| (problem, (start + 2).min(line_end.max(start + 2)));
+    let fail = |problem: String| (problem, start + 2);
     let mut i = path_start;
     while i < line_end && !is_blank(text[i]) && text[i] != b'|' && text[i] != b'}' {
         i += 1;
@@ -351,6 +351,29 @@ mod tests {
         assert!(shown[0].starts_with("2:3: op://vault/item/field names an item"));
         assert!(shown[1].starts_with("2:31: coffer://api/key-one: unknown filter `nope`"));
         assert!(shown[2].starts_with("3:1: "));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_without_panicking_and_render_keeps_the_rest(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            if let Ok(refs) = parse(&text) {
+                let out = render(&text, &refs, |_| "");
+                let kept: usize = text.len() - refs.iter().map(|r| r.span.len()).sum::<usize>();
+                proptest::prop_assert_eq!(out.len(), kept);
+            }
+        }
+
+        #[test]
+        fn references_among_arbitrary_text_are_all_found(
+            before in "[^{]{0,20}",
+            after in "[^{]{0,20}",
+            spaces in " {0,3}",
+        ) {
+            let t = format!("{before}{{{{{spaces}coffer://api/key-one{spaces}}}}}{after}");
+            proptest::prop_assert_eq!(render_with(&t, "V"), format!("{before}V{after}"));
+        }
     }
 
     #[test]
