@@ -187,3 +187,80 @@ fn direnv_loads_the_vault_and_reloads_when_a_value_changes() {
         String::from_utf8_lossy(&want)
     );
 }
+
+/// The hardware-key recipe of docs/shell.md: the export cached per
+/// manifest on the memory file system.
+const ENVRC_CACHED: &str = "\
+watch_file vaults/api-keys/vault.toml
+cache=\"${XDG_RUNTIME_DIR:-/dev/shm}/coffer-direnv-$(id -u)-$(sha256sum vaults/api-keys/vault.toml | cut -c1-32)\"
+if [ ! -s \"$cache\" ]; then
+  rm -f \"${XDG_RUNTIME_DIR:-/dev/shm}/coffer-direnv-$(id -u)-\"*
+  (umask 077 && coffer export -V api-keys --format shell > \"$cache.tmp\" && mv \"$cache.tmp\" \"$cache\")
+fi
+. \"$cache\"
+";
+
+#[test]
+fn the_cached_direnv_recipe_opens_the_vault_once_per_manifest() {
+    if !have_tool("direnv") || !have_tool("bash") || !have_tool("sha256sum") {
+        return;
+    }
+    let env = store_with_values();
+    let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/shell.md")).unwrap();
+    assert!(
+        docs.contains(ENVRC_CACHED),
+        "docs/shell.md shows the tested recipe"
+    );
+    fs::write(env.work.join(".envrc"), ENVRC_CACHED).unwrap();
+    let run_dir = tempfile::Builder::new()
+        .prefix("coffer-test-run-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer")).parent().unwrap();
+    let path = format!("{}:{PATH}", bin_dir.display());
+    // Each call is a new shell entering the directory.
+    let enter = || {
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                "direnv allow . && eval \"$(direnv export bash)\" && printf '%s\\0' \"$QUOTES\"",
+            ])
+            .env_clear()
+            .env("HOME", &env.home)
+            .env("XDG_CONFIG_HOME", &env.config)
+            .env("XDG_DATA_HOME", env.dir.path().join("data"))
+            .env("XDG_CACHE_HOME", env.dir.path().join("cache"))
+            .env("XDG_RUNTIME_DIR", run_dir.path())
+            .env("PATH", &path)
+            .env("DIRENV_LOG_FORMAT", "")
+            .current_dir(&env.work)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, first, err) = enter();
+    assert!(ok, "{err}");
+    assert_eq!(first, format!("{}\0", VALUES[0].2));
+    // Without the key, the cache still loads: the vault is not opened.
+    let id = env.default_identity();
+    let saved = fs::read(&id).unwrap();
+    fs::remove_file(&id).unwrap();
+    let (ok, second, err) = enter();
+    assert!(ok, "{err}");
+    assert_eq!(second, first);
+    // A changed value changes the manifest: a new cache entry, made with
+    // the key, and the old one removed.
+    fs::write(&id, &saved).unwrap();
+    fs::set_permissions(&id, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.run_stdin(&["update", "-V", "api-keys", "-n", "quotes"], b"changed")
+        .ok();
+    let (ok, third, err) = enter();
+    assert!(ok, "{err}");
+    assert_eq!(third, "changed\0");
+    let entries: Vec<_> = fs::read_dir(run_dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one cache file per vault");
+}
