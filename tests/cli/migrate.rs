@@ -204,16 +204,24 @@ fn a_missing_sops_is_named_with_how_to_install_it() {
     fs::write(env.work.join("s.yaml"), "a: b\n").unwrap();
     let empty = env.dir.path().join("empty-bin");
     fs::create_dir(&empty).unwrap();
+    // A `sops` planted in the current directory (a repository could ship
+    // one) is never run: relative PATH entries are not searched.
+    let planted = env.work.join("sops");
+    let marker = env.dir.path().join("planted-ran");
+    fs::write(
+        &planted,
+        format!("#!/bin/sh\ntouch '{}'\necho '{{}}'\n", marker.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o755)).unwrap();
     env.run_with(
         &["import", "-V", "api-keys", "--from", "sops", "s.yaml"],
         |c| {
-            // Relative entries are never searched: a repository cannot plant
-            // its own `sops`.
-            c.env("PATH", format!(".:{}", empty.display()));
+            c.env("PATH", format!(".:sops-dir:{}", empty.display()));
         },
     )
     .transcript("migrate/sops-was-not-found-on-path");
-    fs::write(env.work.join("sops"), "#!/bin/sh\necho planted\n").unwrap();
+    assert!(!marker.exists(), "the planted sops ran");
 }
 
 #[test]
