@@ -412,6 +412,9 @@ struct Row {
     written: Option<Vec<String>>,
     /// Requests sent to the stand-in (all, writes), for sync.
     requests: Option<(usize, usize)>,
+    /// `edit`: from the editor's exit to coffer's (the store written),
+    /// median of a few runs.
+    after_editor: Option<Duration>,
 }
 
 type Results = BTreeMap<(usize, usize), BTreeMap<Op, Row>>;
@@ -1130,12 +1133,14 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
 fn daily_rows(w: &World, runs: usize, mid: &str, rows: &mut BTreeMap<Op, Row>) {
     let var = env_name(mid);
     let editor = w.dir.join("values/editor.sh");
+    let exited = w.dir.join("values/editor-exited");
     let new_value = w.dir.join("values/edit-value");
     fs::write(
         &editor,
         format!(
-            "#!/bin/sh\nv=$(cat '{}')\nsed -i \"s/^{var}=.*/{var}=$v/\" \"$1\"\n",
-            new_value.display()
+            "#!/bin/sh\nv=$(cat '{}')\nsed -i \"s/^{var}=.*/{var}=$v/\" \"$1\"\ndate +%s%N > '{}'\n",
+            new_value.display(),
+            exited.display()
         ),
     )
     .unwrap();
@@ -1156,6 +1161,24 @@ fn daily_rows(w: &World, runs: usize, mid: &str, rows: &mut BTreeMap<Op, Row>) {
     rows.entry(Op::Edit).or_default().written = Some(changed(&before, &snapshot(w)));
     rows.entry(Op::Edit).or_default().coffer =
         bench(runs, edit).map_err(|e| failed("edit", e)).ok();
+    // The editor writes the time it exits; coffer's exit is timed here.
+    let mut after: Vec<Duration> = Vec::new();
+    for i in 0..5 {
+        let ok = edit(i).output().is_ok_and(|o| o.status.success());
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let start = fs::read_to_string(&exited)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(Duration::from_nanos);
+        if let (true, Some(start)) = (ok, start) {
+            after.push(end.saturating_sub(start));
+        }
+    }
+    if !after.is_empty() {
+        rows.entry(Op::Edit).or_default().after_editor = Some(median(after));
+    }
 
     let template = w.dir.join("values/app.tpl");
     let mut text = String::new();
@@ -1400,6 +1423,9 @@ fn table(results: &Results, n: usize, r: usize) -> String {
         }
         if let Some(files) = &row.written {
             let _ = write!(label, " (writes {})", files.join(", ").replace('_', "\\_"));
+        }
+        if let Some(d) = row.after_editor {
+            let _ = write!(label, " (editor exit to store written: {})", fmt_dur(d));
         }
         let _ = write!(s, "| {label} | **{}** |", fmt_dur(c.median));
         match row.floor {
