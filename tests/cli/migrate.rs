@@ -38,7 +38,7 @@ fn sops_key(env: &TestEnv) -> (PathBuf, String) {
 /// Encrypts `plain` (named like the file to make, so sops picks the
 /// format) with the real sops.
 fn sops_encrypt(env: &TestEnv, public: &str, name: &str, plain: &str) -> PathBuf {
-    let src = env.work.join(format!("plain-{name}"));
+    let src = env.work.join(format!("plain-{}", name.replace('/', "-")));
     fs::write(&src, plain).unwrap();
     let out = Command::new("sops")
         .args(["--encrypt", "--age", public])
@@ -267,4 +267,61 @@ fn sops_needs_a_file_and_ini_needs_sops() {
     fs::write(env.work.join("legacy.ini"), "[db]\npass = x\n").unwrap();
     env.run(&["import", "-V", "api-keys", "legacy.ini"])
         .transcript("migrate/coffer-reads-ini-files-only-through-sops");
+}
+
+/// Steps 1 and 2 of docs/migrate.md's sops migration, as written there.
+fn documented_steps() -> (String, String) {
+    let docs = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/migrate.md")).unwrap();
+    let start = docs.find("# 1. One vault per sops file").unwrap();
+    let two = docs.find("# 2. Check nothing was lost").unwrap();
+    let end = docs.find("# 3. Point programs").unwrap();
+    (docs[start..two].to_owned(), docs[two..end].to_owned())
+}
+
+#[test]
+fn the_documented_check_finds_nothing_lost() {
+    if !have_sops() || !have_tool("jq") || !have_tool("bash") {
+        return;
+    }
+    let env = TestEnv::new();
+    env.init(&[]);
+    let (key, public) = sops_key(&env);
+    fs::create_dir(env.work.join("secrets")).unwrap();
+    sops_encrypt(
+        &env,
+        &public,
+        "secrets/prod.enc.yaml",
+        "db:\n  password: \"s3cr3t 'q' \\\"d\\\" $x\"\n  port: 5432\nStripe_Key: |\n  multi\n  line\nflags: [true, off]\n",
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer")).parent().unwrap();
+    let run = |script: &str| {
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -e -o pipefail\n{script}")])
+            .env_clear()
+            .env("HOME", &env.home)
+            .env("XDG_CONFIG_HOME", &env.config)
+            .env("PATH", format!("{}:{PATH}", bin_dir.display()))
+            .env("SOPS_AGE_KEY_FILE", &key)
+            .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .current_dir(&env.work)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (import, check) = documented_steps();
+    let (ok, _, err) = run(&import);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&check);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "identical\n");
+    // And it does catch a loss.
+    env.run(&["delete", "-V", "prod", "-n", "db-port", "--yes"])
+        .ok();
+    let (_, out, _) = run(&check);
+    assert!(!out.contains("identical"), "{out}");
+    assert!(out.contains(">   \"db-port\": \"5432\","), "{out}");
 }
