@@ -135,19 +135,19 @@ impl Workspace {
     /// Picks the directory (asking when it is disk-backed), sweeps
     /// leftovers, and makes the private directory.
     fn create(ctx: &Ctx, yes: bool) -> CliResult<Workspace> {
-        let (base, why) = match &ctx.env.xdg_runtime_dir {
-            Some(d) if d.is_absolute() => (d.clone(), "$XDG_RUNTIME_DIR"),
-            _ => (PathBuf::from("/dev/shm"), "/dev/shm"),
-        };
-        let base = if base.is_dir() {
-            base
-        } else {
+        // $XDG_RUNTIME_DIR (per user, tmpfs, gone at logout), else
+        // /dev/shm (tmpfs), else /tmp, which is then checked like any other.
+        let runtime = ctx.env.xdg_runtime_dir.clone().filter(|d| d.is_absolute());
+        if let Some(d) = runtime.as_ref().filter(|d| !d.is_dir()) {
             ctx.ui.warn(format!(
-                "{why} ({}) is not a directory; using the system's temporary directory",
-                base.display()
+                "XDG_RUNTIME_DIR ({}) is not a directory; not using it",
+                d.display()
             ));
-            std::env::temp_dir()
-        };
+        }
+        let base = runtime
+            .filter(|d| d.is_dir())
+            .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|d| d.is_dir()))
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
         // Another user who owns the directory could swap ours for their
         // own between our write and our read back: only a directory of
         // ours, or a sticky one of root's (/dev/shm, /tmp), will do.

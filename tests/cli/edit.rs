@@ -443,3 +443,23 @@ fn an_editor_that_removes_or_replaces_the_file_changes_nothing() {
     assert_eq!(t.env.snapshot(), before);
     t.assert_no_plaintext_left();
 }
+
+#[test]
+fn a_missing_runtime_directory_falls_back_to_dev_shm() {
+    let t = Edit::new();
+    let missing = t.env.dir.path().join("no-such-run-dir");
+    let editor = t.editor("ed.sh", "sed -i 's/^API_TOKEN=.*/API_TOKEN=shm/' \"$f\"");
+    t.env
+        .run_with(&["edit", "-V", "api-keys"], |c| {
+            c.env("EDITOR", &editor).env("XDG_RUNTIME_DIR", &missing);
+        })
+        .ok()
+        .stderr_has("is not a directory; not using it");
+    assert!(
+        t.seen("path").starts_with("/dev/shm/coffer-edit-"),
+        "{}",
+        t.seen("path")
+    );
+    assert!(!Path::new(&t.seen("path")).exists());
+    assert_eq!(t.env.get("api-keys", "api-token"), "shm");
+}
