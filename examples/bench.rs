@@ -320,10 +320,13 @@ enum Op {
     VerifyNoKey,
     SyncFirst,
     Resync,
+    Edit,
+    Inject,
+    ImportSops,
 }
 
 impl Op {
-    const ALL: [Op; 13] = [
+    const ALL: [Op; 16] = [
         Op::Get,
         Op::List,
         Op::ListJson,
@@ -337,6 +340,9 @@ impl Op {
         Op::VerifyNoKey,
         Op::SyncFirst,
         Op::Resync,
+        Op::Edit,
+        Op::Inject,
+        Op::ImportSops,
     ];
 
     fn label(self) -> &'static str {
@@ -354,6 +360,9 @@ impl Op {
             Op::VerifyNoKey => "`verify` without a key",
             Op::SyncFirst => "`sync`, first",
             Op::Resync => "`sync` again, no change",
+            Op::Edit => "`edit`, one value changed (scripted editor)",
+            Op::Inject => "`inject`, 100 references",
+            Op::ImportSops => "`import --from sops` (YAML, unchanged)",
         }
     }
 
@@ -367,6 +376,7 @@ impl Op {
             Op::Update => Some(("sops set", "age -e (1 file)")),
             Op::RecipientsAdd => Some(("sops updatekeys -y", "age -d | age -e (loop)")),
             Op::RecipientsRemove => Some(("sops rotate --rm-age", "age -d | age -e (loop)")),
+            Op::ImportSops => Some(("sops -d --output-type json", "")),
             _ => None,
         }
     }
@@ -402,6 +412,9 @@ struct Row {
     written: Option<Vec<String>>,
     /// Requests sent to the stand-in (all, writes), for sync.
     requests: Option<(usize, usize)>,
+    /// `edit`: from the editor's exit to coffer's (the store written),
+    /// median of a few runs.
+    after_editor: Option<Duration>,
 }
 
 type Results = BTreeMap<(usize, usize), BTreeMap<Op, Row>>;
@@ -605,6 +618,24 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
                         + f.write_all.commit
                         + x(2 * f.r)
                 }
+                // Every value decrypted for the document; then, like
+                // update, the one changed value written (plus the editor,
+                // which the floor leaves out).
+                Op::Edit => {
+                    f.manifest_read
+                        + unlock
+                        + xp(n)
+                        + f.read_all
+                        + x(3)
+                        + one_file
+                        + c.durable_write * 2
+                }
+                // 100 values decrypted.
+                Op::Inject => {
+                    f.manifest_read + unlock + xp(n.min(100)) + one_file * n.min(100) as u32
+                }
+                // sops's own time dominates; no floor of coffer's own.
+                Op::ImportSops => return None,
             },
     )
 }
@@ -1000,6 +1031,8 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
     .map_err(|e| failed("update", e))
     .ok();
 
+    daily_rows(&w, runs, &mid, &mut rows);
+
     // Sync to the stand-in: a fresh platform and sync state per run.
     sync_rows(&w, runs, &mut rows);
 
@@ -1091,6 +1124,99 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
     let r = rows.entry(Op::Resync).or_default();
     r.coffer = Some(stat(again, rss2));
     r.requests = Some(req.1);
+}
+
+/// The daily loop (issue 14): `edit` with a scripted editor changing one
+/// value, `inject` of a template with 100 references, and `import --from
+/// sops` of the whole vault (every value unchanged: decrypted by sops,
+/// compared, nothing rewritten).
+fn daily_rows(w: &World, runs: usize, mid: &str, rows: &mut BTreeMap<Op, Row>) {
+    let var = env_name(mid);
+    let editor = w.dir.join("values/editor.sh");
+    let exited = w.dir.join("values/editor-exited");
+    let new_value = w.dir.join("values/edit-value");
+    fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\nv=$(cat '{}')\nsed -i \"s/^{var}=.*/{var}=$v/\" \"$1\"\ndate +%s%N > '{}'\n",
+            new_value.display(),
+            exited.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&editor, fs::Permissions::from_mode(0o755)).unwrap();
+    let ed = editor.display().to_string();
+    let edit = |_: usize| {
+        write_private(&new_value, random_text(40).as_bytes());
+        let mut c = w.coffer(&["edit", "-q", "-V", VAULT]);
+        c.env("EDITOR", &ed);
+        c
+    };
+    let before = snapshot(w);
+    match edit(0).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => failed("edit", String::from_utf8_lossy(&o.stderr).into_owned()),
+        Err(e) => failed("edit", e.to_string()),
+    }
+    rows.entry(Op::Edit).or_default().written = Some(changed(&before, &snapshot(w)));
+    rows.entry(Op::Edit).or_default().coffer =
+        bench(runs, edit).map_err(|e| failed("edit", e)).ok();
+    // The editor writes the time it exits; coffer's exit is timed here.
+    let mut after: Vec<Duration> = Vec::new();
+    for i in 0..5 {
+        let ok = edit(i).output().is_ok_and(|o| o.status.success());
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let start = fs::read_to_string(&exited)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(Duration::from_nanos);
+        if let (true, Some(start)) = (ok, start) {
+            after.push(end.saturating_sub(start));
+        }
+    }
+    if !after.is_empty() {
+        rows.entry(Op::Edit).or_default().after_editor = Some(median(after));
+    }
+
+    let template = w.dir.join("values/app.tpl");
+    let mut text = String::new();
+    for (i, name) in w.names.iter().take(100).enumerate() {
+        let _ = writeln!(text, "key_{i}: {{{{ coffer://{VAULT}/{name} | yaml }}}}");
+    }
+    fs::write(&template, text).unwrap();
+    let tpl = template.display().to_string();
+    rows.entry(Op::Inject).or_default().coffer = bench(runs, |_| w.coffer(&["inject", "-q", &tpl]))
+        .map_err(|e| failed("inject", e))
+        .ok();
+
+    if let Some(sops) = &w.sops {
+        let file = w.dir.join("sops/values.yaml").display().to_string();
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            sops.parent().unwrap().display()
+        );
+        let import = |_: usize| {
+            let mut c = w.coffer(&["import", "-q", "-V", VAULT, "--from", "sops", &file]);
+            c.env("PATH", &path)
+                .env("SOPS_AGE_KEY_FILE", &w.identity)
+                .env("SOPS_DISABLE_VERSION_CHECK", "1");
+            c
+        };
+        rows.entry(Op::ImportSops).or_default().coffer = bench(runs, import)
+            .map_err(|e| failed("import --from sops", e))
+            .ok();
+        // The peer: sops -d of the same file, which the import runs.
+        if let Ok(s) = bench(runs, |_| {
+            w.sops_cmd(&["-d", "--output-type", "json", "values.yaml"])
+        }) {
+            rows.entry(Op::ImportSops)
+                .or_default()
+                .peers
+                .insert(Peer::SopsYaml, s);
+        }
+    }
 }
 
 fn sops_rows(w: &World, runs: usize, mid: &str, rows: &mut BTreeMap<Op, Row>) {
@@ -1297,6 +1423,9 @@ fn table(results: &Results, n: usize, r: usize) -> String {
         }
         if let Some(files) = &row.written {
             let _ = write!(label, " (writes {})", files.join(", ").replace('_', "\\_"));
+        }
+        if let Some(d) = row.after_editor {
+            let _ = write!(label, " (editor exit to store written: {})", fmt_dur(d));
         }
         let _ = write!(s, "| {label} | **{}** |", fmt_dur(c.median));
         match row.floor {

@@ -61,7 +61,7 @@ pub fn repo_for(ctx: &Ctx, store: &Store) -> CliResult<Repo> {
 // ---------------------------------------------------------------- input and output
 
 /// The largest input `import` and `resolve` read.
-const MAX_INPUT_LEN: u64 = 64 << 20;
+pub const MAX_INPUT_LEN: u64 = 64 << 20;
 
 /// Reads a whole input: a file, or stdin for `-` or none. Returns its
 /// bytes and how to name it in messages.

@@ -23,6 +23,12 @@ pub struct Env {
     pub path: Option<OsString>,
     /// `COFFER_SHOW_VALUES`: decrypted values in `git diff`.
     pub show_values: bool,
+    // `coffer edit` (src/cli/edit.rs): the editor, as git picks it
+    // (`VISUAL`, else `EDITOR`, else `vi`), and where its plaintext file
+    // may live (`XDG_RUNTIME_DIR`, a per-user memory file system).
+    pub visual: Option<OsString>,
+    pub editor: Option<OsString>,
+    pub xdg_runtime_dir: Option<PathBuf>,
     /// `COFFER_SAFE_DIRECTORIES`: stores owned by another user that the
     /// user trusts anyway (colon-separated; `*` for any), as git's
     /// `safe.directory`.
@@ -107,6 +113,9 @@ impl Env {
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|s| !s.is_empty()),
             path: var("PATH"),
+            visual: var("VISUAL"),
+            editor: var("EDITOR"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
             safe_directories: var("COFFER_SAFE_DIRECTORIES")
                 .map(|v| {
                     std::env::split_paths(&v)

@@ -33,10 +33,12 @@ macro_rules! errp {
 mod common;
 mod completion;
 mod diff;
+mod edit;
 mod env;
 mod error;
 mod git;
 pub mod harden;
+mod inject;
 mod keys;
 mod platform;
 mod recipients;
@@ -124,6 +126,15 @@ enum Command {
     List(secret::ListArgs),
     /// Delete a secret
     Delete(secret::DeleteArgs),
+    /// Edit a vault (or one secret) in $VISUAL/$EDITOR and apply the changes
+    ///
+    /// Without -n, the vault opens as a dotenv document (what `export`
+    /// writes); on save coffer shows the plan (`+` created, `~` updated,
+    /// `-` deleted; never values) and applies only what changed, as one
+    /// transaction. With -n, the one value opens as it is. The plaintext
+    /// lives only in a private directory on a memory file system and is
+    /// removed afterwards, whatever happens.
+    Edit(edit::EditArgs),
     /// The platform's command tree: `coffer secret vault create --name V`,
     /// `coffer secret create -V V -n N`, `coffer secret list -V V`…
     ///
@@ -161,6 +172,8 @@ enum Command {
     Run(run::RunArgs),
     /// Replace {"vault", "key"} references in a JSON document with values
     Resolve(resolve::ResolveArgs),
+    /// Fill a config-file template's {{ coffer://VAULT/SECRET }} references
+    Inject(inject::InjectArgs),
     /// Find { vault, key } references in source files and check them
     #[command(subcommand)]
     Refs(refs::RefsCommand),
@@ -330,6 +343,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Get(a) => secret::get(ctx, a),
         Command::List(a) => secret::list(ctx, a),
         Command::Delete(a) => secret::delete(ctx, a),
+        Command::Edit(a) => edit::edit(ctx, a),
         Command::Secret(t) => platform::run(ctx, t),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Rekey(a) => recipients::rekey(ctx, a),
@@ -342,6 +356,7 @@ fn run(cli: Cli, ctx: &Ctx) -> CliResult {
         Command::Scan(a) => scan::scan(ctx, a),
         Command::Run(a) => run::run(ctx, a),
         Command::Resolve(a) => resolve::resolve(ctx, a),
+        Command::Inject(a) => inject::inject(ctx, a),
         Command::Refs(c) => refs::run(ctx, c),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),

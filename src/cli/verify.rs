@@ -1,6 +1,7 @@
 //! `coffer verify`: the check CI runs on every pull request.
 
 use clap::Args;
+use coffer::store::layout::{MANIFEST_FILE, VAULT_KEY_FILE};
 use coffer::store::verify::{Finding, Report};
 use coffer::{Identities, SecretName, VaultName};
 use serde::Serialize;
@@ -104,7 +105,7 @@ pub fn verify(ctx: &Ctx, args: VerifyArgs) -> CliResult {
             "the store at HEAD breaks continuity with {}: see above",
             args.base.as_deref().unwrap_or_default()
         ))
-        .hint("a vault replaced, or a rotation mark dropped, by someone without the vault key must not be merged; restore those vaults' vault-key.age and vault.toml from the base"));
+        .hint(format!("a vault replaced, or a rotation mark dropped, by someone without the vault key must not be merged; restore those vaults' {VAULT_KEY_FILE} and {MANIFEST_FILE} from the base")));
     }
     if report.ok() {
         Ok(())
@@ -132,7 +133,7 @@ fn committed_entries(
     let Some(files) = snap.vaults.get(vault) else {
         return Ok(Default::default());
     };
-    let m = coffer::store::Manifest::parse(&files.manifest, std::path::Path::new("vault.toml"))
+    let m = coffer::store::Manifest::parse(&files.manifest, std::path::Path::new(MANIFEST_FILE))
         .map_err(|e| format!("HEAD's manifest does not parse: {e}"))?;
     Ok(m.secrets)
 }

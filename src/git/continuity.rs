@@ -113,7 +113,7 @@ pub fn check(base: &Snapshot, head: &Snapshot, ids: &Identities) -> Vec<(VaultNa
             }
         };
         let key = match &h.vault_key {
-            None => Err("it has no vault-key.age".to_owned()),
+            None => Err(format!("it has no {VAULT_KEY_FILE}")),
             Some(bytes) => match open_vault_key(bytes, &key_path, ids) {
                 Ok(Some(k)) => Ok(k),
                 Ok(None) => Err("no identity given opens it".to_owned()),

@@ -7,8 +7,12 @@
 //! - `output`: writing plaintext out of the store, privately.
 
 pub mod dotenv;
+pub mod edit;
 pub mod envname;
+pub mod flatten;
 pub mod json;
 pub mod output;
 pub mod refs;
 pub mod scan;
+pub mod shell;
+pub mod template;

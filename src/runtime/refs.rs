@@ -25,6 +25,9 @@ pub enum SourceKind {
     Script,
     /// YAML.
     Yaml,
+    /// A config-file template for `coffer inject` (`.tpl`, `.tmpl`,
+    /// `.template`): `{{ coffer://VAULT/SECRET }}` references.
+    Template,
 }
 
 impl SourceKind {
@@ -36,6 +39,7 @@ impl SourceKind {
             "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" | "mts" | "cts" | "json" | "jsonc"
             | "json5" => Some(SourceKind::Script),
             "yaml" | "yml" => Some(SourceKind::Yaml),
+            "tpl" | "tmpl" | "template" => Some(SourceKind::Template),
             _ => None,
         }
     }
@@ -67,6 +71,43 @@ pub fn scan(kind: SourceKind, text: &[u8]) -> Found {
     match kind {
         SourceKind::Script => scan_script(text),
         SourceKind::Yaml => scan_yaml(text),
+        SourceKind::Template => scan_template(text),
+    }
+}
+
+/// Scans an `inject` template. The references that are well formed are
+/// found (a malformed one is `inject`'s error to report, with its line
+/// and column); none is dynamic.
+pub fn scan_template(text: &[u8]) -> Found {
+    let refs = match crate::runtime::template::parse(text) {
+        Ok(refs) => refs,
+        // Still check what is there: parse each line on its own, so that
+        // one malformed reference does not hide the others.
+        Err(_) => {
+            let mut refs = Vec::new();
+            let mut start = 0;
+            for line in text.split_inclusive(|&b| b == b'\n') {
+                if let Ok(found) = crate::runtime::template::parse(line) {
+                    for mut r in found {
+                        r.at = Position::at(text, start + r.span.start);
+                        refs.push(r);
+                    }
+                }
+                start += line.len();
+            }
+            refs
+        }
+    };
+    Found {
+        references: refs
+            .into_iter()
+            .map(|r| Reference {
+                at: r.at,
+                vault: r.vault.to_string(),
+                key: r.name.to_string(),
+            })
+            .collect(),
+        dynamic: Vec::new(),
     }
 }
 
@@ -991,5 +1032,24 @@ key: level
             let _ = scan_script(s.as_bytes());
             let _ = scan_yaml(s.as_bytes());
         }
+    }
+
+    #[test]
+    fn templates_are_scanned_even_when_one_reference_is_malformed() {
+        let text = b"a={{ coffer://api-keys/one-key }}\nb={{ coffer://api-keys/x | nope }}\n  c={{op://db-main/two-key}}\n";
+        let found = scan(SourceKind::Template, text);
+        let got: Vec<(usize, usize, &str, &str)> = found
+            .references
+            .iter()
+            .map(|r| (r.at.line, r.at.column, r.vault.as_str(), r.key.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, 3, "api-keys", "one-key"), (3, 5, "db-main", "two-key")]
+        );
+        assert_eq!(
+            SourceKind::for_path(Path::new("app.conf.tmpl")),
+            Some(SourceKind::Template)
+        );
     }
 }

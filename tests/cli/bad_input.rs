@@ -473,7 +473,9 @@ fn malformed_import_files_are_refused_without_echoing_values() {
         ("bad-name.env", b"lower_case=SENTINEL-X\n", "lower_case"),
         ("dup.env", b"A_KEY=1\nA_KEY=2\n", "A_KEY"),
         ("bad.json", b"{\"a-key\": \"SENTINEL-J\"", "bad.json"),
-        ("nested.json", b"{\"a-key\": {\"x\": 1}}", "bad"),
+        // Nested objects are flattened (a-key.x is a-key-x); a null is not
+        // a value.
+        ("nested.json", b"{\"a-key\": {\"x\": null}}", "bad"),
     ];
     let before = env.snapshot();
     let mut t =

@@ -12,12 +12,16 @@ mod demo;
 mod diff;
 /// The docs' console examples, run for real.
 mod docs;
+/// `coffer edit` with scripted editors.
+mod edit;
 /// Format 2: keyrings in epochs, removal, format-1 stores.
 mod epochs;
 /// `coffer git setup`, merges and textconv with real git.
 mod git;
 /// Attacks by another local user, a keyless writer, a hostile platform.
 mod hardening;
+/// `coffer inject`: config-file templates.
+mod inject;
 /// Tampered stores: swapped, rolled-back and forged files.
 mod integrity;
 /// The real `age` CLI and real `git`.
@@ -29,10 +33,14 @@ mod keys;
 mod leaks;
 /// Help, completions, man page, and the sample store in `vaults/`.
 mod meta;
+/// `import --from sops`, YAML and nested JSON, with the real `sops`.
+mod migrate;
 /// `--json` and the output layer.
 mod output;
 /// The platform's command tree verbatim, and `-V` everywhere.
 mod platform;
+/// `.pre-commit-hooks.yaml` run by the real `pre-commit`.
+mod precommit;
 /// `refs check`: references in source files.
 mod refs;
 /// Kills at random moments, injected I/O errors, racing processes.
@@ -45,6 +53,8 @@ mod run;
 mod scan;
 /// `create|update|get|list|delete` and value input.
 mod secrets;
+/// `export --format shell|fish` in real shells, and direnv.
+mod shell;
 /// `sync` against the stand-in.
 #[cfg(feature = "sync")]
 mod sync;
