@@ -201,7 +201,8 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                ctx.ui.warn(format!("skipped {}: {e}", display(path)));
+                ctx.ui
+                    .warn(format!("skipped {}: {e}", render::esc(&display(path))));
                 continue;
             }
         };
@@ -236,16 +237,23 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
     } else {
         let mut out = String::new();
         for r in &report.references {
+            // File names and what a file says are not validated: escaped.
             out.push_str(&format!(
                 "{}:{}:{}: {}/{}\n",
-                r.file, r.line, r.column, r.vault, r.key
+                render::esc(&r.file),
+                r.line,
+                r.column,
+                render::esc(&r.vault),
+                render::esc(&r.key)
             ));
         }
         ctx.out.bytes(out.as_bytes())?;
         for u in &report.unchecked {
             ctx.ui.status(format!(
                 "note: {}:{}:{}: a reference built from variables cannot be checked",
-                u.file, u.line, u.column
+                render::esc(&u.file),
+                u.line,
+                u.column
             ));
         }
     }
@@ -261,10 +269,10 @@ fn check(ctx: &Ctx, args: CheckArgs) -> CliResult {
         for r in report.references.iter().filter(|r| r.status != Status::Ok) {
             msg.push_str(&format!(
                 "\n  {}:{}:{}: {}",
-                r.file,
+                render::esc(&r.file),
                 r.line,
                 r.column,
-                describe(r.status, &r.vault, &r.key)
+                render::esc(&describe(r.status, &r.vault, &r.key))
             ));
         }
         return Err(CliError::new(msg).hint(
