@@ -298,3 +298,78 @@ fn scan_and_refs_escape_the_file_names_they_print() {
     assert!(!all.contains('\u{1b}'), "{all:?}");
     assert!(all.contains("refs\\n\\u{1b}[31m.json"), "{all}");
 }
+
+/// Files coffer writes outside the store are never written through a
+/// link: `keygen -o` onto a link (even a dangling one) refuses and creates
+/// nothing where it points; `man --dir` replaces a planted link with its
+/// page and leaves the link's target alone; neither leaves a temp file.
+#[test]
+fn keygen_and_man_never_write_through_a_planted_link() {
+    let env = TestEnv::new();
+    let victim = env.dir.path().join("bashrc");
+    fs::write(&victim, "# the user's own file\n").unwrap();
+    let dangling = env.dir.path().join("not-yet");
+    std::os::unix::fs::symlink(&victim, env.work.join("key.txt")).unwrap();
+    std::os::unix::fs::symlink(&dangling, env.work.join("new-key.txt")).unwrap();
+    for name in ["key.txt", "new-key.txt"] {
+        env.run(&["keygen", "-o", name]).fails("already exists");
+    }
+    assert_eq!(
+        fs::read_to_string(&victim).unwrap(),
+        "# the user's own file\n"
+    );
+    assert!(!dangling.exists(), "keygen wrote through a dangling link");
+    // A fresh name is written whole, 0600, with nothing left beside it.
+    env.run(&["keygen", "-o", "fresh.txt"]).ok();
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(env.work.join("fresh.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode, 0o600);
+    let man = env.dir.path().join("man1");
+    fs::create_dir(&man).unwrap();
+    std::os::unix::fs::symlink(&victim, man.join("coffer.1")).unwrap();
+    env.run(&["man", "--dir", man.to_str().unwrap()]).ok();
+    assert_eq!(
+        fs::read_to_string(&victim).unwrap(),
+        "# the user's own file\n"
+    );
+    assert!(
+        !fs::symlink_metadata(man.join("coffer.1"))
+            .unwrap()
+            .is_symlink()
+    );
+    for dir in [&env.work, &man] {
+        let temps: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".coffer-tmp"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+    }
+}
+
+/// A committed link where coffer (or `git setup`) writes in the store is
+/// a problem `verify` reports.
+#[test]
+fn verify_reports_a_link_where_coffer_writes_in_the_store() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.run(&["verify"]).ok();
+    for name in [".gitattributes", ".gitignore"] {
+        let path = env.store().join(name);
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink("../../home/.bashrc", &path).unwrap();
+        let r = env.run(&["verify"]).fails("verification failed");
+        assert!(
+            r.stdout().contains(&format!("{name} is a symbolic link")),
+            "{name}: {}",
+            r.stdout()
+        );
+        fs::remove_file(&path).unwrap();
+    }
+}
