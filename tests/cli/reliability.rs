@@ -371,25 +371,42 @@ fn io_errors_leave_the_store_as_it_was_with_a_clear_error() {
     );
 }
 
-/// 4 processes each create 50 secrets in the same vault at once, while a
-/// fifth reads the same secret over and over.
+/// 4 processes each create 50 secrets in the same vault at once while a
+/// fifth rewrites one secret over and over with long values, and a reader
+/// reads that very secret throughout: every read is one whole value some
+/// writer wrote, never a mix, a half or an error.
 #[test]
 fn concurrent_writers_lose_nothing_and_readers_never_see_half_a_write() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
-    env.put("api-keys", "stable-key", "STABLE");
+    // Long values: a torn read of one would be a prefix of it, or mix two.
+    let hot = |i: usize| format!("hot-{i:02}-{}", "x".repeat(4000 + i));
+    env.put("api-keys", "hot-key", &hot(0));
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let mut reads = 0;
+            let mut seen = std::collections::BTreeSet::new();
             let deadline = Instant::now() + Duration::from_secs(300);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
-                let r = env.run(&["get", "-V", "api-keys", "-n", "stable-key"]);
+                let r = env.run(&["get", "-V", "api-keys", "-n", "hot-key"]);
                 assert_eq!(r.code(), 0, "a read failed during writes: {}", r.stderr());
-                assert_eq!(r.stdout(), "STABLE");
+                let got = r.stdout();
+                let i: usize = got[4..6].parse().expect("a value some writer wrote");
+                assert_eq!(got, hot(i), "a read saw part of a write");
+                seen.insert(i);
                 reads += 1;
             }
-            reads
+            (reads, seen.len())
+        });
+        let updater = s.spawn(|| {
+            for i in 1..=40 {
+                let r = env.run_stdin(
+                    &["update", "-V", "api-keys", "-n", "hot-key"],
+                    hot(i).as_bytes(),
+                );
+                assert_eq!(r.code(), 0, "update {i}: {}", r.stderr());
+            }
         });
         let writers: Vec<_> = (0..4)
             .map(|w| {
@@ -404,17 +421,25 @@ fn concurrent_writers_lose_nothing_and_readers_never_see_half_a_write() {
                 })
             })
             .collect();
-        let results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        let mut results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        results.push(updater.join());
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for r in results {
             r.unwrap();
         }
-        assert!(reader.join().unwrap() > 0);
+        let (reads, distinct) = reader.join().unwrap();
+        assert!(reads > 0);
+        // The reader really overlapped the writes of the secret it read.
+        assert!(
+            distinct > 1,
+            "the reader saw only one value in {reads} reads"
+        );
     });
     let all = values(&env);
     assert_eq!(all.len(), 201);
+    assert_eq!(all["hot-key"], hot(40));
     for (name, value) in &all {
-        if name != "stable-key" {
+        if name != "hot-key" {
             assert_eq!(name, value);
         }
     }
