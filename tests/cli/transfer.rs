@@ -268,7 +268,7 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, ..crate::common::proptest_config() })]
 
     /// Values of every shape survive export then import, through both
     /// formats, exactly.
