@@ -373,3 +373,16 @@ fn verify_reports_a_link_where_coffer_writes_in_the_store() {
         fs::remove_file(&path).unwrap();
     }
 }
+
+/// A fresh clone holds `vaults` as a link to somewhere else: `init` refuses
+/// it rather than write the store's files through it.
+#[test]
+fn init_refuses_a_store_directory_that_is_a_link() {
+    let env = TestEnv::new();
+    let elsewhere = env.dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.store()).unwrap();
+    env.run(&["keygen"]).ok();
+    env.run(&["init"]).fails("symbolic link");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+}

@@ -377,7 +377,12 @@ fn a_wrong_token_fails_clearly() {
 
 #[test]
 fn a_read_only_token_is_told_to_get_a_write_token() {
-    let (env, s) = setup();
+    // One vault, so that what is refused does not depend on timing: its
+    // creation, and everything after it is not attempted.
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-secret-key", "sk_live_one");
+    let s = StandIn::start(Config::default());
     let r = sync_with(&env, &s, "standin-read-only-token", &[])
         .fails("were not applied")
         .stderr_has("permission_denied")
@@ -391,9 +396,13 @@ fn a_read_only_token_is_told_to_get_a_write_token() {
         r.stderr()
     );
     assert!(!r.stderr().contains("Synced") && !r.stderr().contains("nothing to sync"));
+    assert_eq!(s.writes(), ["CreateSecretManagerVault"]);
     // Refused once, it stops rather than send every other write: at most
     // the two vault creations, which may be sent together, reach the
     // platform (how many depends on timing).
+    let (env, s) = setup();
+    let r = sync_with(&env, &s, "standin-read-only-token", &[]).fails("were not applied");
+    assert!(r.stderr().contains("Nothing was changed"), "{}", r.stderr());
     let writes = s.writes();
     assert!((1..=2).contains(&writes.len()), "{writes:?}");
     assert!(
