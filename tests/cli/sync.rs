@@ -731,6 +731,16 @@ fn a_hostile_platform_cannot_make_sync_print_a_value_in_any_form() {
         );
         sync(&env, &s, &[]).ok();
     }
+    // The JSON report carries the same scrubbed message.
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "second-key"],
+        b"json-\"SENTINEL\"-value-long-enough",
+    )
+    .ok();
+    s.fail_next_writes(1, Fault::Echo(Echo::Json));
+    let r = sync(&env, &s, &["--json"]).fails("not applied");
+    assert!(!r.stdout().contains("SENTINEL"), "{}", r.stdout());
+    assert!(r.stdout().contains("[redacted]"), "{}", r.stdout());
 }
 
 /// A secret someone removed could read is still pushed (the platform must
