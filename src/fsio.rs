@@ -122,31 +122,37 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(
 
 /// Creates `path` with `bytes` and `mode`, failing if it exists; flushed
 /// to disk. For files that must never be overwritten (identities).
+///
+/// Atomic: the bytes go to a temp file (mode `mode`, in the same
+/// directory), which is flushed and then given its name without replacing
+/// anything (`renameat2(RENAME_NOREPLACE)`, or `link` where that is not
+/// supported). A kill leaves either no file or the whole file, never half
+/// an identity; and a link at `path`, even a dangling one, is never
+/// followed: it counts as an existing file.
 pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut f = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+    if check_not_symlink(path).is_err() || path.exists() {
+        return Err(Error::WouldOverwrite {
+            path: path.to_owned(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = write_temp(dir, bytes, mode)?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {}
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
             return Err(Error::WouldOverwrite {
                 path: path.to_owned(),
             });
         }
-        Err(e) => return Err(Error::io("create", path, e)),
-    };
-    let r = f.write_all(bytes).and_then(|()| f.sync_all());
-    if let Err(e) = r {
-        drop(f);
-        let _ = fs::remove_file(path);
-        return Err(Error::io("write", path, e));
+        Err(e) => return Err(Error::io("create", path, e.error)),
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsync_dir(parent)?;
-    }
-    Ok(())
+    fsync_dir(dir)
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub mod sync;
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(test)]
+mod test_seed;
+
 pub use crypto::{Identities, IdentitySources, RecipientKey};
 pub use error::{Error, Result};
 pub use name::{RecipientName, SecretName, VaultName};

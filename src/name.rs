@@ -13,7 +13,9 @@ use crate::error::Error;
 pub use crate::error::NameKind;
 
 /// Returns why `s` is not a valid platform resource name, or `None` if it is.
-fn platform_name_problem(s: &str) -> Option<&'static str> {
+/// The sync engine asks this of names the platform lists: one that breaks
+/// the platform's own rule is never sent back in a delete.
+pub fn platform_name_problem(s: &str) -> Option<&'static str> {
     let b = s.as_bytes();
     if b.is_empty() {
         return Some("it is empty");

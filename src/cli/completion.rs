@@ -49,7 +49,7 @@ Seconds to wait for another coffer process (default 30).
 \fBCOFFER_SHOW_VALUES\fR
 1 to show decrypted values in git diff.
 .TP
-\fBTAILOR_PLATFORM_TOKEN\fR, \fBTAILOR_PLATFORM_WORKSPACE_ID\fR, \fBTAILOR_PLATFORM_URL\fR
+\fBTAILOR_PLATFORM_TOKEN\fR, \fBTAILOR_PLATFORM_WORKSPACE_ID\fR, \fBTAILOR_PLATFORM_URL\fR (else \fBPLATFORM_URL\fR)
 The platform for coffer sync.
 .SH EXIT STATUS
 0 on success, 1 on an error, 2 on a usage error; coffer run exits with its program's status.

@@ -49,7 +49,8 @@ pub struct Env {
 /// unset.
 #[derive(Default)]
 pub struct SyncEnv {
-    /// `TAILOR_PLATFORM_URL`.
+    /// `TAILOR_PLATFORM_URL`, else `PLATFORM_URL` (the platform SDK's
+    /// order: the older name still works there, so it does here).
     pub url: Option<String>,
     /// `TAILOR_PLATFORM_TOKEN`, trimmed.
     pub token: Option<SecretString>,
@@ -69,7 +70,7 @@ impl SyncEnv {
     fn read() -> SyncEnv {
         let var = |k: &str| std::env::var(k).ok().filter(|s| !s.trim().is_empty());
         SyncEnv {
-            url: var("TAILOR_PLATFORM_URL"),
+            url: var("TAILOR_PLATFORM_URL").or_else(|| var("PLATFORM_URL")),
             token: var("TAILOR_PLATFORM_TOKEN").map(|t| SecretString::from(t.trim().to_owned())),
             workspace: var("TAILOR_PLATFORM_WORKSPACE_ID"),
             state_dir: var("COFFER_SYNC_STATE_DIR").map(PathBuf::from),

@@ -157,7 +157,8 @@ enum Command {
     /// values, then applies it. Only changes are pushed: coffer remembers,
     /// outside the repository, a keyed digest of each value it pushed and
     /// the platform's update time. Reads TAILOR_PLATFORM_TOKEN,
-    /// TAILOR_PLATFORM_WORKSPACE_ID and TAILOR_PLATFORM_URL; see
+    /// TAILOR_PLATFORM_WORKSPACE_ID and TAILOR_PLATFORM_URL (else
+    /// PLATFORM_URL); see
     /// docs/sync.md.
     #[cfg(feature = "sync")]
     Sync(sync::SyncArgs),

@@ -176,16 +176,23 @@ fn print_report(ctx: &Ctx, report: &JsonReport) -> CliResult {
     } else {
         let mut out = String::new();
         for r in &report.references {
+            // File names and what a file says are not validated: escaped.
             out.push_str(&format!(
                 "{}:{}:{}: {}/{}\n",
-                r.file, r.line, r.column, r.vault, r.key
+                render::esc(&r.file),
+                r.line,
+                r.column,
+                render::esc(&r.vault),
+                render::esc(&r.key)
             ));
         }
         ctx.out.bytes(out.as_bytes())?;
         for u in &report.unchecked {
             ctx.ui.status(format!(
                 "note: {}:{}:{}: a reference built from variables cannot be checked",
-                u.file, u.line, u.column
+                render::esc(&u.file),
+                u.line,
+                u.column
             ));
         }
     }
@@ -205,10 +212,10 @@ fn verdict(ctx: &Ctx, report: &JsonReport, files: usize) -> CliResult {
         for r in report.references.iter().filter(|r| r.status != Status::Ok) {
             msg.push_str(&format!(
                 "\n  {}:{}:{}: {}",
-                r.file,
+                render::esc(&r.file),
                 r.line,
                 r.column,
-                describe(r.status, &r.vault, &r.key)
+                render::esc(&describe(r.status, &r.vault, &r.key))
             ));
         }
         return Err(CliError::new(msg).hint(

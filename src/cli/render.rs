@@ -82,6 +82,46 @@ impl Out {
     }
 }
 
+/// Returns `s` safe to print on a terminal or in a log line: control
+/// characters (C0, DEL, C1) and the Unicode marks that reorder or hide text
+/// (bidirectional overrides and isolates, zero-width characters) become
+/// `\u{..}` escapes (`\n`, `\r`, `\t` for the common three), and `\` becomes
+/// `\\` so that an escape cannot be forged.
+///
+/// Every name coffer did not validate itself goes through here before it
+/// is printed: file names found in the store, names from the platform,
+/// paths found by `scan` and `refs`. Otherwise a newline in a file name
+/// forges an `ok` line in `verify`, and an escape sequence rewrites the
+/// terminal. Validated names (secret and vault names) never change.
+pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`esc`] for a path (not UTF-8 bytes are shown as the replacement
+/// character).
+pub fn esc_path(p: &std::path::Path) -> String {
+    esc(&p.to_string_lossy()).into_owned()
+}
+
 /// The text of an aligned table: columns two spaces apart, padded to the
 /// widest cell (in characters), no trailing spaces.
 fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -142,6 +182,20 @@ mod tests {
             ],
         );
         assert_eq!(t, "NAME      SECRETS\napi-keys  2\né\n");
+    }
+
+    #[test]
+    fn escaping_leaves_ordinary_names_and_escapes_control_characters() {
+        assert!(matches!(
+            esc("stripe-key.age"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(esc("naïve café"), "naïve café");
+        assert_eq!(esc("a\nb: ok"), "a\\nb: ok");
+        assert_eq!(esc("\u{1b}[2Jx"), "\\u{1b}[2Jx");
+        assert_eq!(esc("a\\nb"), "a\\\\nb");
+        assert_eq!(esc("\r\t\u{7f}\u{9b}"), "\\r\\t\\u{7f}\\u{9b}");
+        assert_eq!(esc("x\u{202e}y"), "x\\u{202e}y");
     }
 
     #[test]

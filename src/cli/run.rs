@@ -24,7 +24,7 @@ const KEY_VARIABLES: [&str; 2] = ["COFFER_AGE_KEY", "COFFER_IDENTITY"];
 
 #[derive(Args, Debug)]
 #[command(
-    override_usage = "coffer run [-V VAULT]... [--prefix P] [--only NAME]... [--override] -- COMMAND [ARGS]..."
+    override_usage = "coffer run [-V VAULT]... [--prefix P] [--only NAME]... [--override] [--allow-var VAR]... -- COMMAND [ARGS]..."
 )]
 pub struct RunArgs {
     /// A vault whose secrets the program gets; repeatable [default: every
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// keeps them, and coffer says so)
     #[arg(long = "override")]
     replace: bool,
+    /// Let a secret set this variable although it changes how programs
+    /// load or start (LD_PRELOAD, BASH_ENV, NODE_OPTIONS, PATH…); repeatable
+    #[arg(long = "allow-var", value_name = "VAR")]
+    allow_var: Vec<String>,
     /// The program to run and its arguments (after `--`)
     #[arg(
         value_name = "COMMAND",
@@ -128,6 +132,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         });
     }
     check_collisions(&plan)?;
+    check_hazards(&plan, &args.allow_var)?;
 
     // The program's environment: ours, minus coffer's key, plus secrets.
     let mut env: BTreeMap<OsString, OsString> = ctx
@@ -190,6 +195,33 @@ fn check_collisions(plan: &[Planned]) -> CliResult {
             ))
             .hint("pick the vaults with -V, or the secrets with --only"));
         }
+    }
+    Ok(())
+}
+
+/// A secret that would set a variable which changes how programs load or
+/// start is refused unless that variable is allowed by name: anyone who can
+/// write the repository can name a secret `ld-preload` (see
+/// `docs/security.md`). Checked from the manifests, before any decryption.
+fn check_hazards(plan: &[Planned], allowed: &[String]) -> CliResult {
+    for p in plan {
+        let Some(hazard) = envname::hazard(&p.var) else {
+            continue;
+        };
+        if allowed.contains(&p.var) {
+            continue;
+        }
+        return Err(CliError::new(format!(
+            "secret {}/{} would set {}, which coffer refuses: {}",
+            p.vault,
+            p.name,
+            p.var,
+            hazard.what()
+        ))
+        .hint(format!(
+            "if the store is yours and this is intended, pass --allow-var {}; otherwise check who added the secret (`git log -- vaults/{}`)",
+            p.var, p.vault
+        )));
     }
     Ok(())
 }

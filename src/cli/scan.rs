@@ -132,7 +132,12 @@ pub fn scan(ctx: &Ctx, args: ScanArgs) -> CliResult {
     } else {
         let mut out = String::new();
         for f in &findings {
-            out.push_str(&format!("{}:{}: {}\n", f.path.display(), f.line, f.secret));
+            out.push_str(&format!(
+                "{}:{}: {}\n",
+                render::esc_path(&f.path),
+                f.line,
+                f.secret
+            ));
         }
         ctx.out.bytes(out.as_bytes())?;
     }
@@ -181,7 +186,8 @@ fn scan_path(ctx: &Ctx, scanner: &Scanner, path: Option<PathBuf>) -> CliResult<V
     }
     let (mut findings, unreadable) = scan_tree(&root, scanner)?;
     for p in unreadable {
-        ctx.ui.warn(format!("could not read {}", p.display()));
+        ctx.ui
+            .warn(format!("could not read {}", render::esc_path(&p)));
     }
     if let Some(shown) = shown {
         for f in &mut findings {

@@ -21,8 +21,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::error::{CliError, CliResult, remote_hints};
-use super::render;
-use super::ui;
+use super::{render, ui};
 
 /// Above this many deletions, a prune asks first (or needs `--yes`).
 const PRUNE_ASK_ABOVE: usize = 3;
@@ -161,6 +160,13 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     refuse_state_in_store(&store, &state_dir)?;
     let ids = ctx.identities()?;
     let local = sync::read_local(&store, &names, &ids, &target.target_id())?;
+    // Every value this run holds is kept out of whatever the platform says.
+    target.hold_values(local.iter().flat_map(|v| {
+        v.secrets.values().filter_map(|s| match s {
+            LocalSecret::Ready { value, .. } => Some(value),
+            _ => None,
+        })
+    }));
     let mut state = open_state(ctx, &state_dir, &target, &store)?;
 
     let snapshot = sync::fetch(&target, &local, scope, target.workers())
@@ -219,18 +225,62 @@ fn vault_names(store: &Store, asked: &[VaultName]) -> CliResult<Vec<VaultName>> 
     Ok(asked.to_vec())
 }
 
-/// The state belongs to the machine: never inside the repository.
+/// The state belongs to the machine: never inside the store. Both paths
+/// are resolved first (links followed, `.` and `..` taken out), so neither
+/// `vaults/../vaults/x` nor a link into the store gets past the check.
 fn refuse_state_in_store(store: &Store, state_dir: &Path) -> CliResult {
     if let Ok(root) = store.root().canonicalize()
-        && state_dir.starts_with(&root)
+        && resolve(state_dir).starts_with(&root)
     {
         return Err(CliError::new(format!(
             "refusing to keep the sync state inside the store ({})",
-            state_dir.display()
+            render::esc_path(state_dir)
         ))
         .hint("point COFFER_SYNC_STATE_DIR outside the repository"));
     }
     Ok(())
+}
+
+/// Returns an absolute path as the file system would resolve it: the part
+/// that exists canonicalised (its links followed), the rest applied to it
+/// one component at a time (`..` goes up, `.` stays). The directory may
+/// not exist yet: the state creates it.
+fn resolve(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut existing = path.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    let mut base = loop {
+        if let Ok(c) = existing.canonicalize() {
+            break c;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            // `..` or `.` at the end, or the root: go up lexically.
+            _ => match existing.parent() {
+                Some(parent) => {
+                    let last = existing.components().next_back();
+                    if let Some(c) = last {
+                        rest.push(c.as_os_str().to_owned());
+                    }
+                    existing = parent.to_path_buf();
+                }
+                None => break existing,
+            },
+        }
+    };
+    for name in rest.iter().rev() {
+        match Path::new(name).components().next() {
+            Some(Component::ParentDir) => {
+                base.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            Some(_) => base.push(name),
+        }
+    }
+    base
 }
 
 /// Opens and locks the target's state, saying so while it waits for
@@ -294,14 +344,16 @@ fn report_steps(ctx: &Ctx, plan: &Plan, outcomes: &[Option<Outcome>]) {
     for (step, outcome) in plan.steps.iter().zip(outcomes) {
         match outcome {
             Some(Outcome::Applied(Some(note))) => ctx.ui.status(format!(
-                "note: {} {}: {note}",
+                "note: {} {}: {}",
                 step.action.marker(),
-                step.path()
+                display_path(step),
+                render::esc(note)
             )),
             Some(Outcome::Failed(e)) => errln!(
-                "failed: {} {}: {e}",
+                "failed: {} {}: {}",
                 step.action.marker(),
-                display_path(step)
+                display_path(step),
+                render::esc(&e.to_string())
             ),
             Some(Outcome::NotAttempted(why)) => errln!(
                 "not attempted: {} {}: {why}",
@@ -322,18 +374,45 @@ fn dry_run_summary(plan: &Plan, counts: Counts) -> String {
     )
 }
 
-/// `Synced to workspace …: 2 secrets created (5 requests, 2 writes).`
+/// `Synced to workspace …: 2 secrets created (5 requests, 2 writes).`;
+/// when some changes were not applied, `Not fully synced …` and how many,
+/// or `Nothing was changed in workspace …` when none was. Only what the
+/// platform accepted counts as done (a refused write is not a write).
 fn sync_summary(
     workspace: &WorkspaceId,
     plan: &Plan,
     outcomes: &[Option<Outcome>],
     counts: Counts,
 ) -> String {
-    format!(
-        "Synced to workspace {workspace}: {} ({}, {}).",
-        describe_results(plan, outcomes),
+    let numbers = format!(
+        "({}, {})",
         render::count(counts.requests as usize, "request", "requests"),
         render::count(counts.writes as usize, "write", "writes")
+    );
+    let not_applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, Some(Outcome::Failed(_) | Outcome::NotAttempted(_))))
+        .count();
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, Some(Outcome::Applied(_))))
+        .count();
+    if not_applied == 0 {
+        return format!(
+            "Synced to workspace {workspace}: {} {numbers}.",
+            describe_results(plan, outcomes)
+        );
+    }
+    let missing = format!(
+        "{} not applied",
+        render::count(not_applied, "change", "changes")
+    );
+    if applied == 0 {
+        return format!("Nothing was changed in workspace {workspace}: {missing} {numbers}.");
+    }
+    format!(
+        "Not fully synced to workspace {workspace}: {}; {missing} {numbers}.",
+        describe_results(plan, outcomes)
     )
 }
 
@@ -397,12 +476,14 @@ fn verification_result(failed: usize) -> CliResult {
     .hint("restore the files from git, or set a new value with `coffer update`"))
 }
 
-/// `vault/` for a vault step, `vault/secret` for a secret.
+/// `vault/` for a vault step, `vault/secret` for a secret, escaped: a
+/// remote name comes from the platform and may hold anything.
 fn display_path(s: &Step) -> String {
-    match &s.secret {
+    let path = match &s.secret {
         Some(_) => s.path(),
         None => format!("{}/", s.vault),
-    }
+    };
+    render::esc(&path).into_owned()
 }
 
 /// One line per step: `+ api-keys/`, `~ api-keys/stripe-key (changed
@@ -415,7 +496,7 @@ fn render_plan(plan: &Plan) -> String {
         out.push_str(&display_path(s));
         match &s.action {
             Action::Update(why) => out.push_str(&format!(" ({})", why.describe())),
-            Action::Skip(why) => out.push_str(&format!(" ({})", why.describe())),
+            Action::Skip(why) => out.push_str(&format!(" ({})", render::esc(&why.describe()))),
             _ => {}
         }
         out.push('\n');
@@ -428,14 +509,16 @@ fn warn_about(ctx: &Ctx, plan: &Plan, local: &[LocalVault]) {
         if s.rotation_due {
             ctx.ui.warn(format!(
                 "{} is due for rotation: someone who could read it was removed",
-                s.path()
+                render::esc(&s.path())
             ));
         }
         match &s.action {
             Action::Skip(SkipReason::FailedVerification(_)) => {}
-            Action::Skip(why) => ctx
-                .ui
-                .warn(format!("{}: {}", display_path(s), why.describe())),
+            Action::Skip(why) => ctx.ui.warn(format!(
+                "{}: {}",
+                display_path(s),
+                render::esc(&why.describe())
+            )),
             _ => {}
         }
     }
@@ -645,6 +728,24 @@ fn print_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_resolve_dot_dot_in_the_part_that_does_not_exist_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("vaults")).unwrap();
+        assert_eq!(
+            resolve(&root.join("nope/../vaults/./x/y")),
+            root.join("vaults/x/y")
+        );
+        assert_eq!(
+            resolve(&root.join("vaults/../vaults/x")),
+            root.join("vaults/x")
+        );
+        assert_eq!(resolve(&root.join("a/b/../../vaults")), root.join("vaults"));
+        std::os::unix::fs::symlink(root.join("vaults"), root.join("link")).unwrap();
+        assert_eq!(resolve(&root.join("link/state")), root.join("vaults/state"));
+    }
 
     #[test]
     fn hints_for_failed_writes_are_not_repeated() {

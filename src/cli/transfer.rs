@@ -260,6 +260,11 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
     };
     let mut problems: Vec<String> = Vec::new();
     let mut out: Vec<(Incoming, String, String)> = Vec::new();
+    // Where each name first appeared in `out`: a lookup per entry keeps the
+    // import linear (a scan of `out` per line made 300,000 lines take
+    // minutes).
+    let mut first_of: std::collections::HashMap<SecretName, usize> =
+        std::collections::HashMap::new();
     for r in raw {
         let Raw {
             written,
@@ -288,7 +293,7 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
                 continue;
             }
         };
-        if let Some((_, first, first_at)) = out.iter().find(|(i, _, _)| i.name == name) {
+        if let Some((_, first, first_at)) = first_of.get(&name).map(|&i| &out[i]) {
             if flattened {
                 problems.push(format!("{at}: {first_at} already names secret {name}"));
             } else {
@@ -312,6 +317,7 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
                 continue;
             }
         };
+        first_of.insert(name.clone(), out.len());
         out.push((Incoming { name, value }, written, at));
     }
     if !problems.is_empty() {
@@ -437,9 +443,10 @@ pub fn import(ctx: &Ctx, args: ImportArgs) -> CliResult {
             .map(|i| &i.name)
             .filter(|n| read.manifest().secrets.contains_key(*n))
             .collect();
-        let stored = read.get_many(&key, existing)?;
+        let stored: std::collections::HashMap<_, _> =
+            read.get_many(&key, existing)?.into_iter().collect();
         for i in &incoming {
-            let mark = match stored.iter().find(|(n, _)| *n == i.name) {
+            let mark = match stored.get(&i.name).map(|v| (&i.name, v)) {
                 None => '+',
                 // A stored value that does not verify would be replaced.
                 Some((_, Ok(old))) if old.ct_eq(&i.value) => '=',

@@ -280,10 +280,13 @@ fn print_json(ctx: &Ctx, r: &Report) -> CliResult {
     ctx.out.json_doc(&out)
 }
 
+/// One finding on its line. Messages name files found on disk, which
+/// nobody validated: escaped, a newline in one cannot forge an `ok` line.
 fn line(f: &Finding, what: &str) -> String {
+    let message = render::esc(&f.message);
     match &f.secret {
-        Some(s) => format!("  {what}{s}: {}\n", f.message),
-        None => format!("  {what}{}\n", f.message),
+        Some(s) => format!("  {what}{}: {message}\n", render::esc(s)),
+        None => format!("  {what}{message}\n"),
     }
 }
 

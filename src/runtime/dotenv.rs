@@ -578,6 +578,7 @@ K=\"\" # empty
     }
 
     proptest! {
+        #![proptest_config(crate::test_seed::config())]
         #[test]
         fn every_value_round_trips(values in proptest::collection::vec(value(), 1..8)) {
             let named: Vec<(String, &str)> = values

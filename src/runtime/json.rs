@@ -819,6 +819,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::test_seed::config())]
         #[test]
         fn flat_objects_round_trip(values in proptest::collection::vec(any::<String>(), 0..6)) {
             let names: Vec<String> = (0..values.len()).map(|i| format!("n{i}")).collect();

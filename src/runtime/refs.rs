@@ -1021,6 +1021,7 @@ key: level
     }
 
     proptest! {
+        #![proptest_config(crate::test_seed::config())]
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = scan_script(&bytes);

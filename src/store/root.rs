@@ -92,6 +92,9 @@ impl Store {
     /// temporary files.
     pub fn init(root: &Path, name: &RecipientName, key: &RecipientKey) -> Result<Store> {
         let config_path = root.join(CONFIG_FILE);
+        // A committed link in place of the store would aim every write
+        // elsewhere (`vaults -> ~/.ssh`).
+        fsio::check_not_symlink(root)?;
         if fsio::check_not_symlink(&config_path)? {
             return Err(Error::StoreExists { path: config_path });
         }

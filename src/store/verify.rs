@@ -17,6 +17,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::crypto::identity::Identities;
+use crate::crypto::recipient::RecipientKey;
 use crate::crypto::{self, MAX_GREASE, VaultKey};
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -24,7 +25,9 @@ use crate::fsio::TMP_PREFIX;
 use crate::name::VaultName;
 use crate::store::layout::MAX_MANIFEST_LEN;
 use crate::store::layout::TRASH_PREFIX;
-use crate::store::layout::{self, StoreFile};
+use crate::store::layout::{
+    self, CONFIG_FILE, GITATTRIBUTES_FILE, GITIGNORE_FILE, JOURNAL, StoreFile,
+};
 use crate::store::layout::{
     MANIFEST_FILE, MAX_SECRET_FILE_LEN, MAX_VAULT_KEY_FILE_LEN, VAULT_KEY_FILE,
 };
@@ -131,10 +134,10 @@ pub fn verify(
         let ft = entry
             .file_type()
             .map_err(|e| Error::io("inspect", entry.path(), e))?;
-        if matches!(
-            layout::classify(&name),
-            StoreFile::Config | StoreFile::Gitignore
-        ) {
+        // Files coffer (or `coffer git setup`) writes here: a committed
+        // link in their place would aim those writes elsewhere (coffer
+        // never writes through one, and says so here).
+        if [CONFIG_FILE, GITIGNORE_FILE, GITATTRIBUTES_FILE, JOURNAL].contains(&name.as_str()) {
             if ft.is_symlink() {
                 report.problems.push(finding(
                     None,
@@ -196,15 +199,19 @@ pub fn verify(
     vault_dirs.sort();
     for name in vault_dirs {
         let key = keys.remove(&name);
-        report.vaults.push(verify_vault(store, &name, key)?);
+        let held = identities.map(Identities::recipients).unwrap_or_default();
+        report.vaults.push(verify_vault(store, &name, key, held)?);
     }
     Ok(report)
 }
 
+/// `held` are the recipients of the identities at hand: one the manifest
+/// lists must open the vault key.
 fn verify_vault(
     store: &Store,
     name: &VaultName,
     key: Option<Result<VaultKey>>,
+    held: &[RecipientKey],
 ) -> Result<VaultReport> {
     let dir = store.root().join(name.as_str());
     let mut r = VaultReport {
@@ -357,7 +364,7 @@ fn verify_vault(
     }
 
     if let Some(key) = key {
-        keyed_checks(store, name, &manifest, key, &mut r);
+        keyed_checks(store, name, &manifest, key, held, &mut r);
     }
     Ok(r)
 }
@@ -380,11 +387,26 @@ fn keyed_checks(
     name: &VaultName,
     manifest: &Manifest,
     key: Result<VaultKey>,
+    held: &[RecipientKey],
     r: &mut VaultReport,
 ) {
     let key = match key {
         Ok(k) => k,
         Err(Error::NoMatchingIdentity { .. }) => {
+            // A key the manifest lists that cannot open the vault key means
+            // vault-key.age was replaced or damaged (or the manifest lists a
+            // key it was never encrypted to): nobody may be able to open
+            // the vault, and CI holding such a key must fail, not skip.
+            if let Some((who, _)) = manifest.recipients.iter().find(|(_, k)| held.contains(k)) {
+                r.problems.push(finding(
+                    None,
+                    "vault-key-unopenable",
+                    format!(
+                        "vault-key.age does not open with the key of recipient {who}, which the manifest lists: it was replaced or damaged (restore it from git, or have another recipient check it)"
+                    ),
+                ));
+                return;
+            }
             r.warnings.push(finding(
                 None,
                 "not-keyed",

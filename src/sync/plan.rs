@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::IntegrityProblem;
-use crate::name::SecretName;
+use crate::name::{SecretName, platform_name_problem};
 use crate::sync::local::{LocalSecret, LocalVault};
 use crate::sync::remote::{Ownership, RemoteSnapshot, Scope};
 use crate::sync::state::State;
@@ -46,6 +46,9 @@ pub enum SkipReason {
     Reserved(String),
     /// The vault's labels could not be read, so nothing in it is deleted.
     OwnershipUnknown(String),
+    /// The platform listed a name that breaks its own naming rule (why):
+    /// such a name is never sent back in a delete.
+    BadRemoteName(&'static str),
 }
 
 impl SkipReason {
@@ -61,6 +64,11 @@ impl SkipReason {
             }
             SkipReason::OwnershipUnknown(e) => {
                 format!("its labels could not be read ({e}), so nothing in it is deleted")
+            }
+            SkipReason::BadRemoteName(why) => {
+                format!(
+                    "the platform listed this name, which breaks its naming rule ({why}); not deleted"
+                )
             }
         }
     }
@@ -183,6 +191,15 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
         let Some(lv) = lv else {
             // Remote only (we are pruning every vault).
             let rv = rv.expect("a name comes from one side or the other");
+            if let Some(why) = platform_name_problem(vname) {
+                steps.push(step(
+                    vname,
+                    None,
+                    Action::Skip(SkipReason::BadRemoteName(why)),
+                    false,
+                ));
+                continue;
+            }
             let skip = match &rv.ownership {
                 Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
                 Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
@@ -193,10 +210,22 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
                 steps.push(step(vname, None, Action::Skip(why), false));
                 continue;
             }
+            let mut kept = false;
             for name in rv.secrets.keys() {
-                steps.push(step(vname, Some(name), Action::Delete, false));
+                let action = match platform_name_problem(name) {
+                    Some(why) => {
+                        kept = true;
+                        Action::Skip(SkipReason::BadRemoteName(why))
+                    }
+                    None => Action::Delete,
+                };
+                steps.push(step(vname, Some(name), action, false));
             }
-            steps.push(step(vname, None, Action::DeleteVault, false));
+            // A secret left in it keeps the vault: deleting the vault
+            // would delete that secret too.
+            if !kept {
+                steps.push(step(vname, None, Action::DeleteVault, false));
+            }
             continue;
         };
         let may_delete = match rv.map(|r| &r.ownership) {
@@ -236,7 +265,11 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
         for name in names {
             let local_secret = lv.secrets.iter().find(|(n, _)| n.as_str() == name);
             let Some((_, ls)) = local_secret else {
-                steps.push(step(vname, Some(name), Action::Delete, false));
+                let action = match platform_name_problem(name) {
+                    Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
+                    None => Action::Delete,
+                };
+                steps.push(step(vname, Some(name), action, false));
                 continue;
             };
             let (action, rotation_due) = match ls {

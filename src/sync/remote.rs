@@ -271,6 +271,14 @@ pub fn fetch(
         .filter(|n| local_names.contains(n.as_str()) || (scope.prune && scope.all_vaults))
         .collect();
     let fetched = parallel(&relevant, workers, |name| -> Result<_, RemoteError> {
+        // A name that breaks the platform's rule is never sent back, not
+        // even to read it: the plan leaves it alone.
+        if crate::name::platform_name_problem(name).is_some() {
+            return Ok(Some(RemoteVault {
+                ownership: Ownership::Free,
+                secrets: BTreeMap::new(),
+            }));
+        }
         let ownership = match remote.managed_by(name) {
             Ok(Some(why)) => Ownership::ManagedElsewhere(why),
             Ok(None) => match remote.reserved(name) {

@@ -30,6 +30,10 @@ use crate::store::txn::{DirLock, LockWait};
 /// version-1 file is simply not found: every secret is pushed once more).
 const STATE_VERSION: u32 = 2;
 
+/// The largest state file read (a record is about 200 bytes: this is
+/// hundreds of thousands of secrets).
+const MAX_STATE_LEN: u64 = 64 << 20;
+
 /// What was last pushed for one secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -104,22 +108,27 @@ impl State {
         let ident = (target_id.to_owned(), store);
         let stem = file_stem(&ident);
         let lock_path = dir.join(format!("{stem}.lock"));
+        // Never through a link: a link planted in the directory would
+        // otherwise make coffer create or lock a file elsewhere.
         OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&lock_path)
-            .map_err(|e| Error::io("create", &lock_path, e))?;
+            .map_err(|e| fsio::map_open_error(&lock_path, e))?;
         let lock = txn::lock_dir(&lock_path, true, wait)?;
         let name = format!("{stem}.json");
         let path = dir.join(&name);
-        let (records, damaged) = match fs::read(&path) {
+        let (records, damaged) = match fsio::read_file(&path, MAX_STATE_LEN) {
             Ok(bytes) => match parse(&bytes, &ident) {
                 Some(r) => (r, false),
                 None => (BTreeMap::new(), true),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (BTreeMap::new(), false),
-            Err(e) => return Err(Error::io("read", &path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                (BTreeMap::new(), false)
+            }
+            Err(e) => return Err(e),
         };
         Ok(State {
             file: Some((dir.to_owned(), name)),

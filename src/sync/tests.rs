@@ -30,6 +30,9 @@ struct Fake {
     /// Methods that fail (once each) with `unavailable`, keyed by
     /// `method vault[/secret]`.
     fail: Mutex<BTreeSet<String>>,
+    /// Secrets (`vault/secret`) someone else deletes between our list and
+    /// our write to them.
+    vanish: Mutex<BTreeSet<String>>,
 }
 
 impl Fake {
@@ -61,6 +64,18 @@ impl Fake {
             .entry(v.into())
             .or_default()
             .insert(s.into(), (value.into(), t));
+    }
+    /// Deletes `vault/name` now if someone else was to delete it before
+    /// our write.
+    fn vanish_if_due(&self, vault: &str, name: &str) {
+        let due = self
+            .vanish
+            .lock()
+            .unwrap()
+            .remove(&format!("{vault}/{name}"));
+        if due && let Some(v) = self.vaults.lock().unwrap().get_mut(vault) {
+            v.remove(name);
+        }
     }
     fn take_writes(&self) -> Vec<String> {
         std::mem::take(&mut self.writes.lock().unwrap())
@@ -148,6 +163,7 @@ impl Remote for Fake {
         name: &str,
         value: &SecretValue,
     ) -> Result<Option<String>, RemoteError> {
+        self.vanish_if_due(vault, name);
         self.write(format!("Update {vault}/{name}"))?;
         let t = self.tick();
         let mut vaults = self.vaults.lock().unwrap();
@@ -159,6 +175,7 @@ impl Remote for Fake {
         Ok(Some(t.to_string()))
     }
     fn delete_secret(&self, vault: &str, name: &str) -> Result<(), RemoteError> {
+        self.vanish_if_due(vault, name);
         self.write(format!("Delete {vault}/{name}"))?;
         let mut vaults = self.vaults.lock().unwrap();
         vaults
@@ -314,13 +331,13 @@ fn nothing_is_deleted_without_prune() {
     let key = VaultKey::generate();
     let remote = Fake::default();
     remote.set_remotely("app", "gone", "x");
-    remote.set_remotely("old-vault", "x", "y");
+    remote.set_remotely("old-vault", "xyz", "y");
     let l = local(&key, &[("app", &[("kept", Some("1"))])]);
     let mut state = State::in_memory();
     let (p, _) = sync(&remote, &l, &mut state, ALL);
     assert_eq!(lines(&p), ["+ app/kept"]);
     assert!(remote.value("app", "gone").is_some());
-    assert!(remote.value("old-vault", "x").is_some());
+    assert!(remote.value("old-vault", "xyz").is_some());
 }
 
 #[test]
@@ -328,7 +345,7 @@ fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
     let key = VaultKey::generate();
     let remote = Fake::default();
     remote.set_remotely("app", "gone", "x");
-    remote.set_remotely("old-vault", "x", "y");
+    remote.set_remotely("old-vault", "xyz", "y");
     let l = local(&key, &[("app", &[("kept", Some("1"))])]);
     let mut state = State::in_memory();
 
@@ -346,12 +363,12 @@ fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
     let (p, out) = sync(&remote, &l, &mut state, PRUNE);
     assert_eq!(
         lines(&p),
-        ["- app/gone", "+ app/kept", "- old-vault/x", "- old-vault"]
+        ["- app/gone", "+ app/kept", "- old-vault/xyz", "- old-vault"]
     );
     assert!(out.iter().all(|o| matches!(o, Some(Outcome::Applied(_)))));
     let writes = remote.take_writes();
     let pos = |w: &str| writes.iter().position(|x| x == w).unwrap();
-    assert!(pos("Delete old-vault/x") < pos("DeleteVault old-vault"));
+    assert!(pos("Delete old-vault/xyz") < pos("DeleteVault old-vault"));
     assert_eq!(remote.list_vaults().unwrap(), ["app"]);
     assert!(remote.value("app", "gone").is_none());
 }
@@ -492,4 +509,82 @@ fn prune_deletes_nothing_in_a_vault_whose_labels_cannot_be_read() {
             "{kind:?}"
         );
     }
+}
+
+/// A platform that lists names breaking its own rule (a newline, an escape
+/// sequence, `..`) never gets a delete for them, and a vault left holding
+/// one is not deleted either.
+#[test]
+fn prune_never_deletes_a_remote_name_that_breaks_the_platforms_rule() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    remote.set_remotely("app", "ok\n- app/kept", "x");
+    remote.set_remotely("app", "gone", "x");
+    remote.set_remotely("old-vault", "\u{1b}[2Jx", "y");
+    remote.set_remotely("old-vault", "fine", "y");
+    remote.set_remotely("../etc", "passwd", "y");
+    let l = local(&key, &[("app", &[("kept", Some("1"))])]);
+    let mut state = State::in_memory();
+    let (p, out) = sync(&remote, &l, &mut state, PRUNE);
+    let skipped: Vec<String> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Skip(SkipReason::BadRemoteName(_))))
+        .map(Step::path)
+        .collect();
+    assert_eq!(
+        skipped,
+        ["../etc", "app/ok\n- app/kept", "old-vault/\u{1b}[2Jx"]
+    );
+    assert!(out.iter().all(|o| !matches!(o, Some(Outcome::Failed(_)))));
+    let writes = remote.take_writes();
+    assert!(writes.contains(&"Delete app/gone".to_owned()), "{writes:?}");
+    assert!(
+        writes.contains(&"Delete old-vault/fine".to_owned()),
+        "{writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|w| !w.contains('\n') && !w.contains('\u{1b}') && !w.contains("..")),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.iter().any(|w| w.starts_with("DeleteVault")),
+        "{writes:?}"
+    );
+}
+
+/// A secret deleted on the platform between the list and the write: an
+/// update creates it again (with a note), a delete counts as done (with a
+/// note); neither is a failure, and the state records the update.
+#[test]
+fn not_found_on_update_recreates_and_on_delete_is_already_done() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    let l = local(&key, &[("app", &[("changed", Some("1"))])]);
+    let mut state = State::in_memory();
+    sync(&remote, &l, &mut state, ALL);
+    remote.take_writes();
+    remote.set_remotely("app", "stale", "x");
+    let l = local(&key, &[("app", &[("changed", Some("2"))])]);
+    remote
+        .vanish
+        .lock()
+        .unwrap()
+        .extend(["app/changed".to_owned(), "app/stale".to_owned()]);
+    let (p, out) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(lines(&p), ["~ app/changed", "- app/stale"]);
+    assert_eq!(
+        out,
+        [
+            Some(Outcome::Applied(Some("it had been deleted; created"))),
+            Some(Outcome::Applied(Some("it was already gone"))),
+        ]
+    );
+    assert_eq!(remote.value("app", "changed").as_deref(), Some("2"));
+    assert!(remote.value("app", "stale").is_none());
+    // Recorded: the next run sends nothing.
+    let (p, _) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(lines(&p), ["= app/changed"]);
 }

@@ -715,3 +715,56 @@ fn drivers_set_up_from_a_shell_still_run_from_a_git_without_coffer_on_its_path()
         r.stdout()
     );
 }
+
+/// `COFFER_SHOW_VALUES=1` opts one git command in to decrypted values,
+/// like `coffer.showValues`; without it, values stay hidden.
+#[test]
+fn coffer_show_values_opts_one_git_command_in_to_values() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    update(&env, "api-keys", "stripe-key", "sk_live_new_value_123");
+    commit_all(&env, "rotate stripe");
+    let args = ["show", "HEAD", "--", "vaults/api-keys/stripe-key.age"];
+    let hidden = git(&env, &args);
+    assert!(!hidden.contains("sk_live"), "{hidden}");
+    for on in ["1", "true"] {
+        let out = git_cmd(&env, &args)
+            .env("COFFER_SHOW_VALUES", on)
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("-sk_live_original_value\n+sk_live_new_value_123\n"),
+            "COFFER_SHOW_VALUES={on}: {shown}"
+        );
+    }
+}
+
+/// git can cache textconv output in notes (`diff.coffer.cachetextconv`),
+/// which would keep decrypted values in the repository's objects. Setup
+/// turns the cache off even where it was on, and a `git log -p` with
+/// values shown leaves no notes behind.
+#[test]
+fn git_setup_turns_the_textconv_cache_off_so_no_value_lands_in_git_notes() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = repo();
+    update(&env, "api-keys", "stripe-key", "sk_live_new_value_123");
+    commit_all(&env, "rotate stripe");
+    git(&env, &["config", "diff.coffer.cachetextconv", "true"]);
+    env.run(&["git", "setup", "--check"])
+        .fails("git is not fully set up");
+    env.run(&["git", "setup"]).ok();
+    assert_eq!(
+        git(&env, &["config", "--bool", "diff.coffer.cachetextconv"]),
+        "false\n"
+    );
+    git(&env, &["config", "coffer.showValues", "true"]);
+    let log = git(&env, &["log", "-p"]);
+    assert!(log.contains("+sk_live_new_value_123"), "{log}");
+    let notes = git(&env, &["for-each-ref", "refs/notes/"]);
+    assert_eq!(notes, "", "textconv output was cached in notes");
+}

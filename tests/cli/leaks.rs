@@ -27,13 +27,26 @@ struct Case {
     args: Vec<String>,
     stdin: Vec<u8>,
     may: May,
+    /// The exit status the case is set up to end with.
+    code: i32,
 }
 
+/// A case that succeeds (see [`Case::exits`] for one that must not).
 fn case(args: &[&str], stdin: &str, may: May) -> Case {
     Case {
         args: args.iter().map(|s| s.to_string()).collect(),
         stdin: stdin.as_bytes().to_vec(),
         may,
+        code: 0,
+    }
+}
+
+impl Case {
+    /// The case ends with `code` on purpose (an error path, or `run`'s
+    /// program's own status).
+    fn exits(mut self, code: i32) -> Case {
+        self.code = code;
+        self
     }
 }
 
@@ -151,7 +164,8 @@ fn a_sentinel_value_appears_only_where_values_belong() {
             &["get", "-V", "api-keys", "-n", "stripe-key", "-i", b],
             "",
             Nothing,
-        ),
+        )
+        .exits(1), // bob is no recipient yet
         case(
             &["update", "-V", "api-keys", "-n", "stripe-key"],
             &new_value,
@@ -166,13 +180,15 @@ fn a_sentinel_value_appears_only_where_values_belong() {
             &["create", "-V", "api-keys", "-n", "stripe-key"],
             &new_value,
             Nothing,
-        ),
+        )
+        .exits(1), // it exists
         Case {
             args: ["create", "-V", "api-keys", "-n", "other-key"]
                 .map(String::from)
                 .to_vec(),
             stdin: [sentinel.as_bytes(), b"\xff\xfe"].concat(),
             may: Nothing,
+            code: 1, // not UTF-8
         },
         case(
             &[
@@ -186,7 +202,7 @@ fn a_sentinel_value_appears_only_where_values_belong() {
             &format!("{sentinel}-c"),
             Nothing,
         ),
-        case(&["export", "-V", "api-keys"], "", Nothing), // refuses: a contribution
+        case(&["export", "-V", "api-keys"], "", Nothing).exits(1), // refuses: a contribution
         case(&["verify", "--accept", "--yes"], "", Nothing),
         case(&["export", "-V", "api-keys"], "", PrintValues),
         case(
@@ -197,7 +213,7 @@ fn a_sentinel_value_appears_only_where_values_belong() {
         case(&["export", "-V", "api-keys", "-o", ex], "", Nothing),
         case(&["import", "-V", "api-keys", i, "--dry-run"], "", Nothing),
         case(&["import", "-V", "api-keys", i], "", Nothing),
-        case(&["import", "-V", "api-keys", bi], "", Nothing),
+        case(&["import", "-V", "api-keys", bi], "", Nothing).exits(1),
         case(
             &["run", "-V", "api-keys", "--", "printenv", "STRIPE_KEY"],
             "",
@@ -207,7 +223,8 @@ fn a_sentinel_value_appears_only_where_values_belong() {
             &["run", "-V", "api-keys", "--", "sh", "-c", "exit 3"],
             "",
             Nothing,
-        ),
+        )
+        .exits(3),
         case(&["resolve", "headers.json"], "", PrintValues),
         case(&["refs", "check", "."], "", Nothing),
         case(&["refs", "check", ".", "--json"], "", Nothing),
@@ -281,6 +298,14 @@ fn a_sentinel_value_appears_only_where_values_belong() {
         }
         let out = child.wait_with_output().unwrap();
         let what = format!("case {n}: coffer {:?}", c.args);
+        // A case that fails where it should succeed (or the reverse) tests
+        // another path than it claims to.
+        assert_eq!(
+            out.status.code(),
+            Some(c.code),
+            "{what}: exit status\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !stderr.contains(&sentinel),

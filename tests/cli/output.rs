@@ -65,3 +65,46 @@ fn json_on_a_command_with_no_json_output_is_a_usage_error() {
     assert_eq!(r.code(), 2);
     assert!(env.store().join("api-keys").is_dir(), "nothing may be done");
 }
+
+/// `-q` silences status lines, never data, warnings or errors.
+#[test]
+fn quiet_drops_status_lines_but_keeps_data_warnings_and_errors() {
+    let env = store();
+    // A status line without -q, none with it; the data is the same.
+    let loud = env
+        .run_stdin(
+            &["update", "-V", "api-keys", "-n", "stripe-key"],
+            b"v2-value",
+        )
+        .ok();
+    assert!(!loud.stderr().is_empty(), "update says what it did");
+    let quiet = env
+        .run_stdin(
+            &["-q", "update", "-V", "api-keys", "-n", "stripe-key"],
+            b"v3-value",
+        )
+        .ok();
+    assert_eq!(quiet.stderr(), "");
+    assert_eq!(env.get("api-keys", "stripe-key"), "v3-value");
+    let r = env
+        .run(&["get", "-q", "-V", "api-keys", "-n", "stripe-key"])
+        .ok();
+    assert_eq!(r.stdout(), "v3-value");
+    // Errors still reach stderr.
+    env.run(&["-q", "get", "-V", "api-keys", "-n", "nope-key"])
+        .fails("not found");
+    // Warnings too: a value given on the command line is visible to others.
+    let r = env
+        .run(&[
+            "-q",
+            "create",
+            "-V",
+            "api-keys",
+            "-n",
+            "cli-key",
+            "-v",
+            "on-the-line",
+        ])
+        .ok();
+    assert!(r.stderr().contains("warning:"), "{}", r.stderr());
+}

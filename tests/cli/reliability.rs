@@ -381,25 +381,42 @@ fn io_errors_leave_the_store_as_it_was_with_a_clear_error() {
     );
 }
 
-/// 4 processes each create 50 secrets in the same vault at once, while a
-/// fifth reads the same secret over and over.
+/// 4 processes each create 50 secrets in the same vault at once while a
+/// fifth rewrites one secret over and over with long values, and a reader
+/// reads that very secret throughout: every read is one whole value some
+/// writer wrote, never a mix, a half or an error.
 #[test]
 fn concurrent_writers_lose_nothing_and_readers_never_see_half_a_write() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
-    env.put("api-keys", "stable-key", "STABLE");
+    // Long values: a torn read of one would be a prefix of it, or mix two.
+    let hot = |i: usize| format!("hot-{i:02}-{}", "x".repeat(4000 + i));
+    env.put("api-keys", "hot-key", &hot(0));
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let mut reads = 0;
+            let mut seen = std::collections::BTreeSet::new();
             let deadline = Instant::now() + Duration::from_secs(300);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
-                let r = env.run(&["get", "-V", "api-keys", "-n", "stable-key"]);
+                let r = env.run(&["get", "-V", "api-keys", "-n", "hot-key"]);
                 assert_eq!(r.code(), 0, "a read failed during writes: {}", r.stderr());
-                assert_eq!(r.stdout(), "STABLE");
+                let got = r.stdout();
+                let i: usize = got[4..6].parse().expect("a value some writer wrote");
+                assert_eq!(got, hot(i), "a read saw part of a write");
+                seen.insert(i);
                 reads += 1;
             }
-            reads
+            (reads, seen.len())
+        });
+        let updater = s.spawn(|| {
+            for i in 1..=40 {
+                let r = env.run_stdin(
+                    &["update", "-V", "api-keys", "-n", "hot-key"],
+                    hot(i).as_bytes(),
+                );
+                assert_eq!(r.code(), 0, "update {i}: {}", r.stderr());
+            }
         });
         let writers: Vec<_> = (0..4)
             .map(|w| {
@@ -414,17 +431,25 @@ fn concurrent_writers_lose_nothing_and_readers_never_see_half_a_write() {
                 })
             })
             .collect();
-        let results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        let mut results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        results.push(updater.join());
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for r in results {
             r.unwrap();
         }
-        assert!(reader.join().unwrap() > 0);
+        let (reads, distinct) = reader.join().unwrap();
+        assert!(reads > 0);
+        // The reader really overlapped the writes of the secret it read.
+        assert!(
+            distinct > 1,
+            "the reader saw only one value in {reads} reads"
+        );
     });
     let all = values(&env);
     assert_eq!(all.len(), 201);
+    assert_eq!(all["hot-key"], hot(40));
     for (name, value) in &all {
-        if name != "stable-key" {
+        if name != "hot-key" {
             assert_eq!(name, value);
         }
     }
@@ -499,50 +524,193 @@ fn a_held_lock_is_waited_for_then_given_up_with_a_clear_error() {
 /// While coffer waits for a value (holding nothing yet), its core dumps
 /// are off and it is not dumpable; the program `run` starts gets the
 /// user's own core limit back.
+///
+/// The test gives coffer a core limit that is not 0 (raising the soft
+/// limit to the hard one), so that a 0 seen afterwards is coffer's doing;
+/// it finds coffer by a secret name no other test uses; and it checks "not
+/// dumpable" the way the kernel enforces it: a process of the same user
+/// without `CAP_SYS_PTRACE` may read a dumpable process's
+/// `/proc/PID/environ` and not a non-dumpable one's (shown first on a
+/// process that is dumpable, so the check cannot pass by failing).
+/// `COFFER_REQUIRE_TOOLS=1` turns every "could not check" into a failure.
 #[test]
 fn core_dumps_are_off_while_coffer_runs() {
+    let require = std::env::var("COFFER_REQUIRE_TOOLS").as_deref() == Ok("1");
+    let cannot = |why: &str| {
+        assert!(!require, "COFFER_REQUIRE_TOOLS=1: {why}");
+        eprintln!("note: {why}");
+    };
     let env = TestEnv::new();
     env.init(&["api-keys"]);
-    let mut c = env.cmd();
-    c.args(["create", "-V", "api-keys", "-n", "typed-key"]);
-    let mut seen = String::new();
+    let name = format!(
+        "typed-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let hard = {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct it is given.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut l) }, 0);
+        l.rlim_max
+    };
+    // Without capabilities (root's would let it read any process's
+    // environ, or keep a capless reader out of a dumpable coffer), so that
+    // only the dumpable flag decides what the reader below may see.
+    let plain = env.cmd();
+    let setpriv = have_setpriv();
+    let mut c = if setpriv {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--inh-caps=-all", "--bounding-set=-all", "--"])
+            .arg(plain.get_program())
+            .env_clear()
+            .envs(
+                plain
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .current_dir(plain.get_current_dir().unwrap());
+        c
+    } else {
+        plain
+    };
+    c.args(["create", "-V", "api-keys", "-n", &name]);
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                let l = libc::rlimit {
+                    rlim_cur: hard,
+                    rlim_max: hard,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &l);
+                Ok(())
+            });
+        }
+    }
+    let mut limits = String::new();
+    let mut dumpable: Option<(bool, bool)> = None;
     let (out, code) = run_in_pty_with(
         c,
-        Some("Value for api-keys/typed-key: "),
+        Some(&format!("Value for api-keys/{name}: ")),
         "wait-a-moment\n",
         || {
-            let pid = find_coffer_waiting().expect("coffer is waiting at its prompt");
-            seen = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+            let pid = find_coffer_waiting(&name).expect("coffer is waiting at its prompt");
+            limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+            if setpriv {
+                let mut control = std::process::Command::new("setpriv")
+                    .args([
+                        "--inh-caps=-all",
+                        "--bounding-set=-all",
+                        "--",
+                        "sleep",
+                        "30",
+                    ])
+                    .spawn()
+                    .unwrap();
+                // Until it has become `sleep`, it is setpriv, with caps.
+                std::thread::sleep(Duration::from_millis(200));
+                dumpable =
+                    readable_without_ptrace_cap(control.id()).zip(readable_without_ptrace_cap(pid));
+                let _ = control.kill();
+                let _ = control.wait();
+            }
         },
     );
     assert_eq!(code, 0, "{out}");
-    if seen.is_empty() {
-        // Not root: /proc of a non-dumpable process is root's only.
-        eprintln!("note: could not read the limits of the waiting process");
+    if hard == 0 {
+        cannot("the hard core limit is 0, so coffer setting 0 proves nothing");
+    } else if limits.is_empty() {
+        cannot("could not read the limits of the waiting process");
     } else {
-        let core = seen
+        let core = limits
             .lines()
             .find(|l| l.starts_with("Max core file size"))
             .unwrap();
         assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
     }
-    // `run` gives the program the user's own limit back.
-    let own = std::process::Command::new("sh")
-        .args(["-c", "ulimit -c"])
-        .output()
-        .unwrap();
+    match dumpable {
+        Some((true, coffer)) => assert!(!coffer, "coffer is dumpable while it runs"),
+        Some((false, _)) => cannot("even a dumpable process's environ could not be read"),
+        None => cannot("setpriv, needed to run without CAP_SYS_PTRACE, is not available"),
+    }
+    // `run` gives the program the user's own limit back: the raised one,
+    // so that it cannot be the 0 coffer set for itself.
+    let raise = move |c: &mut std::process::Command| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                let l = libc::rlimit {
+                    rlim_cur: hard,
+                    rlim_max: hard,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &l);
+                Ok(())
+            });
+        }
+    };
+    let own = {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", "ulimit -c"]);
+        raise(&mut c);
+        c.output().unwrap()
+    };
     let r = env
-        .run(&["run", "-V", "api-keys", "--", "sh", "-c", "ulimit -c"])
+        .run_with(
+            &["run", "-V", "api-keys", "--", "sh", "-c", "ulimit -c"],
+            raise,
+        )
         .ok();
     assert_eq!(
         r.stdout(),
         String::from_utf8_lossy(&own.stdout),
         "the program keeps the user's limit"
     );
+    if hard != 0 {
+        assert_ne!(r.stdout(), "0\n");
+    }
 }
 
-/// Returns the pid of a coffer process waiting for a value, if any.
-fn find_coffer_waiting() -> Option<u32> {
+/// Whether `setpriv` (util-linux) runs here.
+fn have_setpriv() -> bool {
+    std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a process of this user without `CAP_SYS_PTRACE` can read
+/// `/proc/PID/environ` (the kernel allows it for a dumpable process of the
+/// same user only). `None` when that could not be tried.
+fn readable_without_ptrace_cap(pid: u32) -> Option<bool> {
+    let path = format!("/proc/{pid}/environ");
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            "head",
+            "-c",
+            "1",
+            &path,
+        ])
+        .output()
+        .ok()?;
+    if String::from_utf8_lossy(&out.stderr).contains("setpriv") {
+        return None;
+    }
+    Some(out.status.success())
+}
+
+/// Returns the pid of the coffer process waiting for the value of `name`.
+fn find_coffer_waiting(name: &str) -> Option<u32> {
     let exe = env!("CARGO_BIN_EXE_coffer");
     for e in fs::read_dir("/proc").ok()? {
         let e = e.ok()?;
@@ -551,8 +719,8 @@ fn find_coffer_waiting() -> Option<u32> {
         };
         // cmdline is readable even for a process that is not dumpable.
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with(exe) && cmdline.contains("typed-key") {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.first() == Some(&exe.as_bytes()) && args.contains(&name.as_bytes()) {
             return Some(pid);
         }
     }

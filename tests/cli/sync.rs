@@ -377,15 +377,32 @@ fn a_wrong_token_fails_clearly() {
 
 #[test]
 fn a_read_only_token_is_told_to_get_a_write_token() {
-    let (env, s) = setup();
-    sync_with(&env, &s, "standin-read-only-token", &[])
+    // One vault, so that what is refused does not depend on timing: its
+    // creation, and everything after it is not attempted.
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-secret-key", "sk_live_one");
+    let s = StandIn::start(Config::default());
+    let r = sync_with(&env, &s, "standin-read-only-token", &[])
         .fails("were not applied")
         .stderr_has("permission_denied")
         .stderr_has("hint: personal access tokens are read-only unless created with --write")
         .transcript("sync/a-read-only-token-cannot-write");
+    // The summary says what happened: nothing (a refused write is not a
+    // write), never "synced" or "nothing to sync".
+    assert!(
+        r.stderr().contains("Nothing was changed in workspace") && r.stderr().contains("0 writes)"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!r.stderr().contains("Synced") && !r.stderr().contains("nothing to sync"));
+    assert_eq!(s.writes(), ["CreateSecretManagerVault"]);
     // Refused once, it stops rather than send every other write: at most
     // the two vault creations, which may be sent together, reach the
     // platform (how many depends on timing).
+    let (env, s) = setup();
+    let r = sync_with(&env, &s, "standin-read-only-token", &[]).fails("were not applied");
+    assert!(r.stderr().contains("Nothing was changed"), "{}", r.stderr());
     let writes = s.writes();
     assert!((1..=2).contains(&writes.len()), "{writes:?}");
     assert!(
@@ -473,6 +490,56 @@ fn vaults_managed_by_define_secret_manager_are_skipped_with_a_warning() {
             .iter()
             .all(|w| !w.contains("Vault") || w == "CreateSecretManagerVault")
     );
+}
+
+/// The platform SDK reads `TAILOR_PLATFORM_URL`, else `PLATFORM_URL`: so
+/// does coffer, and the first wins when both are set.
+#[test]
+fn platform_url_is_a_fallback_for_tailor_platform_url() {
+    let (env, s) = setup();
+    env.run_with(&["sync"], |c| {
+        c.env("PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+            .env("COFFER_SYNC_RETRY_BASE_MS", "1");
+    })
+    .ok();
+    assert_eq!(s.vaults(WS), ["api-keys", "database"]);
+    // Both set: TAILOR_PLATFORM_URL wins (this one refuses plain http to a
+    // host that is not loopback, so it cannot have been the one used).
+    env.run_with(&["sync"], |c| {
+        c.env("PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_URL", "http://platform.example.invalid")
+            .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS);
+    })
+    .fails("invalid platform URL \"http://platform.example.invalid\"");
+}
+
+/// `tailor-sdk secret create` on a managed vault "releases" it: it drops
+/// `sdk-name` and `sdk-version` but keeps `sdk-app-id`, and the SDK's next
+/// deploy still treats the vault as its own. coffer must too; and a vault
+/// whose `sdk-name` is empty is nobody's.
+#[test]
+fn a_released_vault_still_carrying_sdk_app_id_is_left_to_the_sdk() {
+    let (env, s) = setup();
+    s.set_value(WS, "database", "from-the-sdk", "x");
+    s.set_labels(WS, "database", &[("sdk-app-id", "app-0042")]);
+    let r = sync(&env, &s, &["--prune"]).ok();
+    assert!(
+        r.stderr().contains(
+            "warning: database/: deployed by a platform SDK application (label sdk-app-id)"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert!(s.value(WS, "database", "from-the-sdk").is_some());
+    assert!(s.value(WS, "database", "read-replica-password").is_none());
+    // An empty sdk-name is not managed: coffer syncs (and prunes) it.
+    s.set_labels(WS, "database", &[("sdk-name", "")]);
+    sync(&env, &s, &["--prune", "--yes"]).ok();
+    assert!(s.value(WS, "database", "from-the-sdk").is_none());
+    assert!(s.value(WS, "database", "read-replica-password").is_some());
 }
 
 #[test]
@@ -630,4 +697,172 @@ fn a_write_asked_to_wait_an_hour_stops_the_run_and_the_next_run_finishes() {
     sync(&env, &s, &[]).ok();
     assert_eq!(s.secrets(WS, "api-keys").len(), 2);
     assert_eq!(s.secrets(WS, "database").len(), 1);
+}
+
+/// A hostile platform answers a write with a message that repeats a
+/// value: JSON-escaped, Go-quoted, cut short, or another secret's value
+/// (one it holds from an earlier sync). None of them reaches the output.
+#[test]
+fn a_hostile_platform_cannot_make_sync_print_a_value_in_any_form() {
+    use coffer_standin::Echo;
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    let first = "first\"SENTINEL\\value\twith-quotes-and-more";
+    let second = "second-SENTINEL-value-\"quoted\"\\slash";
+    env.put("api-keys", "first-key", first);
+    env.put("api-keys", "second-key", second);
+    let s = StandIn::start(Config::default());
+    sync(&env, &s, &[]).ok();
+    for how in [Echo::Json, Echo::GoQuoted, Echo::Truncated, Echo::Other] {
+        // A new value to push, and a platform that echoes.
+        let new = format!("third-{how:?}-\"SENTINEL\"\\new\nvalue-long-enough");
+        env.run_stdin(
+            &["update", "-V", "api-keys", "-n", "first-key"],
+            new.as_bytes(),
+        )
+        .ok();
+        s.fail_next_writes(1, Fault::Echo(how));
+        let r = sync(&env, &s, &[]).fails("not applied");
+        let all = format!("{}{}", r.stdout(), r.stderr());
+        assert!(!all.contains("SENTINEL"), "{how:?}: {all}");
+        assert!(
+            all.contains("[redacted]") || all.contains("message withheld"),
+            "{how:?}: the message must still be reported: {all}"
+        );
+        sync(&env, &s, &[]).ok();
+    }
+    // The JSON report carries the same scrubbed message.
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "second-key"],
+        b"json-\"SENTINEL\"-value-long-enough",
+    )
+    .ok();
+    s.fail_next_writes(1, Fault::Echo(Echo::Json));
+    let r = sync(&env, &s, &["--json"]).fails("not applied");
+    assert!(!r.stdout().contains("SENTINEL"), "{}", r.stdout());
+    assert!(r.stdout().contains("[redacted]"), "{}", r.stdout());
+}
+
+/// A secret someone removed could read is still pushed (the platform must
+/// keep working), with a warning that it is due for rotation.
+#[test]
+fn rotation_due_secrets_are_pushed_with_a_warning() {
+    let (env, s) = setup();
+    let bob_key = env.identity_file(&env.dir.path().join("bob.txt"), 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(
+        r.stderr().contains(
+            "warning: api-keys/stripe-secret-key is due for rotation: someone who could read it was removed"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        s.value(WS, "api-keys", "stripe-secret-key").as_deref(),
+        Some("sk_live_one")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&sync(&env, &s, &["--json", "--dry-run"]).ok().stdout()).unwrap();
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["secret"] == "stripe-secret-key")
+        .unwrap();
+    assert_eq!(step["rotationDue"], true, "{step}");
+}
+
+/// More than 3 deletions on a terminal: coffer shows the plan and asks;
+/// anything but "yes" deletes nothing, "yes" deletes them.
+#[test]
+fn a_large_prune_on_a_terminal_asks_and_deletes_only_on_yes() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    for i in 0..4 {
+        s.set_value(WS, "api-keys", &format!("stale-{i}"), "x");
+    }
+    let prune = || {
+        let mut c = env.cmd();
+        c.args(["sync", "--prune"])
+            .env("TAILOR_PLATFORM_URL", s.url())
+            .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+            .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+            .env("COFFER_SYNC_RETRY_BASE_MS", "1");
+        c
+    };
+    let prompt = "Delete 4 things from the platform, as listed above? Type \"yes\" to continue: ";
+    s.clear_calls();
+    let (out, code) = crate::common::run_in_pty(prune(), Some(prompt), "y\n");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("- api-keys/stale-0"),
+        "the plan comes first: {out}"
+    );
+    assert!(out.contains("sync cancelled: nothing was changed"), "{out}");
+    assert!(s.writes().is_empty());
+    let (out, code) = crate::common::run_in_pty(prune(), Some(prompt), "yes\n");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.secrets(WS, "api-keys").len(), 2);
+}
+
+/// The sync state lives outside the repository, in a directory only its
+/// owner can enter, in files only its owner can read.
+#[test]
+fn the_sync_state_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    let dir = env.home.join(".local/state/coffer/sync");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{dir:?} has mode {mode:o}");
+    let files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "json"))
+    );
+    for f in files {
+        let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f:?} has mode {mode:o}");
+    }
+}
+
+/// `COFFER_SYNC_STATE_DIR` pointing into the store is refused however it
+/// is spelled: through `..`, `.`, a relative path or a link.
+#[test]
+fn a_state_directory_inside_the_store_is_refused_however_it_is_spelled() {
+    let (env, s) = setup();
+    fs::create_dir(env.work.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(env.store(), env.work.join("link")).unwrap();
+    let store = env.store();
+    let spellings = [
+        store.join("state").display().to_string(),
+        env.work
+            .join("elsewhere/../vaults/state")
+            .display()
+            .to_string(),
+        env.work
+            .join("nope/../vaults/./state")
+            .display()
+            .to_string(),
+        "vaults/state".to_owned(),
+        "./elsewhere/../vaults/api-keys/../state".to_owned(),
+        env.work.join("link/state").display().to_string(),
+    ];
+    for dir in spellings {
+        env.run_with(&["sync"], |c| {
+            c.env("TAILOR_PLATFORM_URL", s.url())
+                .env("TAILOR_PLATFORM_TOKEN", TOKEN)
+                .env("TAILOR_PLATFORM_WORKSPACE_ID", WS)
+                .env("COFFER_SYNC_STATE_DIR", &dir);
+        })
+        .fails("refusing to keep the sync state inside the store");
+    }
+    assert!(s.writes().is_empty());
+    assert!(!store.join("state").exists());
 }

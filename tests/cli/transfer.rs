@@ -270,7 +270,7 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, ..crate::common::proptest_config() })]
 
     /// Values of every shape survive export then import, through both
     /// formats, exactly.
@@ -298,4 +298,43 @@ proptest! {
         let want = format!("0 created, 0 updated, {} unchanged", values.len());
         prop_assert!(r.stderr().contains(&want), "{}", r.stderr());
     }
+}
+
+/// `N` assignments with distinct names (`SECRET_0000000=v0`…).
+fn many_lines(n: usize) -> String {
+    let mut text = String::with_capacity(n * 24);
+    for i in 0..n {
+        text.push_str(&format!("SECRET_{i:07}=v{i}\n"));
+    }
+    text
+}
+
+/// 300,000 lines used to take minutes (each line's duplicate check and
+/// each dry-run lookup scanned every line before it). No timing assertion:
+/// a quadratic import would not finish within the test run's own limits.
+#[test]
+fn import_of_300000_lines_completes_a_dry_run_and_finds_a_duplicate_at_the_end() {
+    let env = store();
+    let mut text = many_lines(300_000);
+    fs::write(env.work.join("big.env"), &text).unwrap();
+    env.run(&["import", "-V", "api-keys", "--dry-run", "big.env"])
+        .ok()
+        .stderr_has("300000 to create, 0 to update, 0 unchanged; nothing was written");
+    // The duplicate is found against the first line, 300,000 lines back.
+    text.push_str("SECRET_0000000=again\n");
+    fs::write(env.work.join("big.env"), &text).unwrap();
+    let before = env.snapshot();
+    env.run(&["import", "-V", "api-keys", "big.env"])
+        .fails("line 300001: SECRET_0000000 is set again (first set on line 1)");
+    // In JSON, two spellings of one name reach the import's own check.
+    let mut json = String::from("{");
+    for i in 0..300_000 {
+        json.push_str(&format!("\"secret-{i:07}\": \"v\",\n"));
+    }
+    json.push_str("\"SECRET_0000000\": \"again\"}\n");
+    fs::write(env.work.join("big.json"), &json).unwrap();
+    env.run(&["import", "-V", "api-keys", "big.json"]).fails(
+        "line 300001: SECRET_0000000 and secret-0000000 (line 1) both name secret secret-0000000",
+    );
+    assert_eq!(env.snapshot(), before);
 }

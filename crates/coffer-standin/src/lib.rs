@@ -14,8 +14,9 @@
 //!
 //! Faults can be injected: `unavailable` (503) or `resource_exhausted`
 //! (429, with or without a `Retry-After` header) for the next N calls, a
-//! dropped connection, and commit-then-fail (the write is applied, then 503
-//! is returned).
+//! dropped connection, commit-then-fail (the write is applied, then 503
+//! is returned), and a hostile platform whose error messages repeat a
+//! value (JSON-escaped, Go-quoted, cut short, or another secret's).
 //!
 //! It is independent of coffer's own code on purpose: it shares no types
 //! with the client it tests.
@@ -67,6 +68,23 @@ pub enum Fault {
     RetryAfter(u64),
     /// The connection is closed without a response, nothing done.
     Drop,
+    /// A hostile platform: `invalid_argument`, nothing done, with a
+    /// message that repeats a value in the form given.
+    Echo(Echo),
+}
+
+/// How a hostile stand-in repeats a value in an error message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// The request's value, JSON-escaped, inside the request as JSON.
+    Json,
+    /// The request's value as Go's `%q` prints it.
+    GoQuoted,
+    /// The first 12 characters of the request's value, then `…`.
+    Truncated,
+    /// The value of another secret (by name) the stand-in holds, sent
+    /// earlier.
+    Other,
 }
 
 /// One request the stand-in received.
@@ -529,6 +547,7 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<Respon
         Some(Fault::ResourceExhausted | Fault::RetryAfter(_)) => {
             Err(fail("resource_exhausted", "injected: rate limited"))
         }
+        Some(Fault::Echo(how)) => Err(fail("invalid_argument", echo(how, &parsed, &w))),
         None => parsed.and_then(|body| {
             authorize(req, &method, config)?;
             let vault = body.get("secretmanagerVaultName").and_then(Value::as_str);
@@ -554,6 +573,41 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<Respon
         _ => None,
     };
     Some((status, body, retry_after))
+}
+
+/// The message of a hostile platform that repeats a value.
+fn echo(how: Echo, parsed: &Result<Map<String, Value>, Failure>, w: &World) -> String {
+    let field = |f: &str| {
+        parsed
+            .as_ref()
+            .ok()
+            .and_then(|b| b.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let value = field("secretmanagerSecretValue");
+    let name = field("secretmanagerSecretName");
+    match how {
+        Echo::Json => format!(
+            "invalid request {}",
+            json!({"secretmanagerSecretValue": value})
+        ),
+        Echo::GoQuoted => format!("value {value:?} is not allowed"),
+        Echo::Truncated => format!(
+            "value {}… is not allowed",
+            value.chars().take(12).collect::<String>()
+        ),
+        Echo::Other => {
+            let other = w
+                .workspaces
+                .values()
+                .flat_map(|vaults| vaults.values())
+                .flat_map(|v| v.secrets.iter())
+                .find(|(n, _)| n.as_str() != name)
+                .map_or("", |(_, s)| s.value.as_str());
+            format!("value conflicts with {other}")
+        }
+    }
 }
 
 fn authorize(req: &Request, method: &str, config: &Config) -> Result<(), Failure> {

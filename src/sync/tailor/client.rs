@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use crate::secret::SecretValue;
 use crate::sync::remote::{DEFAULT_WORKERS, Remote, RemoteError, RemoteSecret, normalize_time};
 use crate::sync::tailor::code::Code;
+use crate::sync::tailor::scrub::Scrubber;
 use crate::sync::tailor::{PlatformUrl, SettingsError, WorkspaceId, owner_from_labels, target_id};
 
 /// The service every method belongs to.
@@ -169,12 +170,15 @@ impl Settings {
     }
 }
 
-/// How many requests a client sent (every attempt counts).
+/// How many requests a client sent (every attempt counts), and how many
+/// writes the platform accepted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// All requests.
     pub requests: u64,
-    /// Requests that change something (create, update, delete).
+    /// Writes (create, update, delete) the platform answered with success.
+    /// A refused or failed write is not a write: a summary built on this
+    /// number matches what happened.
     pub writes: u64,
 }
 
@@ -183,12 +187,13 @@ pub struct Client {
     agent: ureq::Agent,
     url: PlatformUrl,
     authorization: SecretString,
-    token: SecretString,
     workspace: WorkspaceId,
     workers: usize,
     retry: Retry,
     requests: AtomicU64,
     writes: AtomicU64,
+    /// The token and every value of the run, kept out of messages.
+    scrubber: std::sync::RwLock<Scrubber>,
 }
 
 impl std::fmt::Debug for Client {
@@ -241,6 +246,8 @@ impl Client {
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SettingsError::InvalidToken);
         }
+        let mut scrubber = Scrubber::default();
+        scrubber.hold(t);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // The token must never follow a redirect to another host.
@@ -254,13 +261,13 @@ impl Client {
         Ok(Client {
             agent,
             authorization: SecretString::from(format!("Bearer {t}")),
-            token: config.token,
             url: config.url,
             workspace: config.workspace,
             workers: config.workers.max(1),
             retry: config.retry,
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            scrubber: std::sync::RwLock::new(scrubber),
         })
     }
 
@@ -303,11 +310,13 @@ impl Client {
         loop {
             attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            if write {
-                self.writes.fetch_add(1, Ordering::Relaxed);
-            }
             match self.send_once(method, &bytes, value) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if write {
+                        self.writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(v);
+                }
                 Err(mut e) => {
                     if e.kind.is_transient() {
                         match self.retry.wait(attempt, e.retry_after, waited) {
@@ -399,32 +408,26 @@ impl Client {
         Err(err(code, message))
     }
 
-    /// Removes the token and the value from a message, and anything a
-    /// terminal would interpret; keeps it short.
+    /// Has every later message scrubbed of these values as well: the run
+    /// gives the client every value it holds, so that a platform echoing
+    /// another secret's value (or one it kept from an earlier sync) shows
+    /// nothing.
+    pub fn hold_values<'a>(&self, values: impl IntoIterator<Item = &'a SecretValue>) {
+        let mut s = self.scrubber.write().unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            s.hold(v.expose_secret());
+        }
+    }
+
+    /// Removes the token, this request's value and every value the run
+    /// holds from a message, in any of their forms (see [`Scrubber`]), and
+    /// anything a terminal would interpret; keeps it short.
     fn scrub(&self, message: String, value: Option<&SecretValue>) -> String {
-        let mut m = message;
-        let token = self.token.expose_secret();
-        if m.contains(token) {
-            m = m.replace(token, "[redacted]");
+        if let Some(v) = value {
+            self.hold_values([v]);
         }
-        if let Some(v) = value.map(SecretValue::expose_secret)
-            && m.contains(v)
-        {
-            m = if v.len() >= 4 {
-                m.replace(v, "[redacted]")
-            } else {
-                "(message withheld: it may contain the value)".to_owned()
-            };
-        }
-        let mut out: String = m
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(300)
-            .collect();
-        if m.chars().count() > 300 {
-            out.push('…');
-        }
-        out
+        let s = self.scrubber.read().unwrap_or_else(|e| e.into_inner());
+        s.scrub(&message)
     }
 
     /// Lists every item of `field` across all pages.

@@ -8,6 +8,7 @@
 //! - the labels the platform SDK puts on the vaults it owns
 //!   ([`SDK_MANAGED_LABEL`], [`IDP_VAULT_PREFIX`]) and what they mean;
 //! - [`target_id`]: how the sync state's opaque target id is derived;
+//! - [`scrub`]: what a platform message may show (nothing coffer holds);
 //! - `client` (feature `sync`): the Connect/JSON client, built from typed
 //!   [`client::Settings`] by [`client::Client::new`].
 //!
@@ -23,22 +24,38 @@ use crate::sync::remote::{ErrorKind, RemoteError};
 #[cfg(feature = "sync")]
 pub mod client;
 pub mod code;
+pub mod scrub;
 
 pub use code::Code;
 
 /// The label the platform SDK's `defineSecretManager()` puts on the vaults
-/// it owns.
+/// it manages; releasing a vault (`secret create`/`update` on a managed
+/// vault) removes it, with `sdk-version`.
 pub const SDK_MANAGED_LABEL: &str = "sdk-name";
+
+/// The label naming the SDK application that deployed a vault. The SDK's
+/// deploy reads it first: a vault carrying it is the application's, even
+/// after a release removed `sdk-name`, and `tailor-sdk apply` deletes the
+/// secrets its config does not list there.
+pub const SDK_APP_LABEL: &str = "sdk-app-id";
 
 /// The prefix of the vaults the platform SDK creates for IdP client
 /// secrets: never pruned unless the store has a vault of that name.
 pub const IDP_VAULT_PREFIX: &str = "idp-";
 
 /// Returns why a vault with these labels belongs to the platform SDK, or
-/// `None` if coffer may write to it.
+/// `None` if coffer may write to it. Read as the SDK's deploy reads them:
+/// a non-empty `sdk-app-id` first (a released vault still carries it), then
+/// a non-empty `sdk-name`; an empty label is no label. The labels' values
+/// come from the platform and are never repeated in the reason.
 pub fn managed_by(labels: &BTreeMap<String, String>) -> Option<String> {
-    labels
-        .contains_key(SDK_MANAGED_LABEL)
+    let set = |k: &str| labels.get(k).is_some_and(|v| !v.is_empty());
+    if set(SDK_APP_LABEL) {
+        return Some(format!(
+            "deployed by a platform SDK application (label {SDK_APP_LABEL}), whose deploy deletes what it does not list"
+        ));
+    }
+    set(SDK_MANAGED_LABEL)
         .then(|| format!("managed by the SDK's defineSecretManager() (label {SDK_MANAGED_LABEL})"))
 }
 

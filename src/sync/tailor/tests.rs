@@ -77,6 +77,37 @@ fn a_vault_labelled_by_the_sdk_is_managed_and_an_idp_vault_is_reserved() {
 }
 
 #[test]
+fn ownership_is_read_as_the_sdk_reads_it_app_id_first_and_empty_labels_as_none() {
+    let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    // Released: sdk-name and sdk-version removed, sdk-app-id kept.
+    let released = managed_by(&l(&[("sdk-app-id", "app-1234")]));
+    assert!(
+        released
+            .as_deref()
+            .is_some_and(|r| r.contains("label sdk-app-id")),
+        "{released:?}"
+    );
+    // sdk-app-id wins over sdk-name.
+    let both = managed_by(&l(&[("sdk-name", "shop"), ("sdk-app-id", "app-1")]));
+    let both = both.unwrap();
+    assert!(both.contains("sdk-app-id"), "{both}");
+    // An empty label is no label.
+    assert_eq!(managed_by(&l(&[("sdk-name", "")])), None);
+    assert_eq!(
+        managed_by(&l(&[("sdk-name", ""), ("sdk-app-id", "")])),
+        None
+    );
+    assert_eq!(managed_by(&l(&[("team", "payments")])), None);
+    // The label's value (the platform's text) is never repeated.
+    assert!(!both.contains("shop"), "{both}");
+}
+
+#[test]
 fn labels_that_cannot_be_read_leave_the_owner_unknown_unless_there_are_none() {
     for (code, free) in [
         (Code::Internal, false),
