@@ -68,6 +68,35 @@ fn files() -> Vec<File> {
             });
         }
     }
+    // Modules declared under `#[cfg(test)]` (`mod test_seed;`) are test
+    // code, like `tests.rs` files.
+    let test_only: Vec<String> = out
+        .iter()
+        .flat_map(|f| {
+            let dir = match f.rel.rsplit_once('/') {
+                Some((d, _)) if f.rel.ends_with("mod.rs") => format!("{d}/"),
+                Some((d, file)) => format!("{d}/{}/", file.trim_end_matches(".rs")),
+                None if f.rel == "lib.rs" || f.rel == "main.rs" => String::new(),
+                None => format!("{}/", f.rel.trim_end_matches(".rs")),
+            };
+            let text = fs::read_to_string(src().join(&f.rel)).unwrap();
+            let mut found = Vec::new();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find("#[cfg(test)]") {
+                rest = &rest[i + "#[cfg(test)]".len()..];
+                let decl = rest.trim_start();
+                let decl = decl.strip_prefix("pub(crate) ").unwrap_or(decl);
+                if let Some(name) = decl.strip_prefix("mod ").and_then(|d| d.split(';').next())
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+                {
+                    found.push(format!("{dir}{name}.rs"));
+                    found.push(format!("{dir}{name}/mod.rs"));
+                }
+            }
+            found
+        })
+        .collect();
+    out.retain(|f| !test_only.contains(&f.rel));
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     out
 }
@@ -541,7 +570,6 @@ fn only_store_names_the_store_files() {
             "\"vault.toml\"",
             "\"vault-key.age\"",
             "\".age\"",
-            "\"vaults\"",
             "\".coffer-journal\"",
         ],
         |rel| rel == "store/layout.rs",
@@ -550,6 +578,32 @@ fn only_store_names_the_store_files() {
     assert!(
         bad.is_empty(),
         "store file names outside src/store/layout.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn only_store_spells_the_store_files_even_in_messages() {
+    // Messages format `store::layout`'s constants, so a renamed file is
+    // renamed everywhere. The ground layer sits below `store/` and cannot
+    // import it: its messages may spell the names.
+    let bad = offenders(
+        &files(),
+        &["vault.toml", "vault-key.age", "coffer.toml", "\".age\""],
+        |rel| {
+            rel.starts_with("store/")
+                || rel == "error.rs"
+                || rel == "name.rs"
+                // Being rewritten by the format-2 change; their messages
+                // move to the constants when it lands.
+                || rel == "cli/recipients.rs"
+                || rel == "cli/vault.rs"
+        },
+        true,
+    );
+    assert!(
+        bad.is_empty(),
+        "store file names spelled outside src/store/ (use store::layout):\n{}",
         bad.join("\n")
     );
 }

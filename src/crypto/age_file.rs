@@ -215,3 +215,15 @@ pub fn plaintext_len(armored: &[u8]) -> Option<usize> {
     }
     Some(body - 16 * body.div_ceil(CHUNK))
 }
+
+/// Encrypts `plaintext` to the X25519 recipient `public` (a vault's public
+/// key, already validated), ASCII-armored: what a contribution is written
+/// with by someone who cannot open the vault.
+pub fn encrypt_to_recipient(public: &str, plaintext: &[u8]) -> crate::error::Result<Vec<u8>> {
+    let recipient: age::x25519::Recipient =
+        public.parse().map_err(|_| crate::error::Error::Encrypt {
+            message: "the vault's public key is not an X25519 recipient".into(),
+        })?;
+    let fast = X25519Recipient::from_age(&recipient);
+    encrypt(std::iter::once(&fast as &dyn age::Recipient), plaintext)
+}

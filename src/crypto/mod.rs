@@ -16,7 +16,7 @@ pub mod identity;
 pub mod mac;
 pub mod recipient;
 pub mod vault_key;
-pub(crate) mod x25519;
+pub mod x25519;
 
 #[cfg(test)]
 mod tests;
@@ -24,11 +24,13 @@ mod tests;
 /// What age asks of the caller (a passphrase, a touch of a hardware key):
 /// the parts above take it from here, so that only this part names age.
 pub use age::{Callbacks, NoCallbacks};
+pub(crate) use age_file::encrypt_to_keys;
+pub use age_file::encrypt_to_recipient;
 pub use age_file::{ARMOR_BEGIN, MAX_GREASE, StanzaCount, count_stanzas, plaintext_len};
-pub(crate) use age_file::{encrypt, encrypt_to_keys};
 pub use identity::{Identities, IdentitySources, generate_identity_file, write_new_identity};
 pub(crate) use mac::MacInput;
 pub use mac::digest;
 pub use recipient::RecipientKey;
 pub use vault_key::VaultKey;
 pub(crate) use vault_key::{DecryptFailure, decrypt_vault_key};
+pub use x25519::is_canonical_recipient;

@@ -200,3 +200,10 @@ fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether `s` is an age X25519 recipient (`age1…`) in its canonical,
+/// lowercase form: a vault's public key as manifests and trust records
+/// hold it.
+pub fn is_canonical_recipient(s: &str) -> bool {
+    s.parse::<age::x25519::Recipient>().is_ok() && s.to_lowercase() == s
+}

@@ -505,7 +505,7 @@ pub enum VaultKeyMerge {
 /// were encrypted to different recipients: the result is encrypted to the
 /// union of the recipients recorded inside each (nobody can have been
 /// removed without a new key). Needs the user's identities to open both.
-pub fn merge_vault_keys<C: age::Callbacks>(
+pub fn merge_vault_keys<C: crate::crypto::Callbacks>(
     ours: &[u8],
     theirs: &[u8],
     ids: &Identities,

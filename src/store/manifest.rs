@@ -239,9 +239,7 @@ impl Manifest {
 
         let time = |what: &str, s: &str| s.parse::<Time>().map_err(|e| err(format!("{what}: {e}")));
         let created = time("created", &raw.created)?;
-        if raw.public_key.parse::<age::x25519::Recipient>().is_err()
-            || raw.public_key.to_lowercase() != raw.public_key
-        {
+        if !crate::crypto::is_canonical_recipient(&raw.public_key) {
             return Err(err("public-key is not an age X25519 recipient".into()));
         }
         let recipients_mac = match &raw.recipients_mac {
@@ -575,9 +573,7 @@ mod canonical {
         };
         let created: Time = quoted(l.next()?, "created")?.parse().ok()?;
         let public_key = quoted(l.next()?, "public-key")?;
-        if public_key.parse::<age::x25519::Recipient>().is_err()
-            || public_key.to_lowercase() != public_key
-        {
+        if !crate::crypto::is_canonical_recipient(public_key) {
             return None;
         }
         let epoch = if format == FORMAT_V1 {

@@ -274,7 +274,7 @@ impl VaultWrite<'_> {
     /// access, only `vault-key.age` is re-encrypted; otherwise the vault key
     /// is rotated, every secret re-encrypted, and each marked rotation-due
     /// on behalf of whoever lost access. Staged until [`VaultWrite::commit`].
-    pub fn set_recipients<C: age::Callbacks>(
+    pub fn set_recipients<C: crypto::Callbacks>(
         &mut self,
         key: &VaultKey,
         target: &Recipients,
@@ -322,7 +322,7 @@ impl VaultWrite<'_> {
     /// a new epoch, and with `reencrypt` re-encrypts every secret file of
     /// an earlier epoch to the current key. Refuses while recipient changes
     /// await approval.
-    pub fn rekey<C: age::Callbacks>(
+    pub fn rekey<C: crypto::Callbacks>(
         &mut self,
         key: &VaultKey,
         new_key: bool,
@@ -442,7 +442,7 @@ impl VaultWrite<'_> {
         Ok(crypto::count_stanzas(&bytes).is_ok_and(|c| c.real == recipients.len()))
     }
 
-    fn rewrap<C: age::Callbacks>(
+    fn rewrap<C: crypto::Callbacks>(
         &mut self,
         key: &VaultKey,
         recipients: &Recipients,
@@ -467,7 +467,7 @@ impl VaultWrite<'_> {
     /// secret is marked rotation-due. Refuses, naming them, if any entry
     /// fails its MAC: sealing it again would launder a forgery. Writes
     /// `vault-key.age` and `vault.toml` only.
-    fn rotate<C: age::Callbacks>(
+    fn rotate<C: crypto::Callbacks>(
         &mut self,
         old: &VaultKey,
         recipients: &Recipients,
@@ -536,14 +536,8 @@ impl VaultWrite<'_> {
     ///
     /// Its plaintext is bound to the vault and name (see [`Binding`]).
     pub fn contribute(&mut self, name: &SecretName, value: &SecretValue, now: Time) -> Result<()> {
-        let public: age::x25519::Recipient = self
-            .manifest
-            .public_key
-            .parse()
-            .expect("validated when the manifest was parsed");
-        let public = crypto::x25519::X25519Recipient::from_age(&public);
         let plain = zeroize::Zeroizing::new(bound_plaintext(self.vault.name(), name, value));
-        let ct = crypto::encrypt(std::iter::once(&public as &dyn age::Recipient), &plain)?;
+        let ct = crypto::encrypt_to_recipient(&self.manifest.public_key, &plain)?;
         let existing = self.manifest.secrets.get(name);
         let created = existing.map_or(now, |e| e.created);
         // A rotation mark stays: a contribution could come from the very

@@ -81,7 +81,9 @@ impl TrustRecord {
                     }
                     let (v, k) = line.split_once(' ').ok_or_else(bad)?;
                     let v: VaultName = v.parse().map_err(|_| bad())?;
-                    k.parse::<age::x25519::Recipient>().map_err(|_| bad())?;
+                    if !crate::crypto::is_canonical_recipient(k) {
+                        return Err(bad());
+                    }
                     seen.insert(v, k.to_owned());
                 }
             }

@@ -610,7 +610,10 @@ impl VaultWrite<'_> {
         for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
             let entry = entry.map_err(|e| Error::io("list", dir, e))?;
             let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".age")) else {
+            let Some(stem) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(layout::SECRET_EXT))
+            else {
                 continue;
             };
             if let Ok(n) = stem.parse::<SecretName>()

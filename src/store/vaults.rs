@@ -190,7 +190,7 @@ impl Store {
     /// [`Store::new_vault_recipients`], after the user confirmed any that
     /// nobody vouched for), and an empty manifest. The vault appears
     /// atomically.
-    pub fn create_vault<C: age::Callbacks>(
+    pub fn create_vault<C: crate::crypto::Callbacks>(
         &self,
         name: &VaultName,
         recipients: &BTreeMap<RecipientName, RecipientKey>,
