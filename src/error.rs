@@ -349,6 +349,15 @@ pub enum Error {
         vault: String,
     },
 
+    /// This machine's trust record for a store does not parse.
+    #[error("the trust record {} does not parse (line {line})", path.display())]
+    TrustRecord {
+        /// The file.
+        path: PathBuf,
+        /// The first bad line, from 1.
+        line: usize,
+    },
+
     /// A contribution is not bound to the name it is listed under.
     #[error("contribution {name:?} of vault {vault:?} is not bound to that name{}", match claims { Some(c) => format!(": its plaintext says it is {c}"), None => ": it was written by format-1 coffer, or it is a sealed value whose MAC was removed".to_owned() })]
     ContributionUnbound {

@@ -590,15 +590,7 @@ fn only_store_spells_the_store_files_even_in_messages() {
     let bad = offenders(
         &files(),
         &["vault.toml", "vault-key.age", "coffer.toml", "\".age\""],
-        |rel| {
-            rel.starts_with("store/")
-                || rel == "error.rs"
-                || rel == "name.rs"
-                // Being rewritten by the format-2 change; their messages
-                // move to the constants when it lands.
-                || rel == "cli/recipients.rs"
-                || rel == "cli/vault.rs"
-        },
+        |rel| rel.starts_with("store/") || rel == "error.rs" || rel == "name.rs",
         true,
     );
     assert!(

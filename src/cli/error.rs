@@ -127,6 +127,7 @@ impl From<coffer::Error> for CliError {
                 .hint("`coffer verify` shows what is wrong; restore those files from git or set new values with `coffer update` first"),
             E::ContributionUnbound { claims: Some(_), .. } => err.hint("a contribution moved to another name is refused; delete it (`coffer delete`) or ask its author to contribute again"),
             E::ContributionUnbound { claims: None, .. } => err.hint("if you know it was contributed with format-1 coffer, check its value (`coffer verify --accept --show-values` on a terminal) and accept it with `--allow-unbound`; otherwise restore the entry from git"),
+            E::TrustRecord { .. } => err.hint("coffer writes this file itself; if it was damaged, move it aside: every vault is then trusted anew on first use (check them with `coffer verify --base REV`)"),
             E::FormatUpgradeNeeded { .. } => err
                 .hint("someone who can open the vault runs `coffer rekey --upgrade` (or any write) first; see docs/format.md"),
             E::VaultKeyReplaced { vault, .. } => err.hint(format!(

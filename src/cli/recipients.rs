@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use coffer::crypto::VaultKey;
 use coffer::error::ChangeKind;
 use coffer::store::config::Member;
+use coffer::store::layout::{CONFIG_FILE, MANIFEST_FILE, VAULT_KEY_FILE};
 use coffer::store::team::{Outcome, Recipients};
 use coffer::{Identities, RecipientKey, RecipientName, Store, Time, VaultName};
 use serde::Serialize;
@@ -280,7 +281,7 @@ fn list(ctx: &Ctx, args: ListArgs) -> CliResult {
                 .map(|p| format!("{} pending in {}", p.change, p.vault))
                 .collect();
             if !config.contains_key(r.name.as_str()) {
-                note.push("not in coffer.toml".into());
+                note.push(format!("not in {CONFIG_FILE}"));
             }
             vec![
                 r.name.clone(),
@@ -326,7 +327,7 @@ fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
             .ui
             .status(format!("Vault {vault}: {what}: nothing to do")),
         Outcome::Rewrapped => ctx.ui.status(format!(
-            "Vault {vault}: {what}: vault-key.age re-encrypted; no secret changed"
+            "Vault {vault}: {what}: {VAULT_KEY_FILE} re-encrypted; no secret changed"
         )),
         Outcome::Rotated {
             key,
@@ -340,7 +341,9 @@ fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
             if *reencrypted > 0 {
                 s.push_str(&format!("; {reencrypted} secrets re-encrypted to it"));
             } else {
-                s.push_str("; vault-key.age and vault.toml rewritten, no secret file changed");
+                s.push_str(&format!(
+                    "; {VAULT_KEY_FILE} and {MANIFEST_FILE} rewritten, no secret file changed"
+                ));
             }
             if *marked > 0 {
                 s.push_str(&format!(", {marked} marked due for rotation"));
@@ -351,7 +354,7 @@ fn describe(ctx: &Ctx, vault: &VaultName, outcome: &Outcome, what: &str) {
             "Vault {vault}: {what}: {reencrypted} secrets re-encrypted to the current vault key"
         )),
         Outcome::Rewritten { .. } => ctx.ui.status(format!(
-            "Vault {vault}: {what}: upgraded to format 2 (vault.toml rewritten)"
+            "Vault {vault}: {what}: upgraded to format 2 ({MANIFEST_FILE} rewritten)"
         )),
     }
 }
@@ -468,7 +471,7 @@ fn add(ctx: &Ctx, args: AddArgs) -> CliResult {
     )?;
     batch.commit()?;
     ctx.ui.status(format!(
-        "Recipient {name} ({}, {}) is in coffer.toml",
+        "Recipient {name} ({}, {}) is in {CONFIG_FILE}",
         key.kind(),
         key.fingerprint()
     ));
@@ -552,7 +555,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
             render::pick(missed.len(), "it", "them")
         ))
         .hint(format!(
-            "someone who can open {} should run `coffer recipients approve` (coffer.toml no longer lists {name} there)",
+            "someone who can open {} should run `coffer recipients approve` ({CONFIG_FILE} no longer lists {name} there)",
             render::pick(missed.len(), "it", "them")
         )));
     }
@@ -585,7 +588,7 @@ fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {
         errln!("Vault {v}:");
         if plan.manifest_edited {
             errln!(
-                "  its vault.toml recipient list was edited without the vault key; approving replaces it with coffer.toml's"
+                "  its {MANIFEST_FILE} recipient list was edited without the vault key; approving replaces it with {CONFIG_FILE}'s"
             );
         }
         for c in &plan.changes {

@@ -163,7 +163,10 @@ fn create(ctx: &Ctx, args: CreateArgs) -> CliResult {
                 .unwrap_or_default();
             errln!("  {} {} [{kind}]", c.name, c.fingerprint);
         }
-        errln!("coffer.toml is not authenticated: check these fingerprints with their owners.");
+        errln!(
+            "{} is not authenticated: check these fingerprints with their owners.",
+            coffer::store::layout::CONFIG_FILE
+        );
         if !args.yes {
             ui::confirm_yes_no(
                 &format!("Create vault {name} for them?"),

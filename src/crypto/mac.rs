@@ -28,6 +28,17 @@ impl MacInput {
         self
     }
 
+    /// Appends a byte field whose bytes `fill` pushes (no temporary
+    /// buffer: the length is written in front afterwards).
+    pub(crate) fn field_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> &mut MacInput {
+        let at = self.0.len();
+        self.0.extend_from_slice(&[0; 8]);
+        fill(&mut self.0);
+        let len = (self.0.len() - at - 8) as u64;
+        self.0[at..at + 8].copy_from_slice(&len.to_be_bytes());
+        self
+    }
+
     pub(crate) fn count(&mut self, n: usize) -> &mut MacInput {
         self.0.extend_from_slice(&(n as u64).to_be_bytes());
         self

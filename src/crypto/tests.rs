@@ -233,3 +233,56 @@ fn binary_age_files_are_refused() {
     assert!(k.decrypt_value(&ct).is_err());
     assert!(count_stanzas(&ct).is_err());
 }
+
+#[test]
+fn a_keyring_keeps_its_epochs_newest_first_and_opens_each_with_its_own_key() {
+    let one = VaultKey::generate();
+    let two = one.successor();
+    let three = two.successor();
+    assert_eq!(
+        (one.epoch(), two.epoch(), three.epoch()),
+        (1, 2, 3),
+        "epochs count the keys"
+    );
+    let v = SecretValue::from_string("epoch-one value".into()).unwrap();
+    let ct1 = one.encrypt_value(&v).unwrap();
+    let ct3 = three.encrypt_value(&v).unwrap();
+    // Round trip through the identity file: order and keys are kept.
+    let text = three.to_identity_file(&BTreeMap::new());
+    let back = VaultKey::from_identity_file(&text, Path::new("x")).unwrap();
+    assert_eq!(back.public().to_string(), three.public().to_string());
+    let epochs: Vec<(u32, String)> = back.epochs().map(|(e, p)| (e, p.to_string())).collect();
+    assert_eq!(epochs[2], (1, one.public().to_string()));
+    assert!(back.contains_public(&one.public().to_string()));
+    assert!(!one.contains_public(&three.public().to_string()));
+    // One key per read: the entry's epoch picks it.
+    assert_eq!(
+        back.decrypt_value_at(1, &ct1).unwrap().expose_secret(),
+        "epoch-one value"
+    );
+    assert!(back.decrypt_value_at(3, &ct1).is_err());
+    assert!(back.decrypt_value_at(4, &ct1).is_err());
+    assert!(back.decrypt_value_at(0, &ct1).is_err());
+    assert_eq!(
+        back.decrypt_value_any(&ct1).unwrap().expose_secret(),
+        "epoch-one value"
+    );
+    // The old key does not open what the new one encrypted.
+    assert!(one.decrypt_value_any(&ct3).is_err());
+    // Each epoch's MAC key differs.
+    let mut m = MacInput::new("t");
+    m.field(b"a");
+    assert_ne!(one.mac(&m), three.mac(&m));
+}
+
+#[test]
+fn a_keyring_with_a_repeated_key_or_no_key_is_refused() {
+    let one = VaultKey::generate();
+    let text = one.to_identity_file(&BTreeMap::new());
+    let key_line = text.lines().last().unwrap().to_owned();
+    let doubled = format!("{}{key_line}\n", text.as_str());
+    let err = VaultKey::from_identity_file(&doubled, Path::new("x")).unwrap_err();
+    assert!(err.to_string().contains("the same key twice"), "{err}");
+    let err = VaultKey::from_identity_file("# nothing\n", Path::new("x")).unwrap_err();
+    assert!(err.to_string().contains("holds no identity"), "{err}");
+}

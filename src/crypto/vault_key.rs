@@ -66,7 +66,12 @@ impl EpochKey {
 pub struct VaultKey {
     /// Newest first: `keys[0]` is the current key, of epoch `keys.len()`.
     keys: Vec<EpochKey>,
+    /// The derived MAC key itself, kept for the documented test vector.
+    #[cfg_attr(not(test), allow(dead_code))]
     mac_key: Zeroizing<[u8; 32]>,
+    /// HMAC keyed with `mac_key`, cloned for each MAC (saves hashing the
+    /// key pads every time: removal computes two MACs per secret).
+    mac_state: Hmac<Sha256>,
     /// The recipients `vault-key.age` was encrypted to, as recorded inside
     /// it (empty for a key that was just generated).
     listed: BTreeMap<RecipientName, RecipientKey>,
@@ -111,8 +116,11 @@ impl VaultKey {
         hkdf::Hkdf::<Sha256>::new(None, raw.as_ref())
             .expand(VALUE_DIGEST_INFO, digest_key.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mac_state = <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref())
+            .expect("HMAC takes any key length");
         VaultKey {
             keys,
+            mac_state,
             mac_key,
             listed: BTreeMap::new(),
             digest_key,
@@ -238,16 +246,14 @@ impl VaultKey {
 
     /// Computes the MAC of a length-prefixed message (see [`MacInput`]).
     pub(crate) fn mac(&self, input: &MacInput) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
-            .expect("HMAC takes any key length");
+        let mut m = self.mac_state.clone();
         m.update(&input.0);
         m.finalize().into_bytes().into()
     }
 
     /// Checks a MAC in constant time.
     pub(crate) fn verify_mac(&self, input: &MacInput, mac: &[u8; 32]) -> bool {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
-            .expect("HMAC takes any key length");
+        let mut m = self.mac_state.clone();
         m.update(&input.0);
         m.verify_slice(mac).is_ok()
     }

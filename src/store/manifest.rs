@@ -849,15 +849,15 @@ pub(crate) fn entry_mac_input(
     if !v1 {
         i.count(e.epoch as usize);
     }
-    i.field(e.created.to_string().as_bytes())
-        .field(e.updated.to_string().as_bytes());
+    i.field_with(|b| e.created.push_to(b))
+        .field_with(|b| e.updated.push_to(b));
     match &e.rotation {
         None => {
             i.count(0);
         }
         Some(r) => {
             i.count(1)
-                .field(r.since.to_string().as_bytes())
+                .field_with(|b| r.since.push_to(b))
                 .count(r.removed.len());
             for n in &r.removed {
                 i.field(n.as_str().as_bytes());

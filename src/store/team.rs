@@ -174,7 +174,7 @@ pub enum Outcome {
     /// changed unless re-encryption was asked for.
     Rotated {
         /// The new vault key, for further changes in the same session.
-        key: VaultKey,
+        key: Box<VaultKey>,
         /// How many secrets were marked rotation-due.
         marked: usize,
         /// How many secret files were re-encrypted to the current key.
@@ -297,7 +297,7 @@ impl VaultWrite<'_> {
         if !revoked.is_empty() {
             let (key, marked) = self.rotate(key, target, &revoked, now, callbacks)?;
             return Ok(Outcome::Rotated {
-                key,
+                key: Box::new(key),
                 marked,
                 reencrypted: 0,
             });
@@ -339,7 +339,7 @@ impl VaultWrite<'_> {
             let (key, marked) = self.rotate(key, &approved, &[], now, callbacks)?;
             let reencrypted = if reencrypt { self.reencrypt(&key)? } else { 0 };
             return Ok(Outcome::Rotated {
-                key,
+                key: Box::new(key),
                 marked,
                 reencrypted,
             });
@@ -475,12 +475,13 @@ impl VaultWrite<'_> {
         now: Time,
         callbacks: C,
     ) -> Result<(VaultKey, usize)> {
+        use rayon::prelude::*;
         let vault = self.vault.name().clone();
-        let failed: Vec<&str> = self
-            .manifest
-            .secrets
-            .iter()
-            .filter(|(n, e)| e.mac.is_some() && !self.manifest.entry_verifies(&vault, n, e, old))
+        let entries: Vec<(&SecretName, &Entry)> = self.manifest.secrets.iter().collect();
+        let manifest = &self.manifest;
+        let failed: Vec<&str> = entries
+            .par_iter()
+            .filter(|(n, e)| e.mac.is_some() && !manifest.entry_verifies(&vault, n, e, old))
             .map(|(n, _)| n.as_str())
             .collect();
         if !failed.is_empty() {
@@ -502,7 +503,12 @@ impl VaultWrite<'_> {
         // format 2 (a format-1 vault is upgraded by its first rotation).
         self.manifest.format = crate::store::manifest::FORMAT_VERSION;
         let mut marked = 0;
-        for (name, entry) in self.manifest.secrets.iter_mut() {
+        let mut entries: Vec<(&SecretName, &mut Entry)> =
+            self.manifest.secrets.iter_mut().collect();
+        if !revoked.is_empty() {
+            marked = entries.len();
+        }
+        entries.par_iter_mut().for_each(|(name, entry)| {
             if !revoked.is_empty() {
                 let r = entry.rotation.get_or_insert_with(|| RotationDue {
                     since: now,
@@ -511,13 +517,12 @@ impl VaultWrite<'_> {
                 r.removed.extend(revoked.iter().cloned());
                 r.removed.sort();
                 r.removed.dedup();
-                marked += 1;
             }
             // An unaccepted contribution stays unaccepted under the new key.
             if entry.mac.is_some() {
                 Manifest::seal_entry(&vault, name, entry, &new);
             }
-        }
+        });
         self.manifest.public_key = new.public().to_string();
         self.manifest.epoch = new.epoch();
         self.rewrap(&new, recipients, callbacks)?;

@@ -70,19 +70,19 @@ impl TrustRecord {
         let mut seen = BTreeMap::new();
         match fsio::read_file(&path, MAX_RECORD_LEN) {
             Ok(bytes) => {
-                let bad = || Error::Decrypt {
+                let bad = |line: usize| Error::TrustRecord {
                     path: path.clone(),
-                    message: "the trust record does not parse; move it aside to trust anew".into(),
+                    line,
                 };
-                let text = String::from_utf8(bytes).map_err(|_| bad())?;
-                for line in text.lines() {
+                let text = String::from_utf8(bytes).map_err(|_| bad(1))?;
+                for (i, line) in text.lines().enumerate() {
                     if line.starts_with('#') || line.is_empty() {
                         continue;
                     }
-                    let (v, k) = line.split_once(' ').ok_or_else(bad)?;
-                    let v: VaultName = v.parse().map_err(|_| bad())?;
+                    let (v, k) = line.split_once(' ').ok_or_else(|| bad(i + 1))?;
+                    let v: VaultName = v.parse().map_err(|_| bad(i + 1))?;
                     if !crate::crypto::is_canonical_recipient(k) {
-                        return Err(bad());
+                        return Err(bad(i + 1));
                     }
                     seen.insert(v, k.to_owned());
                 }

@@ -305,7 +305,12 @@ impl<'s> Vault<'s> {
                 found: key_fingerprint(&key.public().to_string()),
             });
         }
-        record.record(&self.name, key)
+        // Advancing the record is best effort: a read-only home (a
+        // container running `coffer run`) must not stop a read. A record
+        // left behind is never wrong, only less strict (keyrings keep
+        // their old keys); the check above already passed.
+        let _ = record.record(&self.name, key);
+        Ok(())
     }
 
     /// Records `key` as the one seen for this vault on this machine, after

@@ -910,3 +910,85 @@ fn verify_base_fails_a_rotation_mark_dropped_without_the_key() {
     commit_all(&env, "rotated");
     env.run(&["verify", "--base", "HEAD~1"]).ok();
 }
+
+/// The trust record files of `env` (default state directory).
+fn trust_records(env: &TestEnv) -> Vec<PathBuf> {
+    let dir = env.home.join(".local/state/coffer/trust");
+    match fs::read_dir(&dir) {
+        Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn the_trust_record_is_private_follows_rotations_and_a_damaged_one_is_an_error() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "v");
+    let records = trust_records(&env);
+    assert_eq!(records.len(), 1, "one file per store");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&records[0]), 0o600);
+    assert_eq!(mode(records[0].parent().unwrap()), 0o700);
+    let first = fs::read_to_string(&records[0]).unwrap();
+    assert!(first.contains("api-keys age1"), "{first}");
+    // A removal is a rotation, not a replacement: followed, and recorded.
+    let bob = env.dir.path().join("bob.txt");
+    let bob_key = env.identity_file(&bob, 0o600);
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.run(&["recipients", "remove", "bob"]).ok();
+    assert_eq!(env.get("api-keys", "stripe-key"), "v");
+    let second = fs::read_to_string(&records[0]).unwrap();
+    assert_ne!(first, second, "the record advanced to the new key");
+    // XDG_STATE_HOME moves it.
+    let state = env.dir.path().join("state");
+    env.run_with(&["get", "-V", "api-keys", "-n", "stripe-key"], |c| {
+        c.env("XDG_STATE_HOME", &state);
+    })
+    .ok();
+    assert_eq!(fs::read_dir(state.join("coffer/trust")).unwrap().count(), 1);
+    // A damaged record is an error, not a reason to trust anew.
+    fs::write(&records[0], "api-keys not-a-key\n").unwrap();
+    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
+        .fails("does not parse (line 1)")
+        .stderr_has("move it aside");
+}
+
+#[test]
+fn a_vault_that_lists_my_key_but_does_not_open_stops_vault_create() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    let (_, mallory_key) = {
+        let p = env.dir.path().join("mallory.txt");
+        let k = env.identity_file(&p, 0o600);
+        (p, k)
+    };
+    // A keyless writer adds mallory to coffer.toml and spoils the one vault
+    // that would refuse to vouch for her: its keyring is replaced by one
+    // nobody here can open.
+    let config = env.store().join("coffer.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}mallory = \"{mallory_key}\"\n")).unwrap();
+    let other = env.dir.path().join("other.txt");
+    let other_key = env.identity_file(&other, 0o600);
+    let junk = tool(
+        &env,
+        "age",
+        &["-e", "-a", "-r", &other_key, other.to_str().unwrap()],
+    );
+    if !junk.status.success() {
+        assert!(!have_tool("age"));
+        return;
+    }
+    fs::write(env.store().join("api-keys/vault-key.age"), &junk.stdout).unwrap();
+    let r = env
+        .run(&["vault", "create", "new-vault"])
+        .fails("without confirmation");
+    let err = r.stderr();
+    assert!(
+        err.contains("vault api-keys lists one of your keys but does not open"),
+        "{err}"
+    );
+    assert!(err.contains("mallory"), "{err}");
+    assert!(!env.store().join("new-vault").exists());
+}
