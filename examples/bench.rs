@@ -1030,12 +1030,12 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
     w.coffer_ok(&["recipients", "add", "-q", "bench-extra", &w.extra]);
     rows.entry(Op::RecipientsAdd).or_default().written = Some(changed(&before, &snapshot(&w)));
     let before = snapshot(&w);
-    w.coffer_ok(&["recipients", "remove", "-q", "bench-extra"]);
+    w.coffer_ok(&["recipients", "remove", "-q", "bench-extra", "--yes"]);
     rows.entry(Op::RecipientsRemove).or_default().written = Some(changed(&before, &snapshot(&w)));
     match bench_pair(runs, |_| {
         (
             w.coffer(&["recipients", "add", "-q", "bench-extra", &w.extra]),
-            w.coffer(&["recipients", "remove", "-q", "bench-extra"]),
+            w.coffer(&["recipients", "remove", "-q", "bench-extra", "--yes"]),
         )
     }) {
         Ok((a, b)) => {

@@ -72,6 +72,9 @@ pub struct RemoveArgs {
         value_name = "VAULT"
     )]
     vaults: Vec<String>,
+    /// Remove without asking (needed without a terminal)
+    #[arg(short, long)]
+    yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -498,6 +501,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
     let all = store.vault_names()?;
     let ids = ctx.load_identities()?;
     let vaults = open_all(&store, &all, &ids)?;
+    confirm_removal(ctx, &name, &vaults, &only, &ids, args.yes)?;
 
     // Everything from here on is one transaction: coffer.toml and every
     // vault change together, or nothing does.
@@ -563,11 +567,94 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
         ctx.ui
             .status(format!("{name} could not open any of those vaults."));
     } else {
+        // Removed from some vaults only: say which, not "any value".
+        let scope = if only.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = done.iter().map(|(v, _)| v.as_str()).collect();
+            format!(" in {}", names.join(", "))
+        };
         ctx.ui.status(format!(
-            "{name} cannot read any value written from now on; they may have kept the values they could read, which stay in git history too: `coffer rotation` lists the values to change (`coffer rekey --reencrypt` also closes the current files to their old key)."
+            "{name} cannot read any value written from now on{scope}; they may have kept the values they could read, which stay in git history too: `coffer rotation` lists the values to change (`coffer rekey --reencrypt` also closes the current files to their old key)."
         ));
     }
     Ok(())
+}
+
+/// Says what removing `name` will do, and asks first (type the name on a
+/// terminal; `--yes` without one), before any lock is taken. Removing
+/// yourself, or the last recipient of a vault you can open, is said
+/// plainly: afterwards you may be unable to open it.
+fn confirm_removal(
+    ctx: &Ctx,
+    name: &RecipientName,
+    vaults: &[(coffer::Vault<'_>, Option<VaultKey>)],
+    only: &[VaultName],
+    ids: &Identities,
+    yes: bool,
+) -> CliResult {
+    let member_key = ctx
+        .store()?
+        .config()
+        .recipients()
+        .get(name)
+        .map(|m| m.key.clone());
+    let mut affected = Vec::new();
+    let mut last = Vec::new();
+    let mut lose = Vec::new();
+    for (vault, _) in vaults {
+        let v = vault.name();
+        if !only.is_empty() && !only.contains(v) {
+            continue;
+        }
+        let recipients = vault.read()?.manifest().recipients.clone();
+        let Some(key) = recipients.get(name) else {
+            continue;
+        };
+        affected.push(v.to_string());
+        let others: Vec<_> = recipients.iter().filter(|(n, _)| *n != name).collect();
+        if others.is_empty() {
+            last.push(v.to_string());
+        } else if ids.recipients().contains(key)
+            && !others.iter().any(|(_, k)| ids.recipients().contains(k))
+        {
+            lose.push(v.to_string());
+        }
+    }
+    let yourself = member_key.is_some_and(|k| ids.recipients().contains(&k));
+    if !affected.is_empty() {
+        ctx.ui.status(format!(
+            "Removing {name} from {}: each gets a new vault key, and the values {name} could read are marked for rotation.",
+            affected.join(", ")
+        ));
+    }
+    if yourself || !lose.is_empty() {
+        errln!(
+            "note: {name} is you: afterwards you cannot open {}{}",
+            if lose.is_empty() {
+                "the vaults you are removed from".to_owned()
+            } else {
+                lose.join(", ")
+            },
+            if lose.is_empty() {
+                ""
+            } else {
+                " (no other identity of yours is a recipient)"
+            }
+        );
+    }
+    if !last.is_empty() {
+        // The library refuses this anyway; say it before asking.
+        errln!(
+            "note: {name} is the only recipient of {}: removing them would leave nobody able to open {}",
+            last.join(", "),
+            render::pick(last.len(), "it", "them")
+        );
+    }
+    if yes {
+        return Ok(());
+    }
+    ui::confirm_typing(("remove", "removal"), "recipient", name.as_str())
 }
 
 fn approve(ctx: &Ctx, args: ApproveArgs) -> CliResult {

@@ -82,18 +82,25 @@ pub fn prompt_value(prompt: &str) -> CliResult<Zeroizing<String>> {
 /// Asks the user to type `expected` to confirm a deletion. Needs a
 /// terminal on stdin; without one the caller must have `--yes`.
 pub fn confirm_by_typing(what: &str, expected: &str) -> CliResult {
+    confirm_typing(("delete", "deletion"), what, expected)
+}
+
+/// Asks the user to type `expected` to confirm an action on a `what`
+/// (`("remove", "removal")`, "recipient", "bob"). Needs a terminal on
+/// stdin; without one the caller must have `--yes`.
+pub fn confirm_typing((verb, noun): (&str, &str), what: &str, expected: &str) -> CliResult {
     if !stdin_is_terminal() {
         return Err(CliError::new(format!(
-            "refusing to delete {what} {expected:?} without confirmation: stdin is not a terminal"
+            "refusing to {verb} {what} {expected:?} without confirmation: stdin is not a terminal"
         ))
-        .hint("pass --yes to delete without asking"));
+        .hint(format!("pass --yes to {verb} without asking")));
     }
     let line = ask(&format!(
-        "Enter the {what} name to confirm deletion (\"{expected}\"): "
+        "Enter the {what} name to confirm {noun} (\"{expected}\"): "
     ))?;
     if line.trim_end_matches(['\n', '\r']) != expected {
         return Err(CliError::new(format!(
-            "{} deletion cancelled: the name did not match",
+            "{} {noun} cancelled: the name did not match",
             capitalise(what)
         )));
     }

@@ -101,7 +101,7 @@ fn diff_shows_recipients_and_a_replaced_key_with_unchanged_values() {
         "{out}"
     );
     commit_all(&env, "bob");
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     let out = env.run(&["diff", "-V", "api-keys"]).ok().stdout();
     assert!(
         out.contains("api-keys: new vault key, epoch 2 (the keyring keeps the old ones)"),

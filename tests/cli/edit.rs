@@ -347,7 +347,7 @@ fn an_edit_of_a_value_due_for_rotation_says_it_clears_the_mark() {
     let bob = t.env.dir.path().join("bob.txt");
     let bob_key = t.env.identity_file(&bob, 0o600);
     t.env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    t.env.run(&["recipients", "remove", "bob"]).ok();
+    t.env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     let editor = t.editor(
         "rot.sh",
         "sed -i 's/^API_TOKEN=.*/API_TOKEN=rotated/' \"$f\"",

@@ -271,7 +271,7 @@ fn a_keyless_write_to_a_format_1_vault_is_refused_until_a_recipient_upgrades_it(
 fn removing_from_a_format_1_vault_upgrades_it_and_keeps_every_value() {
     let (env, alice, _) = format1_store();
     let files_before = secret_files(&env);
-    env.run(&as_id(&alice, &["recipients", "remove", "bob"]))
+    env.run(&as_id(&alice, &["recipients", "remove", "bob", "--yes"]))
         .ok()
         .stderr_has("new vault key (epoch 2)");
     assert_eq!(secret_files(&env), files_before, "no secret file changed");
@@ -331,7 +331,7 @@ fn a_value_written_after_a_removal_does_not_open_with_the_removed_members_keys()
             .success()
     );
 
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.put("api-keys", "new-secret", "value-after");
     env.run_stdin(
         &["update", "-V", "api-keys", "-n", "old-secret"],
@@ -391,7 +391,7 @@ fn rekey_reencrypt_closes_the_current_files_to_an_old_key() {
     let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
     let kept_path = env.dir.path().join("kept.txt");
     fs::write(&kept_path, &kept.stdout).unwrap();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     // Without re-encryption the unchanged file still opens with the old
     // key: the same bytes are in git history anyway.
     assert!(
@@ -512,7 +512,7 @@ fn a_vault_rebuilt_by_a_removed_member_from_their_old_key_is_refused() {
     fs::write(&kept_path, &kept.stdout).unwrap();
     let old_manifest = fs::read(dir.join("vault.toml")).unwrap();
 
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.put("api-keys", "after-removal", "new-value");
     // Bob rebuilds the vault from his old key, wrapped to alice only.
     let forged = tool(
@@ -560,7 +560,7 @@ fn verify_base_passes_a_removal_and_lists_new_vaults() {
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
     git(&env, &["init", "-q"]);
     commit_all(&env, "base");
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.run(&["vault", "create", "database"]).ok();
     commit_all(&env, "remove bob, add a vault");
     env.run(&["verify", "--base", "HEAD~1"])
@@ -586,7 +586,7 @@ fn verify_base_fails_a_vault_replaced_without_its_key() {
     let kept_path = env.dir.path().join("kept.txt");
     fs::write(&kept_path, &kept.stdout).unwrap();
     let old_manifest = fs::read(dir.join("vault.toml")).unwrap();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     git(&env, &["init", "-q"]);
     commit_all(&env, "base");
 
@@ -686,7 +686,7 @@ fn store_with_contribution_history() -> TestEnv {
     let bob = env.dir.path().join("bob.txt");
     let bob_key = env.identity_file(&bob, 0o600);
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.run_stdin(
         &["update", "-V", "api-keys", "-n", "stripe-key"],
         b"rotated",
@@ -936,7 +936,7 @@ fn the_trust_record_is_private_follows_rotations_and_a_damaged_one_is_an_error()
     let bob = env.dir.path().join("bob.txt");
     let bob_key = env.identity_file(&bob, 0o600);
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     assert_eq!(env.get("api-keys", "stripe-key"), "v");
     let second = fs::read_to_string(&records[0]).unwrap();
     assert_ne!(first, second, "the record advanced to the new key");

@@ -458,7 +458,7 @@ fn a_replaced_vault_key_conflicts_with_secrets_written_under_the_old_one() {
         &env,
         |e| e.put("api-keys", "late-token", "written under the old key"),
         |e| {
-            e.run(&["recipients", "remove", "bob"]).ok();
+            e.run(&["recipients", "remove", "bob", "--yes"]).ok();
         },
     );
     let out = merge(&env, "feature");
@@ -552,7 +552,7 @@ fn git_log_shows_values_encrypted_to_a_vault_key_replaced_since() {
     let bob_key = env.identity_file(&env.dir.path().join("bob.txt"), 0o600);
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
     commit_all(&env, "bob");
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     commit_all(&env, "rotated");
     git(&env, &["config", "coffer.showValues", "true"]);
     let log = git(&env, &["log", "-p", "--", "vaults/api-keys/stripe-key.age"]);

@@ -237,7 +237,7 @@ fn a_sentinel_value_appears_only_where_values_belong() {
             PrintValues,
         ),
         case(&["recipients", "list", "--json"], "", Nothing),
-        case(&["recipients", "remove", "bob"], "", Nothing),
+        case(&["recipients", "remove", "bob", "--yes"], "", Nothing),
         case(&["rotation", "--json"], "", Nothing),
         case(&["rekey"], "", Nothing),
         case(&["rekey", "--new-key"], "", Nothing),

@@ -181,7 +181,7 @@ fn killing_writes_at_random_moments_never_loses_or_corrupts_a_value() {
                 spawn(&env, &["delete", "-V", "api-keys", "-n", n, "--yes"], None)
             }
             Op::AddBob => spawn(&env, &["recipients", "add", "bob", &bob_key], None),
-            Op::RemoveBob => spawn(&env, &["recipients", "remove", "bob"], None),
+            Op::RemoveBob => spawn(&env, &["recipients", "remove", "bob", "--yes"], None),
             _ => {
                 // Import: two updates and one new secret, in one transaction.
                 let mut text = String::new();

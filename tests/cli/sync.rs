@@ -750,7 +750,7 @@ fn rotation_due_secrets_are_pushed_with_a_warning() {
     let (env, s) = setup();
     let bob_key = env.identity_file(&env.dir.path().join("bob.txt"), 0o600);
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     let r = sync(&env, &s, &[]).ok();
     assert!(
         r.stderr().contains(

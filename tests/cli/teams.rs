@@ -268,7 +268,7 @@ fn removing_a_member_rotates_and_tracks_what_they_could_read() {
     git(&env, &["add", "."]);
     git(&env, &["commit", "-qm", "bob can read api-keys"]);
 
-    env.run(&["recipients", "remove", "bob"])
+    env.run(&["recipients", "remove", "bob", "--yes"])
         .ok()
         .stderr_has("new vault key (epoch 2); vault-key.age and vault.toml rewritten, no secret file changed, 2 marked due for rotation");
     // Only api-keys changed, and only its keyring and manifest (plus
@@ -349,7 +349,7 @@ fn removing_a_member_refuses_to_seal_again_an_entry_forged_without_the_key() {
     assert_ne!(forged, text, "the test must change the entry");
     let before = env.snapshot();
 
-    env.run(&["recipients", "remove", "bob"]).fails(
+    env.run(&["recipients", "remove", "bob", "--yes"]).fails(
         "cannot re-encrypt vault \"api-keys\": 1 secret failed verification (webhook-secret)",
     );
     // Nothing written: bob is still a recipient.
@@ -369,7 +369,7 @@ fn removing_a_member_never_launders_a_swapped_secret_file() {
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
     let dir = env.store().join("api-keys");
     fs::copy(dir.join("key-01.age"), dir.join("key-40.age")).unwrap();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.run(&["get", "-V", "api-keys", "-n", "key-40"])
         .fails("key-40");
     let r = env.run(&["verify"]);
@@ -384,8 +384,23 @@ fn removing_from_one_vault_keeps_the_others() {
     let env = two_vaults();
     let (bob, bob_key) = person(&env, "bob");
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    env.run(&["recipients", "remove", "bob", "--vault", "database"])
+    let r = env
+        .run(&[
+            "recipients",
+            "remove",
+            "bob",
+            "--vault",
+            "database",
+            "--yes",
+        ])
         .ok();
+    // The summary speaks of that vault only.
+    assert!(
+        r.stderr()
+            .contains("bob cannot read any value written from now on in database;"),
+        "{}",
+        r.stderr()
+    );
     get_as(&env, &bob, "database", "db-password")
         .fails("no identity can open")
         .transcript("teams/removed-from-database-cannot-read-it");
@@ -404,11 +419,11 @@ fn removing_from_one_vault_keeps_the_others() {
 #[test]
 fn removing_an_unknown_recipient_or_the_last_one_is_refused() {
     let env = two_vaults();
-    env.run(&["recipients", "remove", "nobody"])
+    env.run(&["recipients", "remove", "nobody", "--yes"])
         .fails("no recipient named \"nobody\"")
         .transcript("teams/no-recipient-named-nobody");
     let before = env.snapshot();
-    env.run(&["recipients", "remove", "alice"])
+    env.run(&["recipients", "remove", "alice", "--yes"])
         .fails("would have no recipients left")
         .transcript("teams/would-have-no-recipients-left");
     assert_eq!(
@@ -440,9 +455,16 @@ fn removing_where_you_cannot_open_the_vault_fails_loudly() {
     ])
     .ok();
     // Carol cannot open database, so she cannot take bob out of it.
-    env.run(&["recipients", "remove", "bob", "-i", carol.to_str().unwrap()])
-        .fails("bob can still open database")
-        .transcript("teams/bob-can-still-open-database");
+    env.run(&[
+        "recipients",
+        "remove",
+        "bob",
+        "-i",
+        carol.to_str().unwrap(),
+        "--yes",
+    ])
+    .fails("bob can still open database")
+    .transcript("teams/bob-can-still-open-database");
     assert_eq!(
         get_as(&env, &bob, "database", "db-password").ok().stdout(),
         "value-of-db-password"
@@ -671,7 +693,7 @@ fn removing_a_member_when_a_contributions_file_is_missing_leaves_it_unaccepted()
     fs::remove_file(env.store().join("api-keys").join("gone-one.age")).unwrap();
     // Removal reads no secret file: it goes through, and the contribution
     // stays unaccepted (and now due for rotation) with its file missing.
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.run(&["verify", "--accept", "--yes"]).fails("gone-one");
 }
 
@@ -1020,7 +1042,7 @@ fn a_contribution_keeps_the_rotation_mark() {
     let env = two_vaults();
     let (bob, bob_key) = person(&env, "bob");
     env.run(&["recipients", "add", "bob", &bob_key]).ok();
-    env.run(&["recipients", "remove", "bob"]).ok();
+    env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     // Bob puts back the old value he knows, as a contribution.
     env.run_stdin(
         &[
@@ -1045,5 +1067,56 @@ fn a_contribution_keeps_the_rotation_mark() {
     assert!(
         due.contains("\"stripe-key\""),
         "still due after acceptance: {due}"
+    );
+}
+
+/// `recipients remove`, run by alice with no terminal and no `--yes`, used
+/// to remove her from every vault at once. Removal now says what it will
+/// do and asks like any destructive command.
+#[test]
+fn removing_a_recipient_without_a_terminal_or_yes_asks_and_changes_nothing() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "value-one");
+    let (_, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let before = env.snapshot();
+    env.run(&["recipients", "remove", "bob"])
+        .fails("refusing to remove recipient \"bob\" without confirmation")
+        .transcript("teams/remove-without-a-terminal");
+    assert_eq!(env.snapshot(), before);
+    // Removing yourself says so first, and still asks.
+    let r = env
+        .run(&["recipients", "remove", "alice"])
+        .fails("without confirmation");
+    assert!(r.stderr().contains("alice is you"), "{}", r.stderr());
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn removing_a_recipient_on_a_terminal_needs_their_name_typed() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "value-one");
+    let (_, bob_key) = person(&env, "bob");
+    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let before = env.snapshot();
+    let prompt = "Enter the recipient name to confirm removal (\"bob\"): ";
+    let remove = || {
+        let mut c = env.cmd();
+        c.args(["recipients", "remove", "bob"]);
+        c
+    };
+    let (screen, code) = crate::common::run_in_pty(remove(), Some(prompt), "bobby\n");
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("removal cancelled"), "{screen}");
+    assert_eq!(env.snapshot(), before);
+    let (screen, code) = crate::common::run_in_pty(remove(), Some(prompt), "bob\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        !env.run(&["recipients", "list"])
+            .ok()
+            .stdout()
+            .contains("bob ")
     );
 }
