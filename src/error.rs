@@ -271,6 +271,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A store file holds git's conflict markers: a merge ran without
+    /// coffer's merge driver.
+    #[error("{} holds git conflict markers: it was merged without coffer's merge driver", path.display())]
+    ConflictMarkers {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// A manifest does not parse or holds something invalid.
     #[error("{}: {message}", path.display())]
     Manifest {

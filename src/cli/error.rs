@@ -144,6 +144,12 @@ impl From<coffer::Error> for CliError {
             E::Symlink { .. } => err.hint("replace the link with the file or directory itself"),
             E::Manifest { .. } => err
                 .hint(format!("{MANIFEST_FILE} is written by coffer; restore it from git, and see docs/format.md")),
+            E::ConflictMarkers { path } => err
+                .hint("run `coffer git setup` (once per clone) so that git merges store files with coffer's driver")
+                .hint(format!(
+                    "then merge this file again: `git checkout -m -- {}` (docs/git.md, \"Merges\")",
+                    path.display()
+                )),
             E::Config { .. } => err.hint("fix the file by hand; docs/format.md describes it"),
             _ => err,
         }

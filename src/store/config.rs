@@ -74,7 +74,15 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(toml_message(&e)))?;
+        let doc: toml_edit::DocumentMut = text.parse().map_err(|e| {
+            if crate::store::manifest::has_conflict_markers(text) {
+                Error::ConflictMarkers {
+                    path: path.to_owned(),
+                }
+            } else {
+                err(toml_message(&e))
+            }
+        })?;
         for (key, _) in doc.iter() {
             if key != "format" && key != "recipients" {
                 return Err(err(format!("unknown setting {key:?}")));

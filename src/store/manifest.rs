@@ -203,7 +203,15 @@ impl Manifest {
             message,
         };
         let text = std::str::from_utf8(bytes).map_err(|_| err("it is not UTF-8 text".into()))?;
-        let table: toml::Table = toml::from_str(text).map_err(|e| err(toml_message(&e)))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            if has_conflict_markers(text) {
+                Error::ConflictMarkers {
+                    path: path.to_owned(),
+                }
+            } else {
+                err(toml_message(&e))
+            }
+        })?;
         match table.get("format") {
             Some(toml::Value::Integer(FORMAT_VERSION | FORMAT_V1)) => {}
             Some(toml::Value::Integer(v)) => {
@@ -480,6 +488,23 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Returns whether `text` holds the markers git leaves in a file it merged
+/// line by line with conflicts (`<<<<<<< `, `=======`, `>>>>>>> ` at the
+/// start of a line): a store file merged without coffer's driver.
+pub(crate) fn has_conflict_markers(text: &str) -> bool {
+    let mut seen = [false; 3];
+    for l in text.lines() {
+        if l.starts_with("<<<<<<< ") || l == "<<<<<<<" {
+            seen[0] = true;
+        } else if l == "=======" {
+            seen[1] = true;
+        } else if l.starts_with(">>>>>>> ") || l == ">>>>>>>" {
+            seen[2] = true;
+        }
+    }
+    seen.iter().all(|s| *s)
 }
 
 /// Returns whether `k` is a bare TOML key.

@@ -768,3 +768,37 @@ fn git_setup_turns_the_textconv_cache_off_so_no_value_lands_in_git_notes() {
     let notes = git(&env, &["for-each-ref", "refs/notes/"]);
     assert_eq!(notes, "", "textconv output was cached in notes");
 }
+
+/// A merge made before `coffer git setup` leaves git's conflict markers in
+/// `vault.toml`: coffer says so, and its steps (setup, then merge the file
+/// again with `git checkout -m`) work.
+#[test]
+fn conflict_markers_in_a_manifest_point_to_setup_and_a_merge_again() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_original_value");
+    git(&env, &["init", "-q", "-b", "main"]);
+    commit_all(&env, "store");
+    git(&env, &["checkout", "-qb", "side"]);
+    env.put("api-keys", "side-key", "value-from-side");
+    commit_all(&env, "side");
+    git(&env, &["checkout", "-q", "main"]);
+    env.put("api-keys", "main-key", "value-from-main");
+    commit_all(&env, "main");
+    // No driver: git merges vault.toml line by line and conflicts.
+    let out = merge(&env, "side");
+    assert!(!out.status.success(), "expected a conflict");
+    env.run(&["list", "-V", "api-keys"])
+        .fails("holds git conflict markers")
+        .transcript("git/conflict-markers-in-a-manifest");
+    env.run(&["git", "setup"]).ok();
+    git(
+        &env,
+        &["checkout", "-m", "--", "vaults/api-keys/vault.toml"],
+    );
+    let list = env.run(&["list", "-V", "api-keys"]).ok().stdout();
+    assert!(
+        list.contains("main-key") && list.contains("side-key"),
+        "{list}"
+    );
+}
