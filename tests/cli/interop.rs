@@ -169,3 +169,49 @@ fn unchanged_update_leaves_git_status_clean() {
         " M vaults/api-keys/stripe-key.age\n M vaults/api-keys/vault.toml\n"
     );
 }
+
+/// The README's escape hatch, run as written (in bash, with the real `age`):
+/// the keyring goes through a pipe and opens the secret.
+#[test]
+fn the_readmes_escape_hatch_works_as_written() {
+    if !have_tool("age") {
+        return;
+    }
+    let readme =
+        fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("age -d -i <("))
+        .expect("the README shows the escape hatch");
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_escape_hatch_value");
+    let me = env.default_identity();
+    let cmd = line
+        .replace("me.txt", me.to_str().unwrap())
+        .replace("vaults/V/", "vaults/api-keys/")
+        .replace("NAME.age", "stripe-key.age");
+    let out = std::process::Command::new("bash")
+        .args(["-c", &cmd])
+        .current_dir(&env.work)
+        .env_clear()
+        .env("PATH", crate::common::PATH)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sk_live_escape_hatch_value"
+    );
+    // Nothing of the keyring was left on disk.
+    let left: Vec<_> = fs::read_dir(&env.work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["vaults"]);
+}
