@@ -152,6 +152,20 @@ impl<'s> Names<'s> {
     }
 }
 
+/// The error for references in `source` that do not resolve: the one
+/// problem as it is, or all of them listed under a count.
+pub fn unresolved(source: &str, problems: &[String]) -> CliError {
+    if let [one] = problems {
+        return CliError::new(one.clone());
+    }
+    let mut msg = format!("{} references in {source} do not resolve:", problems.len());
+    for p in problems {
+        msg.push_str("\n  ");
+        msg.push_str(p);
+    }
+    CliError::new(msg)
+}
+
 /// Says what is wrong with a reference, naming it (never a value).
 pub fn describe(status: Status, vault: &str, key: &str) -> String {
     let invalid = |e: coffer::Error| e.to_string();

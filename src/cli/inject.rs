@@ -75,16 +75,7 @@ pub fn inject(ctx: &Ctx, args: InjectArgs) -> CliResult {
         }
     }
     if !problems.is_empty() {
-        let err = if let [one] = problems.as_slice() {
-            CliError::new(one.clone())
-        } else {
-            let mut msg = format!("{} references in {source} do not resolve:", problems.len());
-            for p in &problems {
-                msg.push_str("\n  ");
-                msg.push_str(p);
-            }
-            CliError::new(msg)
-        };
+        let err = super::common::unresolved(&source, &problems);
         return Err(err.hint(
             "`coffer vault list` and `coffer list -V VAULT` show what exists; nothing was written",
         ));

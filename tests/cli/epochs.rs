@@ -793,14 +793,10 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-#[test]
-fn a_keyless_writer_cannot_drop_a_rotation_mark_through_acceptance() {
-    if !have_tool("git") {
-        return;
-    }
-    let env = store_with_contribution_history();
-    // sendgrid-key is due (bob removed). A keyless writer replaces it with a
-    // contribution and strips the mark.
+/// What a keyless writer does to make a rotation-due secret stop being due:
+/// replace sendgrid-key (due since bob's removal) with a contribution, and
+/// strip the rotation mark from its entry.
+fn contribute_and_strip_the_rotation_mark(env: &TestEnv) {
     env.run_stdin(
         &[
             "update",
@@ -815,12 +811,23 @@ fn a_keyless_writer_cannot_drop_a_rotation_mark_through_acceptance() {
         b"bob-knows-this",
     )
     .ok();
-    edit_entry(&env, "sendgrid-key", |e| {
+    edit_entry(env, "sendgrid-key", |e| {
         e.lines()
             .filter(|l| !l.starts_with("rotate-"))
             .map(|l| format!("{l}\n"))
             .collect()
     });
+}
+
+#[test]
+fn a_keyless_writer_cannot_drop_a_rotation_mark_through_acceptance() {
+    if !have_tool("git") {
+        return;
+    }
+    let env = store_with_contribution_history();
+    // sendgrid-key is due (bob removed). A keyless writer replaces it with a
+    // contribution and strips the mark.
+    contribute_and_strip_the_rotation_mark(&env);
     assert!(
         !fs::read_to_string(env.store().join("api-keys/vault.toml"))
             .unwrap()
@@ -874,26 +881,7 @@ fn verify_base_fails_a_rotation_mark_dropped_without_the_key() {
         return;
     }
     let env = store_with_contribution_history();
-    env.run_stdin(
-        &[
-            "update",
-            "-V",
-            "api-keys",
-            "-n",
-            "sendgrid-key",
-            "--contribute",
-            "-i",
-            "/dev/null",
-        ],
-        b"bob-knows-this",
-    )
-    .ok();
-    edit_entry(&env, "sendgrid-key", |e| {
-        e.lines()
-            .filter(|l| !l.starts_with("rotate-"))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    });
+    contribute_and_strip_the_rotation_mark(&env);
     commit_all(&env, "pull request");
     env.run(&["verify", "--base", "HEAD~1"])
         .fails("the store at HEAD breaks continuity with HEAD~1")
