@@ -183,3 +183,54 @@ fn a_replaced_vault_key_is_caught() {
         .fails("does not match the public key in its manifest")
         .transcript("integrity/does-not-match-the-public-key-in-its");
 }
+
+/// `get` may read the manifest's header and its own entry only (so that it
+/// costs the same in a vault of ten thousand secrets): damage elsewhere in
+/// the manifest cannot change the value it returns (it returns the right
+/// one or refuses), and every other reader (`list`, `verify`, any write)
+/// refuses the manifest.
+#[test]
+fn get_reads_its_own_entry_and_every_other_reader_refuses_damage_elsewhere() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_fast_reader");
+    env.put("api-keys", "other-key", "other-value");
+    let path = env.store().join("api-keys/vault.toml");
+    let good = fs::read_to_string(&path).unwrap();
+    let other_table = "[secrets.other-key]\n";
+    assert!(good.contains(other_table));
+    for (case, damaged) in [
+        (
+            "an unknown field in another entry",
+            good.replace(other_table, &format!("{other_table}colour = \"red\"\n")),
+        ),
+        (
+            "another entry's table twice",
+            format!("{good}{other_table}created = \"2026-01-01T00:00:00.000Z\"\n"),
+        ),
+    ] {
+        fs::write(&path, &damaged).unwrap();
+        // The right value, or a refusal: never anything else.
+        let r = env.run(&["get", "-V", "api-keys", "-n", "stripe-key"]);
+        if r.code() == 0 {
+            assert_eq!(r.stdout(), "sk_live_fast_reader", "{case}");
+        } else {
+            assert!(r.stderr().contains("vault.toml"), "{case}: {}", r.stderr());
+            assert_eq!(r.stdout(), "", "{case}");
+        }
+        env.run(&["get", "-V", "api-keys", "-n", "other-key"])
+            .fails("vault.toml");
+        env.run(&["list", "-V", "api-keys"]).fails("vault.toml");
+        let r = env.run(&["verify"]);
+        assert_eq!(r.code(), 1, "{case}: verify must fail");
+        let before = env.snapshot();
+        env.run_stdin(
+            &["update", "-V", "api-keys", "-n", "stripe-key"],
+            b"new-value",
+        )
+        .fails("vault.toml");
+        assert_eq!(env.snapshot(), before, "{case}: a write must refuse it");
+    }
+    fs::write(&path, good).unwrap();
+    env.run(&["verify"]).ok();
+}
