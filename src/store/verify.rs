@@ -440,6 +440,9 @@ fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
     }
 }
 
+/// The checks that need the vault key: that `key` (the outcome of
+/// unlocking) opened the vault key the manifest names, the recipients MAC
+/// and list, and every entry's MAC and decryption.
 fn keyed_checks(
     store: &Store,
     name: &VaultName,
@@ -448,8 +451,34 @@ fn keyed_checks(
     held: &[RecipientKey],
     r: &mut VaultReport,
 ) {
-    let key = match key {
-        Ok(k) => k,
+    let Some(key) = opened_key(manifest, key, held, r) else {
+        return;
+    };
+    r.keyed = true;
+    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
+        // The manifest changed between unlock and our read: report, don't guess.
+        r.problems.push(finding(
+            None,
+            "vault-key",
+            "the vault key does not match the manifest",
+        ));
+        return;
+    }
+    check_recipients_keyed(name, manifest, &key, r);
+    check_entries_keyed(store, name, manifest, &key, r);
+}
+
+/// The vault key if unlocking succeeded; otherwise records why not (a
+/// problem, or a warning when no identity at hand is a recipient) and
+/// returns `None`.
+fn opened_key(
+    manifest: &Manifest,
+    key: Result<VaultKey>,
+    held: &[RecipientKey],
+    r: &mut VaultReport,
+) -> Option<VaultKey> {
+    match key {
+        Ok(k) => Some(k),
         Err(Error::NoMatchingIdentity { .. }) => {
             // A key the manifest lists that cannot open the vault key means
             // vault-key.age was replaced or damaged (or the manifest lists a
@@ -463,31 +492,31 @@ fn keyed_checks(
                         "vault-key.age does not open with the key of recipient {who}, which the manifest lists: it was replaced or damaged (restore it from git, or have another recipient check it)"
                     ),
                 ));
-                return;
+                return None;
             }
             r.warnings.push(finding(
                 None,
                 "not-keyed",
                 "no identity can open this vault: checked without its key",
             ));
-            return;
+            None
         }
         Err(e) => {
             r.problems.push(finding(None, "vault-key", e.to_string()));
-            return;
+            None
         }
-    };
-    r.keyed = true;
-    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
-        // The manifest changed between unlock and our read: report, don't guess.
-        r.problems.push(finding(
-            None,
-            "vault-key",
-            "the vault key does not match the manifest",
-        ));
-        return;
     }
-    if !manifest.recipients_verify(name, &key) {
+}
+
+/// Checks the manifest's recipients against the vault key: their MAC, and
+/// that the vault key file is encrypted to exactly them.
+fn check_recipients_keyed(
+    name: &VaultName,
+    manifest: &Manifest,
+    key: &VaultKey,
+    r: &mut VaultReport,
+) {
+    if !manifest.recipients_verify(name, key) {
         let changes = team::diff(key.listed_recipients(), &manifest.recipients);
         let list: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
         r.problems.push(finding(
@@ -509,12 +538,23 @@ fn keyed_checks(
             format!("vault-key.age is not encrypted to exactly the manifest's recipients; run `coffer rekey --vault {name}`"),
         ));
     }
+}
+
+/// Checks every sealed entry's MAC, and that its file (when it matches the
+/// digest; a mismatch is reported by [`check_entries`]) decrypts.
+fn check_entries_keyed(
+    store: &Store,
+    name: &VaultName,
+    manifest: &Manifest,
+    key: &VaultKey,
+    r: &mut VaultReport,
+) {
     for (sname, entry) in &manifest.secrets {
         if entry.mac.is_none() {
             continue; // already reported
         }
         let s = Some(sname.as_str());
-        if !manifest.entry_verifies(name, sname, entry, &key) {
+        if !manifest.entry_verifies(name, sname, entry, key) {
             r.problems.push(finding(
                 s,
                 "bad-mac",
