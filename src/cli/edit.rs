@@ -354,6 +354,9 @@ fn unlock(ctx: &Ctx, vault: &coffer::Vault<'_>) -> CliResult<coffer::crypto::Vau
     })
 }
 
+/// `coffer edit`: reads what the editor starts from, runs the editor in a
+/// private workspace (wiped before anything else happens), then applies
+/// the changes.
 pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
     let vault_name: VaultName = args.vault.parse()?;
     let one: Option<SecretName> = args.name.as_deref().map(str::parse).transpose()?;
@@ -364,23 +367,7 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
     } else {
         Some(unlock(ctx, &vault)?)
     };
-
-    // What the editor starts from.
-    let (before, current): (Manifest, BTreeMap<SecretName, SecretValue>) = {
-        let read = vault.read()?;
-        let manifest = read.manifest().clone();
-        let mut values = BTreeMap::new();
-        if let Some(key) = &key {
-            let wanted: Vec<&SecretName> = match &one {
-                Some(n) => manifest.secrets.keys().filter(|k| *k == n).collect(),
-                None => manifest.secrets.keys().collect(),
-            };
-            for (name, value) in read.get_many(key, wanted)? {
-                values.insert(name, value?);
-            }
-        }
-        (manifest, values)
-    };
+    let (before, current) = starting_point(&vault, key.as_ref(), one.as_ref())?;
 
     let ws = Workspace::create(ctx, args.yes)?;
     let changes = match &one {
@@ -393,45 +380,58 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
     let Some(changes) = changes else {
         return Ok(());
     };
+    apply(ctx, &vault, &before, &changes, key.as_ref(), args.yes)
+}
 
+/// What the editor starts from: the manifest, and with `key` the values
+/// (of `one`, or of every secret).
+fn starting_point(
+    vault: &coffer::Vault<'_>,
+    key: Option<&coffer::crypto::VaultKey>,
+    one: Option<&SecretName>,
+) -> CliResult<(Manifest, BTreeMap<SecretName, SecretValue>)> {
+    let read = vault.read()?;
+    let manifest = read.manifest().clone();
+    let mut values = BTreeMap::new();
+    if let Some(key) = key {
+        let wanted: Vec<&SecretName> = match one {
+            Some(n) => manifest.secrets.keys().filter(|k| *k == n).collect(),
+            None => manifest.secrets.keys().collect(),
+        };
+        for (name, value) in read.get_many(key, wanted)? {
+            values.insert(name, value?);
+        }
+    }
+    Ok((manifest, values))
+}
+
+/// Applies the edit's changes under the write lock: refuses if the vault
+/// changed since `before`, shows the plan, asks before deleting (unless
+/// `yes`), writes (contributions without `key`) and commits.
+fn apply(
+    ctx: &Ctx,
+    vault: &coffer::Vault<'_>,
+    before: &Manifest,
+    changes: &[edit::Change],
+    key: Option<&coffer::crypto::VaultKey>,
+    yes: bool,
+) -> CliResult {
+    let vault_name = vault.name();
     let mut w = vault.write()?;
-    if *w.manifest() != before {
+    if *w.manifest() != *before {
         let mut msg = format!(
             "vault {vault_name} changed while the editor was open; your edit was not applied:"
         );
-        for c in store_changes(&before, w.manifest()) {
+        for c in store_changes(before, w.manifest()) {
             msg.push_str("\n  ");
             msg.push_str(&c);
         }
         return Err(CliError::new(msg)
             .hint("nothing was written; run `coffer edit` again to edit the current values"));
     }
+    show_plan(ctx, w.manifest(), changes, key.is_some());
     let deletions = changes.iter().filter(|c| c.op == Op::Delete).count();
-    for c in &changes {
-        let due = w
-            .manifest()
-            .secrets
-            .get(&c.name)
-            .is_some_and(|e| e.rotation.is_some());
-        let mark = match (
-            c.op,
-            key.is_some(),
-            w.manifest().secrets.contains_key(&c.name),
-        ) {
-            // A contribution to an existing secret is an update.
-            (Op::Create, false, true) => '~',
-            (op, _, _) => op.mark(),
-        };
-        let note = if due && c.op == Op::Update && key.is_some() {
-            " (clears its rotation mark)"
-        } else if key.is_none() {
-            " (unverified contribution)"
-        } else {
-            ""
-        };
-        ctx.ui.status(format!("{mark} {}{note}", c.name));
-    }
-    if deletions > 0 && !args.yes {
+    if deletions > 0 && !yes {
         // The write lock is held while asking: nobody changes the vault
         // between the plan shown and the plan applied.
         ui::confirm_yes_no(
@@ -442,10 +442,30 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
             &format!("delete {}", render::count(deletions, "secret", "secrets")),
         )?;
     }
+    let (created, updated) = write_changes(&mut w, changes, key)?;
+    w.commit()?;
+    ctx.ui.status(format!(
+        "Vault {vault_name}: {created} created, {updated} updated, {deletions} deleted."
+    ));
+    if key.is_none() {
+        ctx.ui.status(format!(
+            "They cannot be read or synced until a recipient runs `coffer verify --accept --vault {vault_name}`."
+        ));
+    }
+    Ok(())
+}
+
+/// Writes each change (a contribution without `key`); returns how many
+/// secrets were created and updated.
+fn write_changes(
+    w: &mut coffer::store::VaultWrite<'_>,
+    changes: &[edit::Change],
+    key: Option<&coffer::crypto::VaultKey>,
+) -> CliResult<(usize, usize)> {
     let now = Time::now();
     let (mut created, mut updated) = (0, 0);
-    for c in &changes {
-        match (&c.op, &c.value, &key) {
+    for c in changes {
+        match (&c.op, &c.value, key) {
             (Op::Delete, _, _) => w.delete(&c.name)?,
             (_, Some(v), None) => {
                 w.contribute(&c.name, v, now)?;
@@ -466,16 +486,33 @@ pub fn edit(ctx: &Ctx, args: EditArgs) -> CliResult {
             (_, None, _) => {}
         }
     }
-    w.commit()?;
-    ctx.ui.status(format!(
-        "Vault {vault_name}: {created} created, {updated} updated, {deletions} deleted."
-    ));
-    if key.is_none() {
-        ctx.ui.status(format!(
-            "They cannot be read or synced until a recipient runs `coffer verify --accept --vault {vault_name}`."
-        ));
+    Ok((created, updated))
+}
+
+/// Shows each change on stderr with its mark, and what it does beyond the
+/// obvious (clears a rotation mark, is an unverified contribution).
+/// `manifest` is the vault's current one; `keyed` says whether the changes
+/// are written with the vault key.
+fn show_plan(ctx: &Ctx, manifest: &Manifest, changes: &[edit::Change], keyed: bool) {
+    for c in changes {
+        let due = manifest
+            .secrets
+            .get(&c.name)
+            .is_some_and(|e| e.rotation.is_some());
+        let mark = match (c.op, keyed, manifest.secrets.contains_key(&c.name)) {
+            // A contribution to an existing secret is an update.
+            (Op::Create, false, true) => '~',
+            (op, _, _) => op.mark(),
+        };
+        let note = if due && c.op == Op::Update && keyed {
+            " (clears its rotation mark)"
+        } else if !keyed {
+            " (unverified contribution)"
+        } else {
+            ""
+        };
+        ctx.ui.status(format!("{mark} {}{note}", c.name));
     }
-    Ok(())
 }
 
 /// The whole vault as a dotenv document. Returns the changes, or `None`

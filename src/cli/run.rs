@@ -67,6 +67,8 @@ struct Planned {
     var: String,
 }
 
+/// `coffer run`: validates the request, plans which secret sets which
+/// variable, builds the program's environment, and execs the program.
 pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let prefix = args.prefix.as_deref().unwrap_or_default();
     if !envname::is_valid_prefix(prefix) {
@@ -81,8 +83,28 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         .map(|n| n.parse())
         .collect::<Result<_, _>>()?;
     let store = ctx.store()?;
+    let vault_names = select_vaults(&store, &args.vaults)?;
+    let mut plan = plan_vars(&store, &vault_names, &only, prefix)?;
+    check_collisions(&plan)?;
+    check_hazards(&plan, &args.allow_var)?;
+    let mut env = inherited_env(ctx, &mut plan, args.replace);
+    add_secrets(ctx, &store, &plan, &mut env)?;
+
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(rest).env_clear().envs(&env);
+    super::harden::restore_for_exec();
+    // Only returns on failure: on success this process is the program.
+    let e = cmd.exec();
+    drop(env);
+    Err(exec_error(program, &e))
+}
+
+/// The vaults named with `-V` (parsed, without repeats, in order), or every
+/// vault of the store; a store without vaults is an error.
+fn select_vaults(store: &coffer::Store, requested: &[String]) -> CliResult<Vec<VaultName>> {
     let mut vault_names: Vec<VaultName> = Vec::new();
-    for v in &args.vaults {
+    for v in requested {
         let v: VaultName = v.parse()?;
         if !vault_names.contains(&v) {
             vault_names.push(v);
@@ -97,11 +119,21 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             );
         }
     }
+    Ok(vault_names)
+}
 
-    // What goes where, from the manifests alone: no key needed yet.
+/// What goes where, from the manifests alone (no key needed yet): every
+/// secret of `vault_names` (or those in `only`) with its variable name. A
+/// name in `only` that no vault holds is an error.
+fn plan_vars(
+    store: &coffer::Store,
+    vault_names: &[VaultName],
+    only: &[SecretName],
+    prefix: &str,
+) -> CliResult<Vec<Planned>> {
     let mut plan: Vec<Planned> = Vec::new();
-    let mut wanted = only.clone();
-    for vault_name in &vault_names {
+    let mut wanted = only.to_vec();
+    for vault_name in vault_names {
         let vault = store.vault(vault_name)?;
         let read = vault.read()?;
         for name in read.manifest().secrets.keys() {
@@ -117,7 +149,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         }
     }
     if let Some(missing) = wanted.first() {
-        return Err(match vault_names.as_slice() {
+        return Err(match vault_names {
             [one] => coffer::Error::SecretNotFound {
                 vault: one.to_string(),
                 name: missing.to_string(),
@@ -131,11 +163,18 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             .hint("`coffer list -V VAULT` shows a vault's secrets"),
         });
     }
-    check_collisions(&plan)?;
-    check_hazards(&plan, &args.allow_var)?;
+    Ok(plan)
+}
 
-    // The program's environment: ours, minus coffer's key, plus secrets.
-    let mut env: BTreeMap<OsString, OsString> = ctx
+/// The program's environment before secrets: ours, minus coffer's key.
+/// Drops from `plan` each variable already set, saying so, unless
+/// `replace`.
+fn inherited_env(
+    ctx: &Ctx,
+    plan: &mut Vec<Planned>,
+    replace: bool,
+) -> BTreeMap<OsString, OsString> {
+    let env: BTreeMap<OsString, OsString> = ctx
         .env
         .vars
         .iter()
@@ -144,21 +183,31 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         .collect();
     plan.retain(|p| {
         let set = env.contains_key(OsStr::new(&p.var));
-        if set && !args.replace {
+        if set && !replace {
             ctx.ui.status(format!(
                 "note: {} is already set; keeping it (--override replaces it)",
                 p.var
             ));
         }
-        args.replace || !set
+        replace || !set
     });
+    env
+}
 
+/// Decrypts the planned secrets and sets them in `env`; a value with a NUL
+/// byte (which no variable can hold) is an error.
+fn add_secrets(
+    ctx: &Ctx,
+    store: &coffer::Store,
+    plan: &[Planned],
+    env: &mut BTreeMap<OsString, OsString>,
+) -> CliResult {
     let mut wanted: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
-    for p in &plan {
+    for p in plan {
         wanted.entry(&p.vault).or_default().push(&p.name);
     }
-    let values = decrypt(ctx, &store, &wanted)?;
-    for p in &plan {
+    let values = decrypt(ctx, store, &wanted)?;
+    for p in plan {
         // decrypt returns every secret it was given, or fails.
         let value = &values[&(p.vault.clone(), p.name.clone())];
         if value.expose_secret().contains('\0') {
@@ -173,15 +222,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     }
     // Wiped now; the copies in `env` vanish with this process image.
     drop(values);
-
-    let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let mut cmd = Command::new(program);
-    cmd.args(rest).env_clear().envs(&env);
-    super::harden::restore_for_exec();
-    // Only returns on failure: on success this process is the program.
-    let e = cmd.exec();
-    drop(env);
-    Err(exec_error(program, &e))
+    Ok(())
 }
 
 /// Two secrets that would set the same variable is an error naming both.

@@ -138,6 +138,8 @@ fn committed_entries(
     Ok(m.secrets)
 }
 
+/// `verify --accept`: for each vault (those in `only`, or all) with
+/// contributions, reviews them and accepts them on the user's word.
 fn accept(
     ctx: &Ctx,
     store: &coffer::Store,
@@ -145,8 +147,6 @@ fn accept(
     ids: &Identities,
     args: &VerifyArgs,
 ) -> CliResult {
-    use coffer::store::team::Binding;
-    let yes = args.yes;
     if args.show_values && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return Err(CliError::new(
             "--show-values shows values on a terminal only, and stderr is not one",
@@ -159,104 +159,132 @@ fn accept(
         only.to_vec()
     };
     for v in &vaults {
-        let vault = store.vault(v)?;
-        let names: Vec<SecretName> = {
-            let read = vault.read()?;
-            read.manifest()
-                .secrets
-                .iter()
-                .filter(|(_, e)| e.mac.is_none())
-                .map(|(n, _)| n.clone())
-                .collect()
-        };
-        if names.is_empty() {
-            continue;
-        }
-        let key = match vault.unlock(ids) {
-            Ok(k) => k,
-            Err(coffer::Error::NoMatchingIdentity { .. }) => {
-                ctx.ui.warn(format!(
-                    "vault {v} has contributions, but you cannot open it to accept them"
-                ));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
-        let committed = committed_entries(ctx, store, v);
-        if let Err(why) = &committed {
-            errln!("  (not compared with the committed state: {why})");
-        }
-        let mut restore = std::collections::BTreeMap::new();
-        {
-            let w = vault.write()?;
-            for n in &names {
-                let entry = &w.manifest().secrets[n];
-                let mut notes = Vec::new();
-                let c = w.review(&key, n)?;
-                match &c.binding {
-                    Binding::Bound => {}
-                    Binding::Unbound => notes.push(
-                        "NOT BOUND to this name (format-1 contribution, or a sealed value whose MAC was removed)"
-                            .to_owned(),
-                    ),
-                    Binding::Elsewhere { claims } => {
-                        notes.push(format!("NOT BOUND: its plaintext says it is {claims}"))
-                    }
-                }
-                if let Ok(head) = &committed
-                    && let Some(h) = head.get(n)
-                {
-                    if h.mac.is_some() {
-                        notes.push("replaces the sealed value committed at HEAD".to_owned());
-                    }
-                    if let Some(r) = &h.rotation
-                        && entry.rotation.as_ref() != Some(r)
-                    {
-                        notes.push(format!(
-                            "drops or changes the rotation mark committed at HEAD (since {}); it is kept",
-                            r.since
-                        ));
-                        restore.insert(n.clone(), r.clone());
-                    }
-                }
-                if entry.rotation.is_some() {
-                    notes.push("due for rotation: make sure this is a new value".to_owned());
-                }
-                if notes.is_empty() {
-                    errln!("  {n}");
-                } else {
-                    errln!("  {n} ({})", notes.join("; "));
-                }
-                if args.show_values {
-                    errln!("    value: {}", c.value.expose_secret());
-                }
-            }
-        }
-        if !yes {
-            ui::confirm_yes_no(
-                &format!("Accept them as values of vault {v}?"),
-                "accept contributions",
-            )?;
-        }
-        let mut w = vault.write()?;
-        // Accept exactly what was shown: if the contributions changed while
-        // the user was looking, accept nothing.
-        if w.contributions() != names {
-            return Err(CliError::new(format!(
-                "the contributions to vault {v} changed while you were reviewing them; nothing was accepted"
-            ))
-            .hint("run the command again to see the current ones"));
-        }
-        let accepted = w.accept(&key, &names, &restore, args.allow_unbound)?;
-        w.commit()?;
-        ctx.ui.status(format!(
-            "Vault {v}: accepted {} contribution{}",
-            accepted.len(),
-            render::s(accepted.len())
-        ));
+        accept_vault(ctx, store, v, ids, args)?;
     }
     Ok(())
+}
+
+/// Accepts the contributions of one vault: lists them (skipping the vault
+/// if there are none or it cannot be opened), asks unless `--yes`, then
+/// accepts exactly the ones shown.
+fn accept_vault(
+    ctx: &Ctx,
+    store: &coffer::Store,
+    v: &VaultName,
+    ids: &Identities,
+    args: &VerifyArgs,
+) -> CliResult {
+    let vault = store.vault(v)?;
+    let names: Vec<SecretName> = {
+        let read = vault.read()?;
+        read.manifest()
+            .secrets
+            .iter()
+            .filter(|(_, e)| e.mac.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    if names.is_empty() {
+        return Ok(());
+    }
+    let key = match vault.unlock(ids) {
+        Ok(k) => k,
+        Err(coffer::Error::NoMatchingIdentity { .. }) => {
+            ctx.ui.warn(format!(
+                "vault {v} has contributions, but you cannot open it to accept them"
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    errln!("Vault {v}: unverified contributions (written by someone without the vault key):");
+    let committed = committed_entries(ctx, store, v);
+    if let Err(why) = &committed {
+        errln!("  (not compared with the committed state: {why})");
+    }
+    let restore = review_contributions(&vault, &key, &names, &committed, args.show_values)?;
+    if !args.yes {
+        ui::confirm_yes_no(
+            &format!("Accept them as values of vault {v}?"),
+            "accept contributions",
+        )?;
+    }
+    let mut w = vault.write()?;
+    // Accept exactly what was shown: if the contributions changed while
+    // the user was looking, accept nothing.
+    if w.contributions() != names {
+        return Err(CliError::new(format!(
+            "the contributions to vault {v} changed while you were reviewing them; nothing was accepted"
+        ))
+        .hint("run the command again to see the current ones"));
+    }
+    let accepted = w.accept(&key, &names, &restore, args.allow_unbound)?;
+    w.commit()?;
+    ctx.ui.status(format!(
+        "Vault {v}: accepted {} contribution{}",
+        accepted.len(),
+        render::s(accepted.len())
+    ));
+    Ok(())
+}
+
+/// Shows each contribution in `names` on stderr with what is worth knowing
+/// about it (binding, what it replaces at HEAD, rotation), and its value
+/// with `show_values`. Returns the rotation marks committed at HEAD that a
+/// contribution drops or changes, which accepting keeps.
+fn review_contributions(
+    vault: &coffer::Vault<'_>,
+    key: &coffer::crypto::VaultKey,
+    names: &[SecretName],
+    committed: &Result<std::collections::BTreeMap<SecretName, coffer::store::Entry>, String>,
+    show_values: bool,
+) -> CliResult<std::collections::BTreeMap<SecretName, coffer::store::RotationDue>> {
+    use coffer::store::team::Binding;
+    let mut restore = std::collections::BTreeMap::new();
+    let w = vault.write()?;
+    for n in names {
+        let entry = &w.manifest().secrets[n];
+        let mut notes = Vec::new();
+        let c = w.review(key, n)?;
+        match &c.binding {
+            Binding::Bound => {}
+            Binding::Unbound => notes.push(
+                "NOT BOUND to this name (format-1 contribution, or a sealed value whose MAC was removed)"
+                    .to_owned(),
+            ),
+            Binding::Elsewhere { claims } => {
+                notes.push(format!("NOT BOUND: its plaintext says it is {claims}"))
+            }
+        }
+        if let Ok(head) = committed
+            && let Some(h) = head.get(n)
+        {
+            if h.mac.is_some() {
+                notes.push("replaces the sealed value committed at HEAD".to_owned());
+            }
+            if let Some(r) = &h.rotation
+                && entry.rotation.as_ref() != Some(r)
+            {
+                notes.push(format!(
+                    "drops or changes the rotation mark committed at HEAD (since {}); it is kept",
+                    r.since
+                ));
+                restore.insert(n.clone(), r.clone());
+            }
+        }
+        if entry.rotation.is_some() {
+            notes.push("due for rotation: make sure this is a new value".to_owned());
+        }
+        if notes.is_empty() {
+            errln!("  {n}");
+        } else {
+            errln!("  {n} ({})", notes.join("; "));
+        }
+        if show_values {
+            errln!("    value: {}", c.value.expose_secret());
+        }
+    }
+    Ok(restore)
 }
 
 fn print_json(ctx: &Ctx, r: &Report) -> CliResult {

@@ -243,6 +243,10 @@ pub fn needs_key(base: Option<&Manifest>, ours: &Manifest, theirs: &Manifest) ->
 
 /// Merges three versions of a vault's manifest (see the module docs).
 /// `key` is the vault key, needed only when [`needs_key`] says so.
+///
+/// This decides which kind of merge it is (identical, mixed formats,
+/// different vaults, a replaced key) and hands recipients and secrets to
+/// their own merges; any conflict keeps our manifest.
 pub fn merge_manifests(
     vault: &VaultName,
     base: Option<&Manifest>,
@@ -268,29 +272,10 @@ pub fn merge_manifests(
         .flatten()
         .any(|m| m.format != ours.format);
     if mixed && ours.public_key == theirs.public_key {
-        let Some(key) = key else {
-            return conflict(ManifestConflict::FormatUpgrade {
-                names: String::new(),
-            });
+        return match upgrade_sides(vault, base, ours, theirs, key) {
+            Ok((b, o, t)) => merge_manifests(vault, b.as_ref(), &o, &t, key),
+            Err(c) => conflict(c),
         };
-        let up = |m: &Manifest| -> std::result::Result<Manifest, ManifestConflict> {
-            let mut m = m.clone();
-            if m.public_key == key.public().to_string() && m.is_v1() {
-                m.upgrade(vault, key)
-                    .map_err(|e| ManifestConflict::FormatUpgrade {
-                        names: match e {
-                            crate::error::Error::RekeyBlocked { names, .. } => names,
-                            other => other.to_string(),
-                        },
-                    })?;
-            }
-            Ok(m)
-        };
-        let (b, o, t) = match (base.map(up).transpose(), up(ours), up(theirs)) {
-            (Ok(b), Ok(o), Ok(t)) => (b, o, t),
-            (Err(c), _, _) | (_, Err(c), _) | (_, _, Err(c)) => return conflict(c),
-        };
-        return merge_manifests(vault, b.as_ref(), &o, &t, Some(key));
     }
     if ours.created != theirs.created {
         return conflict(ManifestConflict::DifferentVaults);
@@ -307,39 +292,108 @@ pub fn merge_manifests(
         None => return conflict(ManifestConflict::DifferentVaults),
     };
     if ours.public_key != theirs.public_key {
-        let (ours_new, theirs_new) = (
-            ours.public_key != base.public_key,
-            theirs.public_key != base.public_key,
-        );
-        if ours_new && theirs_new {
-            return conflict(ManifestConflict::BothReplacedKey);
-        }
-        let (side, replaced, other) = if ours_new {
-            (Side::Ours, ours, theirs)
-        } else {
-            (Side::Theirs, theirs, ours)
-        };
-        let removed = crate::store::team::diff(&base.recipients, &replaced.recipients)
-            .into_iter()
-            .filter(|c| c.kind != crate::error::ChangeKind::Added)
-            .filter_map(|c| c.name.parse().ok())
-            .collect();
-        let stale = other
-            .secrets
-            .iter()
-            .filter(|(n, e)| base.secrets.get(*n) != Some(*e))
-            .map(|(n, _)| n.clone())
-            .collect();
-        return conflict(ManifestConflict::KeyReplaced {
-            side,
-            removed,
-            stale,
-            other_recipients: other.recipients != base.recipients,
-        });
+        return conflict(key_replaced(base, ours, theirs));
     }
 
     let mut merged = ours.clone();
-    // Recipients.
+    if let Err(c) = merge_recipients(vault, base, ours, theirs, key, &mut merged) {
+        return conflict(c);
+    }
+    let mut notes = Vec::new();
+    merged.secrets = merge_secrets(base, ours, theirs, &mut notes);
+    ManifestMerge {
+        manifest: merged,
+        conflicts: Vec::new(),
+        notes,
+    }
+}
+
+/// The three sides of a merge after [`upgrade_sides`]: base (if any),
+/// ours, theirs.
+type UpgradedSides = (Option<Manifest>, Manifest, Manifest);
+
+/// Upgrades the format-1 sides of a mixed-format merge (those under the
+/// vault's current key) with `key`, checking their MACs, so that entries of
+/// both formats never mix. Without the key, or if an upgrade fails, that is
+/// the conflict.
+fn upgrade_sides(
+    vault: &VaultName,
+    base: Option<&Manifest>,
+    ours: &Manifest,
+    theirs: &Manifest,
+    key: Option<&VaultKey>,
+) -> std::result::Result<UpgradedSides, ManifestConflict> {
+    let Some(key) = key else {
+        return Err(ManifestConflict::FormatUpgrade {
+            names: String::new(),
+        });
+    };
+    let up = |m: &Manifest| -> std::result::Result<Manifest, ManifestConflict> {
+        let mut m = m.clone();
+        if m.public_key == key.public().to_string() && m.is_v1() {
+            m.upgrade(vault, key)
+                .map_err(|e| ManifestConflict::FormatUpgrade {
+                    names: match e {
+                        crate::error::Error::RekeyBlocked { names, .. } => names,
+                        other => other.to_string(),
+                    },
+                })?;
+        }
+        Ok(m)
+    };
+    match (base.map(up).transpose(), up(ours), up(theirs)) {
+        (Ok(b), Ok(o), Ok(t)) => Ok((b, o, t)),
+        (Err(c), _, _) | (_, Err(c), _) | (_, _, Err(c)) => Err(c),
+    }
+}
+
+/// The conflict when the two sides have different vault keys: which side
+/// replaced it, whom that removed, and what the other side wrote under the
+/// old key (which must be written again).
+fn key_replaced(base: &Manifest, ours: &Manifest, theirs: &Manifest) -> ManifestConflict {
+    let (ours_new, theirs_new) = (
+        ours.public_key != base.public_key,
+        theirs.public_key != base.public_key,
+    );
+    if ours_new && theirs_new {
+        return ManifestConflict::BothReplacedKey;
+    }
+    let (side, replaced, other) = if ours_new {
+        (Side::Ours, ours, theirs)
+    } else {
+        (Side::Theirs, theirs, ours)
+    };
+    let removed = crate::store::team::diff(&base.recipients, &replaced.recipients)
+        .into_iter()
+        .filter(|c| c.kind != crate::error::ChangeKind::Added)
+        .filter_map(|c| c.name.parse().ok())
+        .collect();
+    let stale = other
+        .secrets
+        .iter()
+        .filter(|(n, e)| base.secrets.get(*n) != Some(*e))
+        .map(|(n, _)| n.clone())
+        .collect();
+    ManifestConflict::KeyReplaced {
+        side,
+        removed,
+        stale,
+        other_recipients: other.recipients != base.recipients,
+    }
+}
+
+/// Merges the recipients (same vault key on both sides) into `merged`,
+/// which starts as ours: a change on one side is taken whole; changes on
+/// both are merged by name, after checking both MACs, and re-sealed with
+/// `key`.
+fn merge_recipients(
+    vault: &VaultName,
+    base: &Manifest,
+    ours: &Manifest,
+    theirs: &Manifest,
+    key: Option<&VaultKey>,
+    merged: &mut Manifest,
+) -> std::result::Result<(), ManifestConflict> {
     if ours.recipients == theirs.recipients {
         // Same list; the MACs are equal too if both are valid.
     } else if ours.recipients == base.recipients {
@@ -349,24 +403,32 @@ pub fn merge_manifests(
         // Ours already.
     } else {
         let Some(key) = key else {
-            return conflict(ManifestConflict::RecipientsNeedKey);
+            return Err(ManifestConflict::RecipientsNeedKey);
         };
         for (side, m) in [(Side::Ours, ours), (Side::Theirs, theirs)] {
             if !m.recipients_verify(vault, key) {
-                return conflict(ManifestConflict::RecipientsUnverified { side });
+                return Err(ManifestConflict::RecipientsUnverified { side });
             }
         }
         let (recipients, clashes) =
             merge_by_name(&base.recipients, &ours.recipients, &theirs.recipients);
         if !clashes.is_empty() {
-            return conflict(ManifestConflict::RecipientClash { names: clashes });
+            return Err(ManifestConflict::RecipientClash { names: clashes });
         }
         merged.recipients = recipients;
         merged.seal_recipients(vault, key);
     }
+    Ok(())
+}
 
-    // Secrets: each entry follows the file git keeps.
-    let mut notes = Vec::new();
+/// Merges the secrets: each entry follows the file git keeps (see
+/// [`pick_entry`]), with a note for each choice worth telling.
+fn merge_secrets(
+    base: &Manifest,
+    ours: &Manifest,
+    theirs: &Manifest,
+    notes: &mut Vec<MergeNote>,
+) -> BTreeMap<SecretName, Entry> {
     let names: BTreeSet<&SecretName> = base
         .secrets
         .keys()
@@ -380,17 +442,12 @@ pub fn merge_manifests(
             ours.secrets.get(name),
             theirs.secrets.get(name),
         );
-        let pick = pick_entry(name, o, a, b, &mut notes);
+        let pick = pick_entry(name, o, a, b, notes);
         if let Some(e) = pick {
             secrets.insert(name.clone(), e.clone());
         }
     }
-    merged.secrets = secrets;
-    ManifestMerge {
-        manifest: merged,
-        conflicts: Vec::new(),
-        notes,
-    }
+    secrets
 }
 
 /// Picks the entry matching the file git will keep for this secret.

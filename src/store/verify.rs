@@ -95,6 +95,30 @@ pub fn verify(
     identities: Option<&Identities>,
 ) -> Result<Report> {
     let mut report = Report::default();
+    recover(store, &mut report)?;
+    // Vault keys are opened before the lock (a hardware key may wait).
+    let mut keys = open_keys(store, only, identities)?;
+    let _lock = store.lock_read()?;
+    let mut vault_dirs = scan_root(store, only, &mut report)?;
+    for v in only {
+        if !vault_dirs.contains(v) {
+            return Err(Error::VaultNotFound {
+                name: v.to_string(),
+            });
+        }
+    }
+    vault_dirs.sort();
+    for name in vault_dirs {
+        let key = keys.remove(&name);
+        let held = identities.map(Identities::recipients).unwrap_or_default();
+        report.vaults.push(verify_vault(store, &name, key, held)?);
+    }
+    Ok(report)
+}
+
+/// Finishes an interrupted change and removes leftover temp files, as any
+/// command would, and records a warning for each thing it did.
+fn recover(store: &Store, report: &mut Report) -> Result<()> {
     let recovered = store.recover()?;
     if recovered.journal {
         report.warnings.push(finding(
@@ -114,7 +138,17 @@ pub fn verify(
             ),
         ));
     }
-    // Vault keys are opened before the lock (a hardware key may wait).
+    Ok(())
+}
+
+/// Unlocks the key of each vault to check (all, or those in `only`) with
+/// `identities`; empty without identities. A failure to unlock is kept per
+/// vault, to be reported by the keyed checks.
+fn open_keys(
+    store: &Store,
+    only: &[VaultName],
+    identities: Option<&Identities>,
+) -> Result<std::collections::BTreeMap<VaultName, Result<VaultKey>>> {
     let mut keys = std::collections::BTreeMap::new();
     if let Some(ids) = identities {
         for name in store.vault_names()? {
@@ -125,7 +159,13 @@ pub fn verify(
             keys.insert(name, unlocked);
         }
     }
-    let _lock = store.lock_read()?;
+    Ok(keys)
+}
+
+/// Checks the entries of the store root (links, leftovers, stray files,
+/// directory names) and returns the vault directories to verify (those in
+/// `only`, or all), unsorted.
+fn scan_root(store: &Store, only: &[VaultName], report: &mut Report) -> Result<Vec<VaultName>> {
     let root = store.root();
     let mut vault_dirs = Vec::new();
     for entry in fs::read_dir(root).map_err(|e| Error::io("list", root, e))? {
@@ -189,24 +229,13 @@ pub fn verify(
             )),
         }
     }
-    for v in only {
-        if !vault_dirs.contains(v) {
-            return Err(Error::VaultNotFound {
-                name: v.to_string(),
-            });
-        }
-    }
-    vault_dirs.sort();
-    for name in vault_dirs {
-        let key = keys.remove(&name);
-        let held = identities.map(Identities::recipients).unwrap_or_default();
-        report.vaults.push(verify_vault(store, &name, key, held)?);
-    }
-    Ok(report)
+    Ok(vault_dirs)
 }
 
-/// `held` are the recipients of the identities at hand: one the manifest
-/// lists must open the vault key.
+/// Verifies one vault: its manifest, vault key file, pending team changes,
+/// entries and files, then (with `key`) the keyed checks. `held` are the
+/// recipients of the identities at hand: one the manifest lists must open
+/// the vault key.
 fn verify_vault(
     store: &Store,
     name: &VaultName,
@@ -218,6 +247,23 @@ fn verify_vault(
         name: name.to_string(),
         ..Default::default()
     };
+    let Some(manifest) = load_manifest(&dir, &mut r) else {
+        return Ok(r);
+    };
+    r.secrets = manifest.secrets.len();
+    check_vault_key_file(&dir, &manifest, &mut r);
+    check_pending_team(store, name, &manifest, &mut r);
+    check_entries(&dir, name, &manifest, &mut r);
+    check_files_listed(&dir, name, &manifest, &mut r)?;
+    if let Some(key) = key {
+        keyed_checks(store, name, &manifest, key, held, &mut r);
+    }
+    Ok(r)
+}
+
+/// Reads and parses the vault's manifest; a missing or unreadable one is a
+/// problem recorded in `r`, and `None` (nothing else can be checked).
+fn load_manifest(dir: &Path, r: &mut VaultReport) -> Option<Manifest> {
     let manifest_path = dir.join(MANIFEST_FILE);
     if !manifest_path.exists() {
         r.problems.push(finding(
@@ -225,21 +271,23 @@ fn verify_vault(
             "no-manifest",
             "the directory has no vault.toml",
         ));
-        return Ok(r);
+        return None;
     }
-    let manifest = match fsio::read_file(&manifest_path, MAX_MANIFEST_LEN)
+    match fsio::read_file(&manifest_path, MAX_MANIFEST_LEN)
         .and_then(|b| Manifest::parse_toml(&b, &manifest_path))
     {
-        Ok(m) => m,
+        Ok(m) => Some(m),
         Err(e) => {
             r.problems
                 .push(finding(None, "bad-manifest", e.to_string()));
-            return Ok(r);
+            None
         }
-    };
-    r.secrets = manifest.secrets.len();
+    }
+}
 
-    // The vault key file: one stanza per recipient.
+/// Checks the vault key file without a key: readable, sound, and one
+/// stanza per recipient the manifest lists.
+fn check_vault_key_file(dir: &Path, manifest: &Manifest, r: &mut VaultReport) {
     let key_path = dir.join(VAULT_KEY_FILE);
     let key_bytes = match read_checked(&key_path, MAX_VAULT_KEY_FILE_LEN) {
         Ok(b) => Some(b),
@@ -268,8 +316,11 @@ fn verify_vault(
                 .push(finding(None, "vault-key", format!("vault-key.age: {e}"))),
         }
     }
+}
 
-    // coffer.toml against the manifest (unauthenticated without a key).
+/// Checks `coffer.toml` against the manifest's recipients (unauthenticated
+/// without a key): a change not yet approved is a problem.
+fn check_pending_team(store: &Store, name: &VaultName, manifest: &Manifest, r: &mut VaultReport) {
     let desired = store.config().desired_for(name);
     let pending = team::diff(&manifest.recipients, &desired);
     if !pending.is_empty() {
@@ -283,8 +334,11 @@ fn verify_vault(
             ),
         ));
     }
+}
 
-    // Every entry has a sound file.
+/// Checks that every manifest entry has a sound file matching its digest,
+/// is verified (has a MAC), and warns of rotations due.
+fn check_entries(dir: &Path, name: &VaultName, manifest: &Manifest, r: &mut VaultReport) {
     for (sname, entry) in &manifest.secrets {
         let s = Some(sname.as_str());
         let path = dir.join(layout::secret_file_name(sname));
@@ -333,9 +387,17 @@ fn verify_vault(
             ));
         }
     }
+}
 
-    // Every file belongs.
-    for entry in layout::list_vault_dir(&dir, name)? {
+/// Checks that every file in the vault directory belongs: listed in the
+/// manifest, or a leftover temp file (a warning).
+fn check_files_listed(
+    dir: &Path,
+    name: &VaultName,
+    manifest: &Manifest,
+    r: &mut VaultReport,
+) -> Result<()> {
+    for entry in layout::list_vault_dir(dir, name)? {
         let fname = entry.file_name;
         let listed = match entry.kind {
             StoreFile::Manifest(_) | StoreFile::VaultKey(_) => continue,
@@ -362,11 +424,7 @@ fn verify_vault(
             ));
         }
     }
-
-    if let Some(key) = key {
-        keyed_checks(store, name, &manifest, key, held, &mut r);
-    }
-    Ok(r)
+    Ok(())
 }
 
 /// Reads a store file for verification, as a message on failure.
@@ -382,6 +440,9 @@ fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
     }
 }
 
+/// The checks that need the vault key: that `key` (the outcome of
+/// unlocking) opened the vault key the manifest names, the recipients MAC
+/// and list, and every entry's MAC and decryption.
 fn keyed_checks(
     store: &Store,
     name: &VaultName,
@@ -390,8 +451,34 @@ fn keyed_checks(
     held: &[RecipientKey],
     r: &mut VaultReport,
 ) {
-    let key = match key {
-        Ok(k) => k,
+    let Some(key) = opened_key(manifest, key, held, r) else {
+        return;
+    };
+    r.keyed = true;
+    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
+        // The manifest changed between unlock and our read: report, don't guess.
+        r.problems.push(finding(
+            None,
+            "vault-key",
+            "the vault key does not match the manifest",
+        ));
+        return;
+    }
+    check_recipients_keyed(name, manifest, &key, r);
+    check_entries_keyed(store, name, manifest, &key, r);
+}
+
+/// The vault key if unlocking succeeded; otherwise records why not (a
+/// problem, or a warning when no identity at hand is a recipient) and
+/// returns `None`.
+fn opened_key(
+    manifest: &Manifest,
+    key: Result<VaultKey>,
+    held: &[RecipientKey],
+    r: &mut VaultReport,
+) -> Option<VaultKey> {
+    match key {
+        Ok(k) => Some(k),
         Err(Error::NoMatchingIdentity { .. }) => {
             // A key the manifest lists that cannot open the vault key means
             // vault-key.age was replaced or damaged (or the manifest lists a
@@ -405,31 +492,31 @@ fn keyed_checks(
                         "vault-key.age does not open with the key of recipient {who}, which the manifest lists: it was replaced or damaged (restore it from git, or have another recipient check it)"
                     ),
                 ));
-                return;
+                return None;
             }
             r.warnings.push(finding(
                 None,
                 "not-keyed",
                 "no identity can open this vault: checked without its key",
             ));
-            return;
+            None
         }
         Err(e) => {
             r.problems.push(finding(None, "vault-key", e.to_string()));
-            return;
+            None
         }
-    };
-    r.keyed = true;
-    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
-        // The manifest changed between unlock and our read: report, don't guess.
-        r.problems.push(finding(
-            None,
-            "vault-key",
-            "the vault key does not match the manifest",
-        ));
-        return;
     }
-    if !manifest.recipients_verify(name, &key) {
+}
+
+/// Checks the manifest's recipients against the vault key: their MAC, and
+/// that the vault key file is encrypted to exactly them.
+fn check_recipients_keyed(
+    name: &VaultName,
+    manifest: &Manifest,
+    key: &VaultKey,
+    r: &mut VaultReport,
+) {
+    if !manifest.recipients_verify(name, key) {
         let changes = team::diff(key.listed_recipients(), &manifest.recipients);
         let list: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
         r.problems.push(finding(
@@ -451,12 +538,23 @@ fn keyed_checks(
             format!("vault-key.age is not encrypted to exactly the manifest's recipients; run `coffer rekey --vault {name}`"),
         ));
     }
+}
+
+/// Checks every sealed entry's MAC, and that its file (when it matches the
+/// digest; a mismatch is reported by [`check_entries`]) decrypts.
+fn check_entries_keyed(
+    store: &Store,
+    name: &VaultName,
+    manifest: &Manifest,
+    key: &VaultKey,
+    r: &mut VaultReport,
+) {
     for (sname, entry) in &manifest.secrets {
         if entry.mac.is_none() {
             continue; // already reported
         }
         let s = Some(sname.as_str());
-        if !manifest.entry_verifies(name, sname, entry, &key) {
+        if !manifest.entry_verifies(name, sname, entry, key) {
             r.problems.push(finding(
                 s,
                 "bad-mac",
