@@ -215,7 +215,18 @@ fn nested(node: Result<flatten::Node, String>, source: &str, what: &str) -> CliR
 /// Reads and checks every entry, reporting every problem at once (by line
 /// or key, and name, never by value).
 fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Incoming>> {
-    let raw: Vec<Raw> = match format {
+    let raw = parse_entries(bytes, source, format)?;
+    let (out, problems) = name_entries(raw, format);
+    report_problems(&problems, source, format)?;
+    let mut incoming: Vec<Incoming> = out.into_iter().map(|(i, _, _)| i).collect();
+    incoming.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(incoming)
+}
+
+/// Reads the entries of a document in `format`, as written (names not yet
+/// mapped, values not yet checked).
+fn parse_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Raw>> {
+    Ok(match format {
         Format::Env => dotenv::parse(bytes)
             .map_err(|e| CliError::new(format!("{source} is not a valid env file: {e}")).hint(
                 "docs/runtime.md describes the format: NAME=value, quotes, # comments, export prefixes",
@@ -257,9 +268,19 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
             ))
             .hint("use --from sops for a sops-encrypted INI file, or convert it to .env, JSON or YAML"));
         }
-    };
+    })
+}
+
+/// An entry named as a secret, with where it was written and its name as
+/// written.
+type Named = (Incoming, String, String);
+
+/// Maps each entry to its secret name and checks its value; returns the
+/// entries that can be imported and a line for each that cannot (an
+/// unmappable name, two entries naming one secret, a bad value).
+fn name_entries(raw: Vec<Raw>, format: Format) -> (Vec<Named>, Vec<String>) {
     let mut problems: Vec<String> = Vec::new();
-    let mut out: Vec<(Incoming, String, String)> = Vec::new();
+    let mut out: Vec<Named> = Vec::new();
     // Where each name first appeared in `out`: a lookup per entry keeps the
     // import linear (a scan of `out` per line made 300,000 lines take
     // minutes).
@@ -320,13 +341,18 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
         first_of.insert(name.clone(), out.len());
         out.push((Incoming { name, value }, written, at));
     }
+    (out, problems)
+}
+
+/// Fails with every problem listed, and the naming rule of `format`.
+fn report_problems(problems: &[String], source: &str, format: Format) -> CliResult {
     if !problems.is_empty() {
         let n = problems.len();
         let mut msg = format!(
             "{n} entr{} in {source} cannot be imported:",
             render::pick(n, "y", "ies")
         );
-        for p in &problems {
+        for p in problems {
             msg.push_str("\n  ");
             msg.push_str(p);
         }
@@ -339,9 +365,7 @@ fn read_entries(bytes: &[u8], source: &str, format: Format) -> CliResult<Vec<Inc
             .hint(rule)
             .hint("fix or remove those entries; nothing was imported"));
     }
-    let mut incoming: Vec<Incoming> = out.into_iter().map(|(i, _, _)| i).collect();
-    incoming.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(incoming)
+    Ok(())
 }
 
 /// Decrypts `file` with the user's own `sops` (found on an absolute PATH
