@@ -194,7 +194,15 @@ pub struct Client {
     writes: AtomicU64,
     /// The token and every value of the run, kept out of messages.
     scrubber: std::sync::RwLock<Scrubber>,
+    /// How to read the values the run did not decrypt, run before the
+    /// first message is scrubbed (see [`Client::hold_values_on_demand`]).
+    on_demand: std::sync::Mutex<Option<ValueLoader>>,
+    /// The loader failed: every message is withheld whole.
+    withhold_all: std::sync::atomic::AtomicBool,
 }
+
+/// Reads every value a run did not decrypt; `None` when it cannot.
+pub type ValueLoader = Box<dyn FnOnce() -> Option<Vec<SecretValue>> + Send>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,6 +276,8 @@ impl Client {
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             scrubber: std::sync::RwLock::new(scrubber),
+            on_demand: std::sync::Mutex::new(None),
+            withhold_all: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -419,12 +429,35 @@ impl Client {
         }
     }
 
+    /// Has every later message scrubbed of the values `load` reads too,
+    /// read only when the first message arrives: a run that skipped
+    /// decrypting values it knows unchanged still keeps them out of what
+    /// the platform says, and pays for reading them only then. If `load`
+    /// fails, every message is withheld whole.
+    pub fn hold_values_on_demand(&self, load: ValueLoader) {
+        *self.on_demand.lock().unwrap_or_else(|e| e.into_inner()) = Some(load);
+    }
+
     /// Removes the token, this request's value and every value the run
     /// holds from a message, in any of their forms (see [`Scrubber`]), and
     /// anything a terminal would interpret; keeps it short.
     fn scrub(&self, message: String, value: Option<&SecretValue>) -> String {
         if let Some(v) = value {
             self.hold_values([v]);
+        }
+        {
+            // Held while loading: a message scrubbed meanwhile on another
+            // thread waits for the values.
+            let mut pending = self.on_demand.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(load) = pending.take() {
+                match load() {
+                    Some(values) => self.hold_values(&values),
+                    None => self.withhold_all.store(true, Ordering::SeqCst),
+                }
+            }
+        }
+        if self.withhold_all.load(Ordering::SeqCst) {
+            return crate::sync::tailor::scrub::WITHHELD.to_owned();
         }
         let s = self.scrubber.read().unwrap_or_else(|e| e.into_inner());
         s.scrub(&message)
@@ -735,6 +768,43 @@ mod tests {
         let short = SecretValue::from_string("ab".into()).unwrap();
         let m = c.scrub("value ab is bad".into(), Some(&short));
         assert!(!m.contains("ab is"), "{m}");
+    }
+
+    #[test]
+    fn a_value_the_run_did_not_decrypt_is_read_on_the_first_message_and_scrubbed() {
+        let client = || {
+            Client::new(Settings {
+                url: "http://127.0.0.1:1".parse().unwrap(),
+                token: SecretString::from("tpp_sentinel_token".to_owned()),
+                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+                workers: 1,
+                retry: Retry::default(),
+                timeout: Duration::from_secs(1),
+            })
+            .unwrap()
+        };
+        let c = client();
+        let calls = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        c.hold_values_on_demand(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Some(vec![
+                SecretValue::from_string("unchanged-value".into()).unwrap(),
+            ])
+        }));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "read only when needed");
+        let m = c.scrub("it echoed unchanged-value here".into(), None);
+        assert!(!m.contains("unchanged-value"), "{m}");
+        let m = c.scrub("and unchanged-value again".into(), None);
+        assert!(!m.contains("unchanged-value"), "{m}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "read once");
+        // Values that cannot be read: nothing the platform says is shown.
+        let c = client();
+        c.hold_values_on_demand(Box::new(|| None));
+        assert_eq!(
+            c.scrub("a harmless message".into(), None),
+            crate::sync::tailor::scrub::WITHHELD
+        );
     }
 
     #[test]
