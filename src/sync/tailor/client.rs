@@ -28,7 +28,9 @@ use crate::secret::SecretValue;
 use crate::sync::remote::{DEFAULT_WORKERS, Remote, RemoteError, RemoteSecret, normalize_time};
 use crate::sync::tailor::code::Code;
 use crate::sync::tailor::scrub::Scrubber;
-use crate::sync::tailor::{PlatformUrl, SettingsError, WorkspaceId, owner_from_labels, target_id};
+use crate::sync::tailor::{
+    PlatformUrl, SettingsError, WorkspaceId, means_unlabelled, owner_from_labels, target_id,
+};
 
 /// The service every method belongs to.
 const SERVICE: &str = "tailor.v1.OperatorService";
@@ -181,6 +183,9 @@ pub struct Counts {
     /// number matches what happened.
     pub writes: u64,
 }
+
+/// The method that reads a vault's labels.
+const GET_METADATA: &str = "GetMetadata";
 
 /// A client of one workspace.
 pub struct Client {
@@ -357,7 +362,20 @@ impl Client {
         value: Option<&SecretValue>,
     ) -> Result<Value, RemoteError> {
         let url = format!("{}/{SERVICE}/{method}", self.url);
-        let err = |code: Code, message: String| code.error(method, self.scrub(message, value));
+        let err = |code: Code, message: String| {
+            let e = code.error(method, String::new());
+            // A labels read answered "none" is never reported: dropping
+            // its message spares scrubbing it, which may read the values a
+            // re-sync did not decrypt (every vault without labels answers
+            // so on every sync).
+            if method == GET_METADATA && means_unlabelled(e.kind) {
+                return e;
+            }
+            RemoteError {
+                message: self.scrub(message, value),
+                ..e
+            }
+        };
         let sent = self
             .agent
             .post(&url)
@@ -547,7 +565,7 @@ impl Client {
     /// Returns a vault's labels (`GetMetadata`).
     fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
         let trn = format!("trn:v1:workspace:{}:vault:{vault}", self.workspace);
-        let resp = self.call("GetMetadata", &MetadataRequest { trn: &trn }, false, None)?;
+        let resp = self.call(GET_METADATA, &MetadataRequest { trn: &trn }, false, None)?;
         let labels = resp
             .get("metadata")
             .and_then(|m| m.get("labels"))
