@@ -825,6 +825,70 @@ mod tests {
         );
     }
 
+    /// A vault without labels answers `not_found` on every sync: its
+    /// message is never shown, so it must not make the client read the
+    /// values a re-sync skipped. Any other failure's message is scrubbed
+    /// of them.
+    #[test]
+    fn a_labels_read_answered_none_reads_no_skipped_value_and_another_failure_does() {
+        use crate::sync::remote::Remote as _;
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for (status, code) in [("404 Not Found", "not_found"), ("500 Internal", "internal")] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The headers, then the body its Content-Length announces.
+                loop {
+                    let n = conn.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = format!(r#"{{"code":"{code}","message":"it said skipped-value"}}"#);
+                write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let c = Client::new(Settings {
+            url: format!("http://127.0.0.1:{port}").parse().unwrap(),
+            token: SecretString::from("tpp_sentinel_token".to_owned()),
+            workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            workers: 1,
+            retry: Retry::default(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let calls = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        c.hold_values_on_demand(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Some(vec![
+                SecretValue::from_string("skipped-value".into()).unwrap(),
+            ])
+        }));
+        assert_eq!(c.managed_by("app"), Ok(None));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no value read");
+        let e = c.managed_by("app").unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "values read to scrub");
+        assert!(!e.message.contains("skipped-value"), "{e}");
+        server.join().unwrap();
+    }
+
     #[test]
     fn a_token_that_cannot_be_a_header_is_refused_without_echoing_it() {
         let r = Client::new(Settings {
