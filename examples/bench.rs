@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,8 @@ struct Opts {
     quick: bool,
     /// Keep the stores (for profiling) and print where they are.
     keep: bool,
+    /// The page cache can be dropped: measure the cold rows.
+    cold: bool,
 }
 
 fn usage() -> ! {
@@ -85,6 +87,7 @@ fn parse_opts() -> Opts {
         readme: None,
         quick: false,
         keep: false,
+        cold: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -114,6 +117,18 @@ fn parse_opts() -> Opts {
     o.coffer = o.coffer.canonicalize().expect("the coffer binary");
     o.sops = o.sops.map(|p| p.canonicalize().expect("the sops binary"));
     o.age = o.age.map(|p| p.canonicalize().expect("the age binary"));
+    match drop_page_cache() {
+        Ok(()) => {
+            o.cold = true;
+            o.notes.push(
+                "cold rows: the page cache dropped before each run (`echo 3 > /proc/sys/vm/drop_caches`): the store, the binary and its libraries are read from the disk".into(),
+            );
+        }
+        Err(e) => o.notes.push(format!(
+            "cold rows not measured: this machine did not let the suite drop the page cache ({}; it takes root and a writable /proc/sys)",
+            e.kind()
+        )),
+    }
     o
 }
 
@@ -323,14 +338,21 @@ enum Op {
     Edit,
     Inject,
     ImportSops,
+    ExportShell,
+    VerifyBase,
+    GetCold,
+    ExportCold,
 }
 
 impl Op {
-    const ALL: [Op; 16] = [
+    const ALL: [Op; 20] = [
         Op::Get,
+        Op::GetCold,
         Op::List,
         Op::ListJson,
         Op::Export,
+        Op::ExportCold,
+        Op::ExportShell,
         Op::Run,
         Op::Create,
         Op::Update,
@@ -338,6 +360,7 @@ impl Op {
         Op::RecipientsRemove,
         Op::VerifyKey,
         Op::VerifyNoKey,
+        Op::VerifyBase,
         Op::SyncFirst,
         Op::Resync,
         Op::Edit,
@@ -363,6 +386,10 @@ impl Op {
             Op::Edit => "`edit`, one value changed (scripted editor)",
             Op::Inject => "`inject`, 100 references",
             Op::ImportSops => "`import --from sops` (YAML, unchanged)",
+            Op::ExportShell => "`export --format shell`",
+            Op::VerifyBase => "`verify --base HEAD` (with a key, in git)",
+            Op::GetCold => "`get` one secret, page cache dropped",
+            Op::ExportCold => "`export`, page cache dropped",
         }
     }
 
@@ -544,9 +571,15 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
             + match op {
                 Op::Get => f.manifest_read + unlock + x(1) + one_file,
                 Op::List | Op::ListJson => f.manifest_read,
-                Op::Export | Op::Run | Op::VerifyKey | Op::SyncFirst | Op::Resync => {
-                    f.manifest_read + unlock + xp(n) + f.read_all
-                }
+                Op::Export
+                | Op::ExportShell
+                | Op::Run
+                | Op::VerifyKey
+                | Op::VerifyBase
+                | Op::SyncFirst
+                | Op::Resync => f.manifest_read + unlock + xp(n) + f.read_all,
+                // The disk's time dominates, and it is not measured here.
+                Op::GetCold | Op::ExportCold => return None,
                 Op::VerifyNoKey => f.manifest_read + f.read_all,
                 // An ephemeral key and one agreement; the manifest and the
                 // secret written durably.
@@ -958,6 +991,26 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
             .map_err(|e| failed(op.label(), e))
             .ok();
     }
+    let shell = vec!["export", "-V", VAULT, "-q", "--format", "shell"];
+    rows.entry(Op::ExportShell).or_default().coffer = bench(runs, |_| w.coffer(&shell))
+        .map_err(|e| failed(Op::ExportShell.label(), e))
+        .ok();
+    // Cold: the page cache dropped before each run (the store, the binary,
+    // its libraries), as after a reboot. Only where the machine lets this
+    // program do it (root); main says so in the notes otherwise.
+    if o.cold {
+        for (op, args) in [
+            (Op::GetCold, &coffer_jobs[0].1),
+            (Op::ExportCold, &coffer_jobs[3].1),
+        ] {
+            rows.entry(op).or_default().coffer = bench(runs, |_| {
+                drop_page_cache().expect("it could be dropped before");
+                w.coffer(args)
+            })
+            .map_err(|e| failed(op.label(), e))
+            .ok();
+        }
+    }
     for (op, args) in [
         (Op::VerifyKey, vec!["verify", "-q"]),
         (Op::VerifyNoKey, vec!["verify", "-q"]),
@@ -1046,6 +1099,7 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
     }
     // The store is still whole.
     w.coffer_ok(&["verify", "-q"]);
+    verify_base_rows(&w, runs, &mut rows);
 
     if w.sops.is_some() {
         sops_rows(&w, runs, &mid, &mut rows);
@@ -1121,6 +1175,50 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
 /// value, `inject` of a template with 100 references, and `import --from
 /// sops` of the whole vault (every value unchanged: decrypted by sops,
 /// compared, nothing rewritten).
+/// `verify --base HEAD`: the store committed to a git repository made for
+/// this (removed afterwards, so that no other row runs inside one).
+fn verify_base_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
+    let work = w.dir.join("work");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args([
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .env_clear()
+            .env("HOME", w.dir.join("home"))
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir(&work)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            failed(Op::VerifyBase.label(), format!("git {args:?} failed"));
+        }
+        ok
+    };
+    if git(&["init", "-q"]) && git(&["add", "-A"]) && git(&["commit", "-q", "-m", "store"]) {
+        rows.entry(Op::VerifyBase).or_default().coffer =
+            bench(runs, |_| w.coffer(&["verify", "-q", "--base", "HEAD"]))
+                .map_err(|e| failed(Op::VerifyBase.label(), e))
+                .ok();
+    }
+    let _ = fs::remove_dir_all(work.join(".git"));
+}
+
+/// Flushes dirty pages and drops the page cache (root only).
+fn drop_page_cache() -> std::io::Result<()> {
+    rustix::fs::sync();
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")?
+        .write_all(b"3\n")
+}
+
 fn daily_rows(w: &World, runs: usize, mid: &str, rows: &mut BTreeMap<Op, Row>) {
     let var = env_name(mid);
     let editor = w.dir.join("values/editor.sh");

@@ -16,7 +16,7 @@ use coffer::sync::{
     self, Action, ErrorKind, LocalSecret, LocalVault, Outcome, Plan, Remote as _, RemoteError,
     Scope, SkipReason, State, Step,
 };
-use coffer::{LockWait, Store, VaultName};
+use coffer::{Identities, LockWait, Store, VaultName};
 use serde::Serialize;
 
 use super::Ctx;
@@ -154,23 +154,29 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     let scope = req.scope();
     let target = Client::new(req.settings)?;
 
-    let store = ctx.store()?;
+    let store = Arc::new(ctx.store()?);
     let names = vault_names(&store, &req.vaults)?;
     let state_dir = state_dir(ctx)?;
     refuse_state_in_store(&store, &state_dir)?;
     let ids = ctx.identities()?;
-    let local = sync::read_local(&store, &names, &ids, &target.target_id())?;
-    // Every value this run holds is kept out of whatever the platform says.
-    target.hold_values(local.iter().flat_map(|v| {
-        v.secrets.values().filter_map(|s| match s {
-            LocalSecret::Ready { value, .. } => Some(value),
-            _ => None,
-        })
-    }));
     let mut state = open_state(ctx, &state_dir, &target, &store)?;
+    let target_id = target.target_id();
+    // Secrets whose file is the one last pushed are verified, not
+    // decrypted; the rest are decrypted.
+    let mut local = sync::read_local(&store, &names, &ids, &target_id, &state)?;
 
+    // Every value this run holds is kept out of whatever the platform
+    // says; those it did not decrypt are read for that when the first
+    // message arrives.
+    hold_values(&target, &local, &store, &ids)?;
     let snapshot = sync::fetch(&target, &local, scope, target.workers())
         .map_err(|e| remote_error("could not read the workspace", &e))?;
+    // Decrypt what the plan will push after all: drifted on the platform,
+    // or missing there. (Their values are covered by the on-demand read
+    // above, and each value sent is held by the request that sends it.)
+    sync::read_values(&store, &mut local, &ids, &target_id, |v, n| {
+        sync::needs_value(&snapshot, &state, v, n)
+    })?;
     let plan = sync::plan(&local, &snapshot, &state, scope);
 
     if !req.json {
@@ -212,6 +218,26 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     }
     not_applied_result(&plan, &outcomes)?;
     verification_result(failed_verification)
+}
+
+/// Gives the client every value `local` holds, and a way to read the
+/// values it does not (decrypted when the first message is scrubbed).
+fn hold_values(
+    target: &Client,
+    local: &[LocalVault],
+    store: &Arc<Store>,
+    ids: &Identities,
+) -> CliResult {
+    target.hold_values(local.iter().flat_map(|v| {
+        v.secrets.values().filter_map(|s| match s {
+            LocalSecret::Ready { value, .. } => Some(value),
+            _ => None,
+        })
+    }));
+    if let Some(load) = sync::unread_values(Arc::clone(store), local, ids)? {
+        target.hold_values_on_demand(load);
+    }
+    Ok(())
 }
 
 /// The vaults to sync: those asked for (each must exist), else all.

@@ -274,6 +274,22 @@ impl VaultKey {
         out
     }
 
+    /// Returns a keyed digest of a secret file's SHA-256, under the same
+    /// key as [`VaultKey::value_digest`] and with a message that cannot be
+    /// one of its (a first field of its own, which holds no `/`). The sync
+    /// state keeps it so that a file byte-identical to the one last pushed
+    /// is not decrypted again; keyed, so that a state file written by
+    /// someone without the vault key cannot make a changed file pass for
+    /// the one pushed.
+    pub fn file_digest(&self, domain: &str, sha256: &[u8; 32]) -> [u8; 32] {
+        let mut input = MacInput::new("coffer sync file");
+        input.field(domain.as_bytes()).field(sha256);
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.digest_key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(&input.0);
+        m.finalize().into_bytes().into()
+    }
+
     /// Encrypts a value to the current key (one X25519 stanza, armored).
     pub fn encrypt_value(&self, value: &SecretValue) -> Result<Vec<u8>> {
         encrypt(

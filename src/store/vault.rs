@@ -355,11 +355,31 @@ impl<'s> Vault<'s> {
         key: &VaultKey,
         name: &SecretName,
     ) -> Result<SecretValue> {
-        let integrity = |problem| Error::Integrity {
-            vault: self.name.to_string(),
-            name: name.to_string(),
-            problem,
-        };
+        let entry = self.verified_entry(manifest, key, name)?;
+        self.decrypt_file(name, entry, key)
+    }
+
+    /// Checks one secret against `manifest` as [`Vault::get_in`] does (the
+    /// entry's MAC, the file's digest), without decrypting it; returns the
+    /// file's SHA-256.
+    pub(crate) fn check_in(
+        &self,
+        manifest: &Manifest,
+        key: &VaultKey,
+        name: &SecretName,
+    ) -> Result<[u8; 32]> {
+        let entry = self.verified_entry(manifest, key, name)?;
+        self.read_checked(name, entry)?;
+        Ok(entry.digest)
+    }
+
+    /// Returns a secret's manifest entry once its MAC verifies.
+    fn verified_entry<'m>(
+        &self,
+        manifest: &'m Manifest,
+        key: &VaultKey,
+        name: &SecretName,
+    ) -> Result<&'m Entry> {
         let entry = manifest
             .secrets
             .get(name)
@@ -367,26 +387,23 @@ impl<'s> Vault<'s> {
                 vault: self.name.to_string(),
                 name: name.to_string(),
             })?;
-        if entry.mac.is_none() {
-            return Err(integrity(IntegrityProblem::Unverified));
-        }
-        if !manifest.entry_verifies(&self.name, name, entry, key) {
-            return Err(integrity(IntegrityProblem::BadMac));
-        }
-        self.decrypt_file(name, entry, key)
+        let problem = if entry.mac.is_none() {
+            IntegrityProblem::Unverified
+        } else if !manifest.entry_verifies(&self.name, name, entry, key) {
+            IntegrityProblem::BadMac
+        } else {
+            return Ok(entry);
+        };
+        Err(Error::Integrity {
+            vault: self.name.to_string(),
+            name: name.to_string(),
+            problem,
+        })
     }
 
-    /// Reads a secret's file, checks it against its entry's digest and
-    /// decrypts it; the entry's MAC is the caller's business. A missing
-    /// file, or one over the size limit, is an integrity problem of that
-    /// secret; any other failure (permissions, a link, I/O) is returned as
-    /// it is.
-    pub(crate) fn decrypt_file(
-        &self,
-        name: &SecretName,
-        entry: &Entry,
-        key: &VaultKey,
-    ) -> Result<SecretValue> {
+    /// Reads a secret's file and checks it against its entry's digest
+    /// (errors as [`Vault::decrypt_file`] says).
+    fn read_checked(&self, name: &SecretName, entry: &Entry) -> Result<Vec<u8>> {
         let integrity = |problem| Error::Integrity {
             vault: self.name.to_string(),
             name: name.to_string(),
@@ -405,7 +422,27 @@ impl<'s> Vault<'s> {
         if crypto::digest(&ct) != entry.digest {
             return Err(integrity(IntegrityProblem::DigestMismatch));
         }
-        key.decrypt_value_at(entry.epoch, &ct).map_err(integrity)
+        Ok(ct)
+    }
+
+    /// Reads a secret's file, checks it against its entry's digest and
+    /// decrypts it; the entry's MAC is the caller's business. A missing
+    /// file, or one over the size limit, is an integrity problem of that
+    /// secret; any other failure (permissions, a link, I/O) is returned as
+    /// it is.
+    pub(crate) fn decrypt_file(
+        &self,
+        name: &SecretName,
+        entry: &Entry,
+        key: &VaultKey,
+    ) -> Result<SecretValue> {
+        let ct = self.read_checked(name, entry)?;
+        key.decrypt_value_at(entry.epoch, &ct)
+            .map_err(|problem| Error::Integrity {
+                vault: self.name.to_string(),
+                name: name.to_string(),
+                problem,
+            })
     }
 
     fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {
@@ -443,6 +480,14 @@ impl<'v> VaultRead<'v> {
     pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
         self.vault.check_key(&self.manifest, key)?;
         self.vault.get_in(&self.manifest, key, name)
+    }
+
+    /// Checks one secret exactly as [`VaultRead::get`] does (the entry's
+    /// MAC, the file's digest) without decrypting it, and returns the
+    /// file's SHA-256: for a caller that knows what these very bytes hold.
+    pub fn check(&self, key: &VaultKey, name: &SecretName) -> Result<[u8; 32]> {
+        self.vault.check_key(&self.manifest, key)?;
+        self.vault.check_in(&self.manifest, key, name)
     }
 
     /// Returns whether the manifest's recipients carry a valid MAC.

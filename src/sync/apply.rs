@@ -39,11 +39,19 @@ pub fn apply(
 ) -> Vec<Option<Outcome>> {
     let state = Mutex::new(state);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; plan.steps.len()]);
-    let value_of = |s: &Step| -> Option<(&SecretValue, [u8; 32])> {
+    let value_of = |s: &Step| -> Option<(&SecretValue, Record)> {
         let lv = local.iter().find(|v| v.name.as_str() == s.vault)?;
         let name = s.secret.as_deref()?;
-        match lv.secrets.iter().find(|(n, _)| n.as_str() == name)?.1 {
-            LocalSecret::Ready { value, digest, .. } => Some((value, *digest)),
+        match lv.secrets.get(name)? {
+            LocalSecret::Ready {
+                value,
+                digest,
+                file_digest,
+                ..
+            } => Some((
+                value,
+                Record::new(*digest, None).with_file_digest(*file_digest),
+            )),
             _ => None,
         }
     };
@@ -117,8 +125,9 @@ pub fn apply(
                 let mut st = state.lock().expect("not poisoned");
                 match (&s.action, &s.secret) {
                     (Action::Create | Action::Update(_), Some(name)) => {
-                        let digest = value_of(s).expect("writes have values").1;
-                        st.set(&s.vault, name, Record::new(digest, time.clone()));
+                        let mut record = value_of(s).expect("writes have values").1;
+                        record.update_time = time.clone();
+                        st.set(&s.vault, name, record);
                     }
                     (Action::Delete, Some(name)) => st.remove(&s.vault, name),
                     (Action::DeleteVault, None) => st.remove_vault(&s.vault),
@@ -138,9 +147,20 @@ pub fn apply(
             }
         }
     }
+    // A value kept but read from a file other than the one recorded (the
+    // file was rewritten with the same value, or the record predates
+    // file digests): record this file, so that the next sync need not
+    // decrypt it.
+    let state = state.into_inner().expect("not poisoned");
+    for s in plan.steps.iter().filter(|s| s.action == Action::Keep) {
+        if let (Some(name), Some((_, record))) = (&s.secret, value_of(s))
+            && let Some(file_digest) = record.file_digest
+        {
+            state.set_file_digest(&s.vault, name, file_digest);
+        }
+    }
     // A target that does not return `updateTime` from writes: read it
     // back, so that the next sync sees nothing to do.
-    let state = state.into_inner().expect("not poisoned");
     for vault in written_without_time {
         if let Ok(list) = remote.list_secrets(&vault) {
             for r in list {

@@ -1,14 +1,17 @@
-//! Reading the local side of a sync: every secret in scope, decrypted and
-//! verified, with the keyed digest the state compares.
+//! Reading the local side of a sync: every secret in scope, verified, and
+//! decrypted unless its file is the one whose value was last pushed, with
+//! the keyed digests the state compares.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::crypto::identity::Identities;
 use crate::error::{Error, IntegrityProblem, Result};
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
 use crate::store::root::Store;
+use crate::sync::state::State;
 
 /// One secret of the store, read and verified.
 pub enum LocalSecret {
@@ -18,6 +21,20 @@ pub enum LocalSecret {
         value: SecretValue,
         /// Its keyed digest (see [`crate::crypto::VaultKey::value_digest`]).
         digest: [u8; 32],
+        /// The keyed digest of the file it was read from (see
+        /// [`crate::crypto::VaultKey::file_digest`]).
+        file_digest: [u8; 32],
+        /// Someone who could read it was removed: it should be rotated.
+        rotation_due: bool,
+    },
+    /// It verifies (the entry's MAC, the file's digest), and its file is
+    /// byte-identical to the one whose value this machine last pushed (the
+    /// state's keyed file digest says so): its value is that value, so it
+    /// was not decrypted. [`read_values`] decrypts it when the plan needs
+    /// the value after all.
+    Unchanged {
+        /// The keyed digest of its file.
+        file_digest: [u8; 32],
         /// Someone who could read it was removed: it should be rotated.
         rotation_due: bool,
     },
@@ -34,6 +51,10 @@ impl fmt::Debug for LocalSecret {
                 .debug_struct("Ready")
                 .field("rotation_due", rotation_due)
                 .finish_non_exhaustive(),
+            LocalSecret::Unchanged { rotation_due, .. } => f
+                .debug_struct("Unchanged")
+                .field("rotation_due", rotation_due)
+                .finish_non_exhaustive(),
             LocalSecret::Unverified => f.write_str("Unverified"),
             LocalSecret::Failed(p) => f.debug_tuple("Failed").field(p).finish(),
         }
@@ -47,6 +68,9 @@ pub struct LocalVault {
     pub name: VaultName,
     /// Its secrets.
     pub secrets: BTreeMap<SecretName, LocalSecret>,
+    /// How many secret files were decrypted to read it (by [`read_local`]
+    /// and [`read_values`]): what a re-sync with nothing changed avoids.
+    pub decrypted: usize,
 }
 
 /// Returns the domain of a secret's keyed digest in the state: the
@@ -56,7 +80,9 @@ pub(crate) fn digest_domain(target_id: &str, vault: &VaultName, name: &SecretNam
     format!("{target_id}/{vault}/{name}")
 }
 
-/// Opens, verifies and decrypts every secret of `vaults`. A secret that
+/// Opens and verifies every secret of `vaults`, decrypting each whose
+/// file is not the one `state` records as last pushed (those are
+/// [`LocalSecret::Unchanged`]: verified, not decrypted). A secret that
 /// fails verification is kept as [`LocalSecret::Failed`] (reported, never
 /// pushed); a vault that cannot be opened is an error. `target_id` is
 /// [`crate::sync::remote::Remote::target_id`].
@@ -65,33 +91,147 @@ pub fn read_local(
     vaults: &[VaultName],
     identities: &Identities,
     target_id: &str,
+    state: &State,
 ) -> Result<Vec<LocalVault>> {
     let mut out = Vec::with_capacity(vaults.len());
     for name in vaults {
         let vault = store.vault(name)?;
         let key = vault.unlock(identities)?;
         let read = vault.read()?;
+        let mut decrypted = 0;
         let mut secrets = BTreeMap::new();
         for (secret, entry) in &read.manifest().secrets {
-            let local = match read.get(&key, secret) {
-                Ok(value) => LocalSecret::Ready {
-                    digest: key.value_digest(&digest_domain(target_id, name, secret), &value),
+            let domain = digest_domain(target_id, name, secret);
+            let file_digest = key.file_digest(&domain, &entry.digest);
+            let pushed = state
+                .get(name.as_str(), secret.as_str())
+                .and_then(|r| r.file_digest);
+            let local = if pushed == Some(file_digest) {
+                // Every check `get` makes but the decryption: the bytes
+                // are those that decrypted to the value last pushed.
+                classify(read.check(&key, secret).map(|_| LocalSecret::Unchanged {
+                    file_digest,
+                    rotation_due: entry.rotation.is_some(),
+                }))?
+            } else {
+                decrypted += 1;
+                classify(read.get(&key, secret).map(|value| LocalSecret::Ready {
+                    digest: key.value_digest(&domain, &value),
+                    file_digest,
                     value,
                     rotation_due: entry.rotation.is_some(),
-                },
-                Err(Error::Integrity {
-                    problem: IntegrityProblem::Unverified,
-                    ..
-                }) => LocalSecret::Unverified,
-                Err(Error::Integrity { problem, .. }) => LocalSecret::Failed(problem),
-                Err(e) => return Err(e),
+                }))?
             };
             secrets.insert(secret.clone(), local);
         }
         out.push(LocalVault {
             name: name.clone(),
             secrets,
+            decrypted,
         });
     }
     Ok(out)
+}
+
+/// Decrypts each [`LocalSecret::Unchanged`] secret for which `wanted(vault,
+/// secret)` holds, turning it into [`LocalSecret::Ready`] (or
+/// [`LocalSecret::Failed`]): the plan needs its value after all (it
+/// drifted on the target, say), or every value must be held. The store is
+/// read again: a file changed since [`read_local`] is read as it is now.
+pub fn read_values(
+    store: &Store,
+    local: &mut [LocalVault],
+    identities: &Identities,
+    target_id: &str,
+    wanted: impl Fn(&str, &str) -> bool,
+) -> Result<()> {
+    for lv in local {
+        let names: Vec<SecretName> = lv
+            .secrets
+            .iter()
+            .filter(|(n, s)| {
+                matches!(s, LocalSecret::Unchanged { .. }) && wanted(lv.name.as_str(), n.as_str())
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let vault = store.vault(&lv.name)?;
+        let key = vault.unlock(identities)?;
+        let read = vault.read()?;
+        for secret in names {
+            // A secret deleted since is an error (not found): the store
+            // changed under the sync.
+            lv.decrypted += 1;
+            let value = read.get(&key, &secret);
+            let entry = read.manifest().secrets.get(&secret);
+            let local = classify(value.map(|value| {
+                let entry = entry.expect("a secret read has an entry");
+                let domain = digest_domain(target_id, &lv.name, &secret);
+                LocalSecret::Ready {
+                    digest: key.value_digest(&domain, &value),
+                    file_digest: key.file_digest(&domain, &entry.digest),
+                    value,
+                    rotation_due: entry.rotation.is_some(),
+                }
+            }))?;
+            lv.secrets.insert(secret, local);
+        }
+    }
+    Ok(())
+}
+
+/// Returns a reader, to run later on any thread, of the values of every
+/// [`LocalSecret::Unchanged`] secret of `local` (those a run holds without
+/// having decrypted them), or `None` when there is none. The vault keys
+/// are unlocked now. The reader returns `None` when any of them can no
+/// longer be read and verified.
+#[allow(clippy::type_complexity)]
+pub fn unread_values(
+    store: Arc<Store>,
+    local: &[LocalVault],
+    identities: &Identities,
+) -> Result<Option<Box<dyn FnOnce() -> Option<Vec<SecretValue>> + Send>>> {
+    let mut wanted = Vec::new();
+    for lv in local {
+        let names: Vec<SecretName> = lv
+            .secrets
+            .iter()
+            .filter(|(_, s)| matches!(s, LocalSecret::Unchanged { .. }))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !names.is_empty() {
+            let key = store.vault(&lv.name)?.unlock(identities)?;
+            wanted.push((lv.name.clone(), names, key));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(move || {
+        let mut values = Vec::new();
+        for (name, names, key) in wanted {
+            let vault = store.vault(&name).ok()?;
+            let read = vault.read().ok()?;
+            for (_, value) in read.get_many(&key, &names).ok()? {
+                values.push(value.ok()?);
+            }
+        }
+        Some(values)
+    })))
+}
+
+/// Keeps a secret's integrity problem as its state; any other error ends
+/// the read.
+fn classify(read: Result<LocalSecret>) -> Result<LocalSecret> {
+    match read {
+        Ok(s) => Ok(s),
+        Err(Error::Integrity {
+            problem: IntegrityProblem::Unverified,
+            ..
+        }) => Ok(LocalSecret::Unverified),
+        Err(Error::Integrity { problem, .. }) => Ok(LocalSecret::Failed(problem)),
+        Err(e) => Err(e),
+    }
 }

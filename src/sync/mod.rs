@@ -10,10 +10,13 @@
 //! when there is no record of it (a fresh CI clone pushes everything once).
 //!
 //! A sync is three steps, each testable on its own:
-//! 1. [`read_local`] (`local.rs`) decrypts and verifies every secret in
-//!    scope;
-//! 2. [`fetch`] (`remote.rs`) reads the remote side through a [`Remote`]
-//!    and [`plan()`] (`plan.rs`) computes the [`Plan`] (pure: no I/O);
+//! 1. [`read_local`] (`local.rs`) verifies every secret in scope and
+//!    decrypts each whose file is not the one whose value was last pushed
+//!    (the state keeps a keyed digest of that file too);
+//! 2. [`fetch`] (`remote.rs`) reads the remote side through a [`Remote`],
+//!    [`read_values`] decrypts the unchanged secrets the plan will push
+//!    after all ([`needs_value`]: drifted or missing remotely), and
+//!    [`plan()`] (`plan.rs`) computes the [`Plan`] (pure: no I/O);
 //! 3. [`apply()`] (`apply.rs`) runs the plan's writes a few at a time and
 //!    records each success in the [`State`] (`state.rs`), so an
 //!    interrupted run is finished by the next.
@@ -34,8 +37,8 @@ pub mod state;
 pub mod tailor;
 
 pub use apply::{Outcome, apply};
-pub use local::{LocalSecret, LocalVault, read_local};
-pub use plan::{Action, Plan, SkipReason, Step, UpdateReason, plan};
+pub use local::{LocalSecret, LocalVault, read_local, read_values, unread_values};
+pub use plan::{Action, Plan, SkipReason, Step, UpdateReason, needs_value, plan};
 pub use remote::{
     DEFAULT_WORKERS, ErrorKind, Ownership, Remote, RemoteError, RemoteSecret, RemoteSnapshot,
     RemoteVault, Scope, fetch, normalize_time, parallel,

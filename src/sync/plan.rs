@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::IntegrityProblem;
 use crate::name::{SecretName, platform_name_problem};
 use crate::sync::local::{LocalSecret, LocalVault};
-use crate::sync::remote::{Ownership, RemoteSnapshot, Scope};
-use crate::sync::state::State;
+use crate::sync::remote::{Ownership, RemoteSecret, RemoteSnapshot, Scope};
+use crate::sync::state::{Record, State};
 
 /// Why a secret that exists remotely is pushed again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +171,43 @@ impl Plan {
     }
 }
 
+/// The action for a local secret that may be pushed, given what the
+/// target lists and what the state records. `digest` is its value's keyed
+/// digest, or `None` when its file is the one last pushed (the value has
+/// not changed).
+fn decide(
+    remote: Option<&RemoteSecret>,
+    record: Option<&Record>,
+    digest: Option<&[u8; 32]>,
+) -> Action {
+    match (remote, record) {
+        (None, _) => Action::Create,
+        (Some(_), None) => Action::Update(UpdateReason::NotInState),
+        (Some(_), Some(rec)) if digest.is_some_and(|d| rec.digest != *d) => {
+            Action::Update(UpdateReason::ChangedLocally)
+        }
+        // A target that lists no updateTime cannot show drift.
+        (Some(r), Some(rec)) if r.update_time.is_some() && rec.update_time != r.update_time => {
+            Action::Update(UpdateReason::ChangedRemotely)
+        }
+        (Some(_), Some(_)) => Action::Keep,
+    }
+}
+
+/// Returns whether the plan will push `vault/name` if its value has not
+/// changed locally, i.e. whether a [`LocalSecret::Unchanged`] secret must
+/// be decrypted (with [`crate::sync::local::read_values`]) before
+/// [`plan`]: the target lacks it or it drifted there. Never for a vault
+/// another tool manages (nothing is pushed there).
+pub fn needs_value(remote: &RemoteSnapshot, state: &State, vault: &str, name: &str) -> bool {
+    let rv = remote.vaults.get(vault);
+    if rv.is_some_and(|v| matches!(v.ownership, Ownership::ManagedElsewhere(_))) {
+        return false;
+    }
+    let r = rv.and_then(|v| v.secrets.get(name));
+    decide(r, state.get(vault, name), None) != Action::Keep
+}
+
 /// Computes the plan. Pure: the local store, the remote snapshot and the
 /// state in, the steps out.
 pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope: Scope) -> Plan {
@@ -263,8 +300,9 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
             names.extend(remote_secrets.keys().map(String::as_str));
         }
         for name in names {
-            let local_secret = lv.secrets.iter().find(|(n, _)| n.as_str() == name);
-            let Some((_, ls)) = local_secret else {
+            // A map look-up, not a scan: a plan of 10,000 secrets is
+            // otherwise quadratic.
+            let Some(ls) = lv.secrets.get(name) else {
                 let action = match platform_name_problem(name) {
                     Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
                     None => Action::Delete,
@@ -282,23 +320,22 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
                     digest,
                     rotation_due,
                     ..
-                } => {
-                    let action = match (remote_secrets.get(name), state.get(vname, name)) {
-                        (None, _) => Action::Create,
-                        (Some(_), None) => Action::Update(UpdateReason::NotInState),
-                        (Some(_), Some(rec)) if rec.digest != *digest => {
-                            Action::Update(UpdateReason::ChangedLocally)
-                        }
-                        // A target that lists no updateTime cannot show drift.
-                        (Some(r), Some(rec))
-                            if r.update_time.is_some() && rec.update_time != r.update_time =>
-                        {
-                            Action::Update(UpdateReason::ChangedRemotely)
-                        }
-                        (Some(_), Some(_)) => Action::Keep,
-                    };
-                    (action, *rotation_due)
-                }
+                } => (
+                    decide(
+                        remote_secrets.get(name),
+                        state.get(vname, name),
+                        Some(digest),
+                    ),
+                    *rotation_due,
+                ),
+                // Its file is the one whose value was last pushed: the
+                // value has not changed here. (If the plan needs it, the
+                // caller decrypts it first with `read_values`; else the
+                // write is reported as not attempted.)
+                LocalSecret::Unchanged { rotation_due, .. } => (
+                    decide(remote_secrets.get(name), state.get(vname, name), None),
+                    *rotation_due,
+                ),
             };
             steps.push(step(vname, Some(name), action, rotation_due));
         }

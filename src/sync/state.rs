@@ -5,7 +5,10 @@
 //! supplies (the CLI uses `$XDG_STATE_HOME/coffer/sync/`, never the
 //! repository). Each record holds a keyed digest of the value last pushed
 //! ([`crate::crypto::VaultKey::value_digest`]: useless without the vault
-//! key) and the remote `updateTime` seen after the push. The file is
+//! key), the remote `updateTime` seen after the push and, since version 3,
+//! a keyed digest of the secret's file that held that value
+//! ([`crate::crypto::VaultKey::file_digest`]), which lets a re-sync skip
+//! decrypting a file that has not changed. The file is
 //! replaced atomically, and a lock file next to it keeps two syncs of the
 //! same target from interleaving. A missing or damaged file only means
 //! that every secret is pushed once more.
@@ -25,10 +28,17 @@ use crate::fsio;
 use crate::store::txn;
 use crate::store::txn::{DirLock, LockWait};
 
-/// The state format this version reads and writes. Version 1 named the
-/// platform and workspace; version 2 holds the target's opaque id (a
-/// version-1 file is simply not found: every secret is pushed once more).
-const STATE_VERSION: u32 = 2;
+/// The state format this version writes. Version 1 named the platform
+/// and workspace; version 2 holds the target's opaque id (a version-1 file
+/// is simply not found: every secret is pushed once more); version 3 adds
+/// each record's file digest. A version-2 file is still read, its records
+/// without file digests (each secret is decrypted once more, not pushed);
+/// the version bump keeps an older coffer from reading a file whose
+/// records it would rewrite without understanding.
+const STATE_VERSION: u32 = 3;
+
+/// The oldest state format still read.
+const OLDEST_READ: u32 = 2;
 
 /// The largest state file read (a record is about 200 bytes: this is
 /// hundreds of thousands of secrets).
@@ -41,6 +51,9 @@ pub struct Record {
     pub digest: [u8; 32],
     /// The remote `updateTime` after the push, if known.
     pub update_time: Option<String>,
+    /// The keyed digest of the secret's file holding that value
+    /// ([`crate::crypto::VaultKey::file_digest`]), if known.
+    pub file_digest: Option<[u8; 32]>,
 }
 
 impl Record {
@@ -49,7 +62,15 @@ impl Record {
         Record {
             digest,
             update_time,
+            file_digest: None,
         }
+    }
+
+    /// Returns the record with the keyed digest of the file that held the
+    /// value.
+    pub fn with_file_digest(mut self, file_digest: [u8; 32]) -> Record {
+        self.file_digest = Some(file_digest);
+        self
     }
 }
 
@@ -59,6 +80,8 @@ struct RawRecord {
     digest: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     update_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_digest: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -182,6 +205,14 @@ impl State {
         }
     }
 
+    /// Records which file holds the value a record describes (a file
+    /// rewritten with the same value: re-encrypted, say).
+    pub fn set_file_digest(&mut self, vault: &str, name: &str, file_digest: [u8; 32]) {
+        if let Some(r) = self.records.get_mut(vault).and_then(|v| v.get_mut(name)) {
+            r.file_digest = Some(file_digest);
+        }
+    }
+
     /// Forgets a secret (deleted remotely).
     pub fn remove(&mut self, vault: &str, name: &str) {
         if let Some(v) = self.records.get_mut(vault) {
@@ -217,6 +248,7 @@ impl State {
                             let raw = RawRecord {
                                 digest: hex(&r.digest),
                                 update_time: r.update_time.clone(),
+                                file_digest: r.file_digest.as_ref().map(|d| hex(d)),
                             };
                             (n.clone(), raw)
                         })
@@ -247,7 +279,7 @@ fn parse(
     ident: &(String, String),
 ) -> Option<BTreeMap<String, BTreeMap<String, Record>>> {
     let raw: RawState = serde_json::from_slice(bytes).ok()?;
-    if raw.version != STATE_VERSION
+    if !(OLDEST_READ..=STATE_VERSION).contains(&raw.version)
         || (raw.target.as_str(), raw.store.as_str()) != (ident.0.as_str(), ident.1.as_str())
     {
         return None;
@@ -256,7 +288,14 @@ fn parse(
     for (vault, secrets) in raw.vaults {
         let mut v = BTreeMap::new();
         for (name, r) in secrets {
-            v.insert(name, Record::new(unhex32(&r.digest)?, r.update_time));
+            let mut record = Record::new(unhex32(&r.digest)?, r.update_time);
+            // A version-2 record never holds one; ignore it if it does.
+            if raw.version >= 3
+                && let Some(f) = &r.file_digest
+            {
+                record = record.with_file_digest(unhex32(f)?);
+            }
+            v.insert(name, record);
         }
         out.insert(vault, v);
     }
@@ -277,7 +316,11 @@ mod tests {
         {
             let mut s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
             assert!(s.is_empty() && !s.was_damaged());
-            s.set("v1", "a", Record::new([1; 32], Some("t1".into())));
+            s.set(
+                "v1",
+                "a",
+                Record::new([1; 32], Some("t1".into())).with_file_digest([9; 32]),
+            );
             s.set("v1", "b", Record::new([2; 32], None));
             s.set_update_time("v1", "b", Some("t2".into()));
             s.set("v2", "c", Record::new([3; 32], None));
@@ -288,6 +331,8 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.get("v1", "b").unwrap().update_time.as_deref(), Some("t2"));
         assert_eq!(s.get("v1", "a").unwrap().digest, [1; 32]);
+        assert_eq!(s.get("v1", "a").unwrap().file_digest, Some([9; 32]));
+        assert_eq!(s.get("v1", "b").unwrap().file_digest, None);
         let path = s.path().unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode();
@@ -310,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_naming_another_target_or_an_older_format_is_not_read() {
+    fn a_file_naming_another_target_or_a_format_before_2_is_not_read_and_2_still_is() {
         let dir = tempfile::tempdir().unwrap();
         let wait = LockWait::default();
         let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
@@ -337,6 +382,19 @@ mod tests {
         fs::write(&path, good).unwrap();
         let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
         assert_eq!(s.get("v", "a").unwrap().digest, [1; 32]);
+        drop(s);
+        // Version 2 knew no file digest: one found there is not trusted.
+        // Version 3 reads it.
+        let file = hex(&[2; 32]);
+        for (version, expected) in [(2, None), (3, Some([2; 32]))] {
+            let text = format!(
+                r#"{{"version":{version},"target":"{TARGET}","store":"{store}","vaults":{{"v":{{"a":{{"digest":"{digest}","fileDigest":"{file}"}}}}}}}}"#
+            );
+            fs::write(&path, text).unwrap();
+            let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            assert!(!s.was_damaged());
+            assert_eq!(s.get("v", "a").unwrap().file_digest, expected, "v{version}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::crypto::VaultKey;
+use crate::crypto::identity::Identities;
+use crate::error::IntegrityProblem;
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
 
@@ -200,11 +202,11 @@ fn local(key: &VaultKey, spec: &[Spec]) -> Vec<LocalVault> {
                     let ls = match value {
                         Some(x) => {
                             let value = SecretValue::from_string((*x).into()).unwrap();
+                            let domain = local::digest_domain(TARGET, &vault, &name);
                             LocalSecret::Ready {
-                                digest: key.value_digest(
-                                    &local::digest_domain(TARGET, &vault, &name),
-                                    &value,
-                                ),
+                                digest: key.value_digest(&domain, &value),
+                                file_digest: key
+                                    .file_digest(&domain, &crate::crypto::digest(x.as_bytes())),
                                 value,
                                 rotation_due: false,
                             }
@@ -217,6 +219,7 @@ fn local(key: &VaultKey, spec: &[Spec]) -> Vec<LocalVault> {
             LocalVault {
                 name: vault,
                 secrets,
+                decrypted: 0,
             }
         })
         .collect()
@@ -587,4 +590,215 @@ fn not_found_on_update_recreates_and_on_delete_is_already_done() {
     // Recorded: the next run sends nothing.
     let (p, _) = sync(&remote, &l, &mut state, PRUNE);
     assert_eq!(lines(&p), ["= app/changed"]);
+}
+
+/// A real store for the tests of reading it: one vault, `app`, with
+/// `values`, and the identity that opens it.
+fn real_store(values: &[(&str, &str)]) -> (tempfile::TempDir, crate::store::Store, Identities) {
+    use age::secrecy::ExposeSecret;
+    let d = tempfile::tempdir().unwrap();
+    let id = age::x25519::Identity::generate();
+    let who: crate::name::RecipientName = "alice".parse().unwrap();
+    let rk: crate::crypto::recipient::RecipientKey = id.to_public().to_string().parse().unwrap();
+    let store = crate::store::Store::init(d.path(), &who, &rk).unwrap();
+    let text = id.to_string();
+    let ids =
+        Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks).unwrap();
+    let vname: VaultName = "app".parse().unwrap();
+    let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
+    store
+        .create_vault(
+            &vname,
+            &recipients,
+            crate::time::Time::now(),
+            age::NoCallbacks,
+        )
+        .unwrap();
+    set_values(&store, &ids, values);
+    (d, store, ids)
+}
+
+/// Creates or updates secrets of the vault `app`.
+fn set_values(store: &crate::store::Store, ids: &Identities, values: &[(&str, &str)]) {
+    let vault = store.vault(&"app".parse().unwrap()).unwrap();
+    let key = vault.unlock(ids).unwrap();
+    let mut w = vault.write().unwrap();
+    for (n, v) in values {
+        let name: SecretName = n.parse().unwrap();
+        let value = SecretValue::from_string((*v).into()).unwrap();
+        if w.manifest().secrets.contains_key(&name) {
+            w.update(&key, &name, &value, crate::time::Time::now())
+                .unwrap();
+        } else {
+            w.create(&key, &name, &value, crate::time::Time::now())
+                .unwrap();
+        }
+    }
+    w.commit().unwrap();
+}
+
+/// One sync as the CLI runs it; returns the plan and how many secret
+/// files were decrypted.
+fn sync_store(
+    store: &crate::store::Store,
+    ids: &Identities,
+    remote: &Fake,
+    state: &mut State,
+) -> (Plan, usize) {
+    let vaults = vec!["app".parse().unwrap()];
+    let mut l = read_local(store, &vaults, ids, TARGET, state).unwrap();
+    let snapshot = fetch(remote, &l, ALL, 2).unwrap();
+    read_values(store, &mut l, ids, TARGET, |v, n| {
+        needs_value(&snapshot, state, v, n)
+    })
+    .unwrap();
+    let p = plan(&l, &snapshot, state, ALL);
+    let outcomes = apply(remote, &l, &p, state, 2, &|_, _| {});
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, None | Some(Outcome::Applied(_)))),
+        "{outcomes:?}"
+    );
+    (p, l.iter().map(|v| v.decrypted).sum())
+}
+
+fn actions(p: &Plan) -> Vec<(String, Action)> {
+    p.steps
+        .iter()
+        .filter(|s| s.secret.is_some())
+        .map(|s| (s.path(), s.action.clone()))
+        .collect()
+}
+
+#[test]
+fn a_re_sync_with_nothing_changed_decrypts_nothing_and_a_changed_value_is_still_pushed() {
+    let (_d, store, ids) = real_store(&[("aaa", "one"), ("bbb", "two"), ("ccc", "three")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    let (_, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(decrypted, 3);
+    assert_eq!(remote.value("app", "bbb").as_deref(), Some("two"));
+    remote.take_writes();
+
+    let (p, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(decrypted, 0, "nothing changed: nothing to decrypt");
+    assert!(actions(&p).iter().all(|(_, a)| *a == Action::Keep), "{p:?}");
+    assert!(remote.take_writes().is_empty());
+
+    set_values(&store, &ids, &[("bbb", "two, changed")]);
+    let (p, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(decrypted, 1, "only the changed file");
+    assert_eq!(
+        actions(&p),
+        vec![
+            ("app/aaa".into(), Action::Keep),
+            (
+                "app/bbb".into(),
+                Action::Update(UpdateReason::ChangedLocally)
+            ),
+            ("app/ccc".into(), Action::Keep),
+        ]
+    );
+    assert_eq!(remote.value("app", "bbb").as_deref(), Some("two, changed"));
+    assert_eq!(sync_store(&store, &ids, &remote, &mut state).1, 0);
+}
+
+#[test]
+fn drift_on_the_platform_is_still_detected_without_decrypting_the_rest() {
+    let (_d, store, ids) = real_store(&[("aaa", "one"), ("bbb", "two")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    sync_store(&store, &ids, &remote, &mut state);
+    remote.set_remotely("app", "aaa", "changed elsewhere");
+    let (p, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(decrypted, 1, "only the drifted secret");
+    assert_eq!(
+        actions(&p),
+        vec![
+            (
+                "app/aaa".into(),
+                Action::Update(UpdateReason::ChangedRemotely)
+            ),
+            ("app/bbb".into(), Action::Keep),
+        ]
+    );
+    assert_eq!(remote.value("app", "aaa").as_deref(), Some("one"));
+    // Deleted on the platform: created again, from the decrypted value.
+    remote
+        .vaults
+        .lock()
+        .unwrap()
+        .get_mut("app")
+        .unwrap()
+        .remove("bbb");
+    let (p, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(decrypted, 1);
+    assert!(actions(&p).contains(&("app/bbb".into(), Action::Create)));
+    assert_eq!(remote.value("app", "bbb").as_deref(), Some("two"));
+}
+
+#[test]
+fn an_unchanged_secret_whose_file_was_tampered_with_fails_verification_without_decrypting() {
+    let (_d, store, ids) = real_store(&[("aaa", "one"), ("bbb", "two")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    sync_store(&store, &ids, &remote, &mut state);
+    // Another secret's file, valid on its own, in place of aaa's.
+    let dir = store
+        .vault(&"app".parse().unwrap())
+        .unwrap()
+        .dir()
+        .to_owned();
+    std::fs::copy(dir.join("bbb.age"), dir.join("aaa.age")).unwrap();
+    let vaults = vec!["app".parse().unwrap()];
+    let l = read_local(&store, &vaults, &ids, TARGET, &state).unwrap();
+    assert_eq!(l[0].decrypted, 0);
+    let aaa = &l[0].secrets[&"aaa".parse::<SecretName>().unwrap()];
+    assert!(
+        matches!(aaa, LocalSecret::Failed(IntegrityProblem::DigestMismatch)),
+        "{aaa:?}"
+    );
+}
+
+#[test]
+fn a_record_without_a_file_digest_decrypts_once_then_records_it() {
+    let (_d, store, ids) = real_store(&[("aaa", "one")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    sync_store(&store, &ids, &remote, &mut state);
+    // As a version-2 state file is read: the same record, no file digest.
+    let old = state.get("app", "aaa").unwrap().clone();
+    state.set("app", "aaa", Record::new(old.digest, old.update_time));
+    let (p, decrypted) = sync_store(&store, &ids, &remote, &mut state);
+    assert_eq!(
+        (decrypted, actions(&p)),
+        (1, vec![("app/aaa".into(), Action::Keep)])
+    );
+    assert_eq!(
+        state.get("app", "aaa").unwrap().file_digest,
+        old.file_digest
+    );
+    assert_eq!(sync_store(&store, &ids, &remote, &mut state).1, 0);
+}
+
+#[test]
+fn unread_values_reads_exactly_the_secrets_not_decrypted() {
+    let (_d, store, ids) = real_store(&[("aaa", "first-value"), ("bbb", "second-value")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    sync_store(&store, &ids, &remote, &mut state);
+    set_values(&store, &ids, &[("bbb", "second-value, new")]);
+    let vaults = vec!["app".parse().unwrap()];
+    let l = read_local(&store, &vaults, &ids, TARGET, &state).unwrap();
+    let store = std::sync::Arc::new(store);
+    let load = unread_values(store, &l, &ids)
+        .unwrap()
+        .expect("aaa was not decrypted");
+    let values: Vec<String> = load()
+        .unwrap()
+        .iter()
+        .map(|v| v.expose_secret().to_owned())
+        .collect();
+    assert_eq!(values, vec!["first-value".to_owned()]);
 }

@@ -196,6 +196,50 @@ fn the_state_lives_outside_the_repository_and_holds_no_value() {
     assert!(text.contains("updateTime"), "{text}");
 }
 
+/// A state file written before file digests (version 2) is still read:
+/// nothing is pushed again, and the file is written anew with them.
+#[test]
+fn a_state_file_from_before_file_digests_is_read_and_nothing_is_pushed_again() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    let dir = env.home.join(".local/state/coffer/sync");
+    let json = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let text = fs::read_to_string(&json).unwrap();
+    assert!(
+        text.contains("\"version\": 3") && text.contains("fileDigest"),
+        "{text}"
+    );
+    // As version 2 wrote it: the same records without their file digests.
+    let mut state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["version"] = 2.into();
+    for vault in state["vaults"].as_object_mut().unwrap().values_mut() {
+        for record in vault.as_object_mut().unwrap().values_mut() {
+            assert!(
+                record
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("fileDigest")
+                    .is_some()
+            );
+        }
+    }
+    let old = serde_json::to_string_pretty(&state).unwrap();
+    fs::write(&json, &old).unwrap();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert!(!r.stderr().contains("could not be read"), "{}", r.stderr());
+    let text = fs::read_to_string(&json).unwrap();
+    assert!(
+        text.contains("\"version\": 3") && text.contains("fileDigest"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_state_directory_inside_the_store_is_refused() {
     let (env, s) = setup();

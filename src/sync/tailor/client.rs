@@ -28,7 +28,9 @@ use crate::secret::SecretValue;
 use crate::sync::remote::{DEFAULT_WORKERS, Remote, RemoteError, RemoteSecret, normalize_time};
 use crate::sync::tailor::code::Code;
 use crate::sync::tailor::scrub::Scrubber;
-use crate::sync::tailor::{PlatformUrl, SettingsError, WorkspaceId, owner_from_labels, target_id};
+use crate::sync::tailor::{
+    PlatformUrl, SettingsError, WorkspaceId, means_unlabelled, owner_from_labels, target_id,
+};
 
 /// The service every method belongs to.
 const SERVICE: &str = "tailor.v1.OperatorService";
@@ -182,6 +184,9 @@ pub struct Counts {
     pub writes: u64,
 }
 
+/// The method that reads a vault's labels.
+const GET_METADATA: &str = "GetMetadata";
+
 /// A client of one workspace.
 pub struct Client {
     agent: ureq::Agent,
@@ -194,7 +199,15 @@ pub struct Client {
     writes: AtomicU64,
     /// The token and every value of the run, kept out of messages.
     scrubber: std::sync::RwLock<Scrubber>,
+    /// How to read the values the run did not decrypt, run before the
+    /// first message is scrubbed (see [`Client::hold_values_on_demand`]).
+    on_demand: std::sync::Mutex<Option<ValueLoader>>,
+    /// The loader failed: every message is withheld whole.
+    withhold_all: std::sync::atomic::AtomicBool,
 }
+
+/// Reads every value a run did not decrypt; `None` when it cannot.
+pub type ValueLoader = Box<dyn FnOnce() -> Option<Vec<SecretValue>> + Send>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,6 +281,8 @@ impl Client {
             requests: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             scrubber: std::sync::RwLock::new(scrubber),
+            on_demand: std::sync::Mutex::new(None),
+            withhold_all: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -347,7 +362,20 @@ impl Client {
         value: Option<&SecretValue>,
     ) -> Result<Value, RemoteError> {
         let url = format!("{}/{SERVICE}/{method}", self.url);
-        let err = |code: Code, message: String| code.error(method, self.scrub(message, value));
+        let err = |code: Code, message: String| {
+            let e = code.error(method, String::new());
+            // A labels read answered "none" is never reported: dropping
+            // its message spares scrubbing it, which may read the values a
+            // re-sync did not decrypt (every vault without labels answers
+            // so on every sync).
+            if method == GET_METADATA && means_unlabelled(e.kind) {
+                return e;
+            }
+            RemoteError {
+                message: self.scrub(message, value),
+                ..e
+            }
+        };
         let sent = self
             .agent
             .post(&url)
@@ -419,12 +447,35 @@ impl Client {
         }
     }
 
+    /// Has every later message scrubbed of the values `load` reads too,
+    /// read only when the first message arrives: a run that skipped
+    /// decrypting values it knows unchanged still keeps them out of what
+    /// the platform says, and pays for reading them only then. If `load`
+    /// fails, every message is withheld whole.
+    pub fn hold_values_on_demand(&self, load: ValueLoader) {
+        *self.on_demand.lock().unwrap_or_else(|e| e.into_inner()) = Some(load);
+    }
+
     /// Removes the token, this request's value and every value the run
     /// holds from a message, in any of their forms (see [`Scrubber`]), and
     /// anything a terminal would interpret; keeps it short.
     fn scrub(&self, message: String, value: Option<&SecretValue>) -> String {
         if let Some(v) = value {
             self.hold_values([v]);
+        }
+        {
+            // Held while loading: a message scrubbed meanwhile on another
+            // thread waits for the values.
+            let mut pending = self.on_demand.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(load) = pending.take() {
+                match load() {
+                    Some(values) => self.hold_values(&values),
+                    None => self.withhold_all.store(true, Ordering::SeqCst),
+                }
+            }
+        }
+        if self.withhold_all.load(Ordering::SeqCst) {
+            return crate::sync::tailor::scrub::WITHHELD.to_owned();
         }
         let s = self.scrubber.read().unwrap_or_else(|e| e.into_inner());
         s.scrub(&message)
@@ -514,7 +565,7 @@ impl Client {
     /// Returns a vault's labels (`GetMetadata`).
     fn vault_labels(&self, vault: &str) -> Result<BTreeMap<String, String>, RemoteError> {
         let trn = format!("trn:v1:workspace:{}:vault:{vault}", self.workspace);
-        let resp = self.call("GetMetadata", &MetadataRequest { trn: &trn }, false, None)?;
+        let resp = self.call(GET_METADATA, &MetadataRequest { trn: &trn }, false, None)?;
         let labels = resp
             .get("metadata")
             .and_then(|m| m.get("labels"))
@@ -735,6 +786,107 @@ mod tests {
         let short = SecretValue::from_string("ab".into()).unwrap();
         let m = c.scrub("value ab is bad".into(), Some(&short));
         assert!(!m.contains("ab is"), "{m}");
+    }
+
+    #[test]
+    fn a_value_the_run_did_not_decrypt_is_read_on_the_first_message_and_scrubbed() {
+        let client = || {
+            Client::new(Settings {
+                url: "http://127.0.0.1:1".parse().unwrap(),
+                token: SecretString::from("tpp_sentinel_token".to_owned()),
+                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+                workers: 1,
+                retry: Retry::default(),
+                timeout: Duration::from_secs(1),
+            })
+            .unwrap()
+        };
+        let c = client();
+        let calls = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        c.hold_values_on_demand(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Some(vec![
+                SecretValue::from_string("unchanged-value".into()).unwrap(),
+            ])
+        }));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "read only when needed");
+        let m = c.scrub("it echoed unchanged-value here".into(), None);
+        assert!(!m.contains("unchanged-value"), "{m}");
+        let m = c.scrub("and unchanged-value again".into(), None);
+        assert!(!m.contains("unchanged-value"), "{m}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "read once");
+        // Values that cannot be read: nothing the platform says is shown.
+        let c = client();
+        c.hold_values_on_demand(Box::new(|| None));
+        assert_eq!(
+            c.scrub("a harmless message".into(), None),
+            crate::sync::tailor::scrub::WITHHELD
+        );
+    }
+
+    /// A vault without labels answers `not_found` on every sync: its
+    /// message is never shown, so it must not make the client read the
+    /// values a re-sync skipped. Any other failure's message is scrubbed
+    /// of them.
+    #[test]
+    fn a_labels_read_answered_none_reads_no_skipped_value_and_another_failure_does() {
+        use crate::sync::remote::Remote as _;
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for (status, code) in [("404 Not Found", "not_found"), ("500 Internal", "internal")] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The headers, then the body its Content-Length announces.
+                loop {
+                    let n = conn.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let body = format!(r#"{{"code":"{code}","message":"it said skipped-value"}}"#);
+                write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let c = Client::new(Settings {
+            url: format!("http://127.0.0.1:{port}").parse().unwrap(),
+            token: SecretString::from("tpp_sentinel_token".to_owned()),
+            workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+            workers: 1,
+            retry: Retry::default(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let calls = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        c.hold_values_on_demand(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Some(vec![
+                SecretValue::from_string("skipped-value".into()).unwrap(),
+            ])
+        }));
+        assert_eq!(c.managed_by("app"), Ok(None));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no value read");
+        let e = c.managed_by("app").unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "values read to scrub");
+        assert!(!e.message.contains("skipped-value"), "{e}");
+        server.join().unwrap();
     }
 
     #[test]

@@ -70,16 +70,19 @@ pub fn owner_from_labels(
 ) -> Result<Option<String>, RemoteError> {
     match labels {
         Ok(labels) => Ok(managed_by(&labels)),
-        Err(e)
-            if matches!(
-                e.kind,
-                ErrorKind::NotFound | ErrorKind::Unsupported | ErrorKind::InvalidRequest
-            ) =>
-        {
-            Ok(None)
-        }
+        Err(e) if means_unlabelled(e.kind) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Returns whether a failure to read a vault's labels means it has none:
+/// no metadata, or a platform without the metadata methods. Such an
+/// answer is never reported, so its message is dropped unread.
+pub fn means_unlabelled(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::NotFound | ErrorKind::Unsupported | ErrorKind::InvalidRequest
+    )
 }
 
 /// Returns why a remote vault that the store lacks is left alone by its

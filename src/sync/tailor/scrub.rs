@@ -23,7 +23,7 @@ const MAX_READ: usize = 4096;
 /// prefix of at least this many bytes is redacted as well.
 const MIN_PART: usize = 8;
 
-const WITHHELD: &str = "(message withheld: it may contain a value)";
+pub(crate) const WITHHELD: &str = "(message withheld: it may contain a value)";
 
 /// Every form of every value the run holds.
 #[derive(Default)]
