@@ -765,17 +765,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scrubbing_removes_the_token_and_the_value() {
-        let c = Client::new(Settings {
-            url: "http://127.0.0.1:1".parse().unwrap(),
+    /// A client of the platform at `url` whose token is a sentinel, one
+    /// worker, the default retries.
+    fn sentinel_client(url: &str, timeout_secs: u64) -> Client {
+        Client::new(Settings {
+            url: url.parse().unwrap(),
             token: SecretString::from("tpp_sentinel_token".to_owned()),
             workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
             workers: 1,
             retry: Retry::default(),
-            timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(timeout_secs),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn scrubbing_removes_the_token_and_the_value() {
+        let c = sentinel_client("http://127.0.0.1:1", 1);
         let v = SecretValue::from_string("hunter2-value".into()).unwrap();
         let m = c.scrub(
             "bad token tpp_sentinel_token for value hunter2-value\n\x1b[31m".into(),
@@ -864,15 +870,7 @@ mod tests {
                 .unwrap();
             }
         });
-        let c = Client::new(Settings {
-            url: format!("http://127.0.0.1:{port}").parse().unwrap(),
-            token: SecretString::from("tpp_sentinel_token".to_owned()),
-            workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
-            workers: 1,
-            retry: Retry::default(),
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        let c = sentinel_client(&format!("http://127.0.0.1:{port}"), 5);
         let calls = std::sync::Arc::new(AtomicU64::new(0));
         let counted = std::sync::Arc::clone(&calls);
         c.hold_values_on_demand(Box::new(move || {
