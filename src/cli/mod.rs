@@ -277,7 +277,9 @@ impl Ctx {
             self.ui.warn(format!("an identity file was {s}"));
         }
         let mut demo = false;
-        if !self.is_sample_store() {
+        // Opening the store to ask is needed only when the demo key is here.
+        let has_demo = ids.recipients().iter().any(|r| r.is_published_demo());
+        if has_demo && !self.is_sample_store() {
             for place in ids.set_aside_published_demo() {
                 demo = true;
                 self.ui.warn(format!(

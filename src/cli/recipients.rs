@@ -501,7 +501,7 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
     let all = store.vault_names()?;
     let ids = ctx.load_identities()?;
     let vaults = open_all(&store, &all, &ids)?;
-    confirm_removal(ctx, &name, &vaults, &only, &ids, args.yes)?;
+    confirm_removal(ctx, &store, &name, &vaults, &only, &ids, args.yes)?;
 
     // Everything from here on is one transaction: coffer.toml and every
     // vault change together, or nothing does.
@@ -587,18 +587,14 @@ fn remove(ctx: &Ctx, args: RemoveArgs) -> CliResult {
 /// plainly: afterwards you may be unable to open it.
 fn confirm_removal(
     ctx: &Ctx,
+    store: &Store,
     name: &RecipientName,
     vaults: &[(coffer::Vault<'_>, Option<VaultKey>)],
     only: &[VaultName],
     ids: &Identities,
     yes: bool,
 ) -> CliResult {
-    let member_key = ctx
-        .store()?
-        .config()
-        .recipients()
-        .get(name)
-        .map(|m| m.key.clone());
+    let member_key = store.config().recipients().get(name).map(|m| m.key.clone());
     let mut affected = Vec::new();
     let mut last = Vec::new();
     let mut lose = Vec::new();
@@ -607,7 +603,8 @@ fn confirm_removal(
         if !only.is_empty() && !only.contains(v) {
             continue;
         }
-        let recipients = vault.read()?.manifest().recipients.clone();
+        // The header alone: a large vault costs no more to ask about.
+        let recipients = vault.header()?.recipients;
         let Some(key) = recipients.get(name) else {
             continue;
         };

@@ -106,6 +106,13 @@ impl<'s> Vault<'s> {
         }
     }
 
+    /// Reads the manifest's vault-wide fields (recipients, public key,
+    /// epoch), without its secrets, and without the store's lock: cheap at
+    /// any size, for showing what a change will do before asking for it.
+    pub fn header(&self) -> Result<Manifest> {
+        self.load_header()
+    }
+
     /// Reads the manifest's vault-wide fields, without its secrets: in
     /// coffer's own layout, from the first bytes of the file only.
     fn load_header(&self) -> Result<Manifest> {
