@@ -167,6 +167,16 @@ pub(crate) fn encrypt_to_keys<C: age::Callbacks>(
     callbacks: C,
 ) -> Result<Vec<u8>> {
     use crate::crypto::recipient::RecipientKey;
+    // The published demo key opens the sample store, where it is the only
+    // recipient. Beside anyone else it would hand their secrets to whoever
+    // reads coffer's repository, however the key got into the list (a
+    // hand-edited coffer.toml approved, a rekey): refused here, where every
+    // vault key is encrypted.
+    if keys.iter().any(|k| k.is_published_demo()) && !keys.iter().all(|k| k.is_published_demo()) {
+        return Err(Error::Encrypt {
+            message: "a recipient is coffer's published demo key, which anyone can decrypt; it may only ever be a vault's sole recipient (the sample store)".into(),
+        });
+    }
     let mut boxed: Vec<Box<dyn age::Recipient>> = Vec::new();
     let mut plugins: std::collections::BTreeMap<String, Vec<age::plugin::Recipient>> =
         Default::default();

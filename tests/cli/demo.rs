@@ -105,3 +105,25 @@ fn the_readme_try_it_line_leaves_nothing_in_the_shell() {
         "the demo key stayed in the shell: {stdout}"
     );
 }
+
+/// However the demo key gets into a vault's list, the vault key is never
+/// encrypted to it beside a real recipient: here, a hand-edited
+/// `coffer.toml` that someone with the key approves.
+#[test]
+fn approving_a_hand_added_demo_key_is_refused_where_vault_keys_are_encrypted() {
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "stripe-key", "sk_live_real_value_2");
+    let config = env.store().join("coffer.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[recipients.demo]\nkey = \"{}\"\n",
+        demo_public()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let before = env.snapshot();
+    env.run(&["recipients", "approve", "--yes"])
+        .fails("published demo key")
+        .transcript("demo/approve-a-hand-added-demo-key");
+    assert_eq!(env.snapshot(), before);
+}
