@@ -19,6 +19,8 @@ pub mod vault_key;
 pub mod x25519;
 
 #[cfg(test)]
+mod reader_tests;
+#[cfg(test)]
 mod tests;
 
 /// What age asks of the caller (a passphrase, a touch of a hardware key):

@@ -120,7 +120,7 @@ fn aws_lc_x25519_stanzas_interoperate_with_the_age_crate() {
 
 /// Finds the CCTV test vectors (c2sp.org/CCTV/age) that the age crate
 /// ships in its source, in Cargo's registry.
-fn testkit_dir() -> Option<std::path::PathBuf> {
+pub(crate) fn testkit_dir() -> Option<std::path::PathBuf> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))?;

@@ -338,7 +338,7 @@ impl VaultKey {
             inner: &self.keys[(n - epoch) as usize].fast,
             stanzas: Cell::new(0),
         };
-        let plain = decrypt(ciphertext, iter::once(&one as &dyn age::Identity)).map_err(|e| {
+        let plain = decrypt(ciphertext, &[&one as &dyn age::Identity]).map_err(|e| {
             if one.stanzas.get() != 1 {
                 IntegrityProblem::Malformed(format!(
                     "it has {} recipient stanzas, not 1",
@@ -360,7 +360,8 @@ pub(crate) fn decrypt_vault_key<'a>(
     path: &Path,
     identities: impl Iterator<Item = &'a dyn age::Identity>,
 ) -> std::result::Result<VaultKey, DecryptFailure> {
-    match decrypt(ciphertext, identities) {
+    let identities: Vec<&dyn age::Identity> = identities.collect();
+    match decrypt(ciphertext, &identities) {
         Ok(plain) => {
             let text = std::str::from_utf8(&plain).map_err(|_| {
                 DecryptFailure::Other(Error::Decrypt {

@@ -4,9 +4,10 @@
 //! crate's (x25519-dalek) takes about twice as long as aws-lc-rs's here; it
 //! also recomputes the identity's public key for every stanza. These two
 //! types implement the age X25519 recipient stanza exactly as the age spec
-//! (c2sp.org/age) and the age crate do, with aws-lc-rs for the agreement and
-//! age-core's own HKDF and ChaCha20-Poly1305. The tests check them against
-//! the age crate and its CCTV test vectors.
+//! (c2sp.org/age) and the age crate do, with aws-lc-rs for the agreement
+//! and for opening the wrapped file key (ChaCha20-Poly1305), and age-core's
+//! own HKDF and wrapping. The tests check them against the age crate and its
+//! CCTV test vectors.
 
 use age::secrecy::ExposeSecret;
 use zeroize::{Zeroize, Zeroizing};
@@ -105,13 +106,25 @@ impl age::Identity for X25519Identity {
             shared.as_ref(),
         ));
         // Not ours if it does not decrypt: another stanza may be.
-        let mut plain =
-            age_core::primitives::aead_decrypt(&key, age_core::format::FILE_KEY_BYTES, &body)
-                .ok()?;
-        let file_key = age_core::format::FileKey::init_with_mut(|k| k.copy_from_slice(&plain));
-        plain.zeroize();
-        Some(Ok(file_key))
+        let mut wrapped = Zeroizing::new(body);
+        let plain = open_file_key(&key, &mut wrapped)?;
+        Some(Ok(age_core::format::FileKey::init_with_mut(|k| {
+            k.copy_from_slice(plain)
+        })))
     }
+}
+
+/// Opens a wrapped file key (ChaCha20-Poly1305 under `key`, the all-zero
+/// nonce, as every age recipient type wraps it) in place, through aws-lc-rs:
+/// for a 32-byte message its AEAD costs a fraction of the RustCrypto one's
+/// set-up. `None` if it does not open (not this identity's stanza).
+fn open_file_key<'b>(key: &[u8; 32], wrapped: &'b mut [u8; 32]) -> Option<&'b [u8]> {
+    use aws_lc_rs::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key"));
+    let plain = key
+        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), wrapped)
+        .ok()?;
+    (plain.len() == age_core::format::FILE_KEY_BYTES).then_some(&*plain)
 }
 
 /// An age X25519 recipient whose agreements run through aws-lc-rs.

@@ -377,8 +377,9 @@ impl VaultWrite<'_> {
         }
         let files: Vec<String> = names.iter().map(layout::secret_file_name).collect();
         let vault = self.vault;
+        let dir = vault.files()?;
         let staged = self.put_each(&files, |manifest, i| {
-            let value = vault.get_in(manifest, key, &names[i])?;
+            let value = vault.get_in(&dir, manifest, key, &names[i])?;
             let ct = key.encrypt_value(&value)?;
             let digest = crypto::digest(&ct);
             Ok((ct, digest))
@@ -585,7 +586,9 @@ impl VaultWrite<'_> {
                 vault: self.vault.name().to_string(),
                 name: name.to_string(),
             })?;
-        let plain = self.vault.decrypt_file(name, entry, key)?;
+        let plain = self
+            .vault
+            .decrypt_file(&self.vault.files()?, name, entry, key)?;
         unbind(self.vault.name(), name, plain)
     }
 

@@ -233,7 +233,7 @@ impl<'s> Vault<'s> {
         let _lock = self.store.lock_read()?;
         let manifest = self.load_one(name)?;
         self.check_key(&manifest, key)?;
-        self.get_in(&manifest, key, name)
+        self.get_in(&self.files()?, &manifest, key, name)
     }
 
     /// Takes the store's shared lock and reads the manifest.
@@ -244,6 +244,7 @@ impl<'s> Vault<'s> {
             vault: self,
             _lock: lock,
             manifest,
+            files: self.files()?,
         })
     }
 
@@ -351,19 +352,21 @@ impl<'s> Vault<'s> {
         Ok(key)
     }
 
-    fn secret_path(&self, name: &SecretName) -> PathBuf {
-        self.dir.join(layout::secret_file_name(name))
+    /// Opens the vault's directory to read its secret files by name.
+    pub(crate) fn files(&self) -> Result<fsio::Dir> {
+        fsio::Dir::open(&self.dir)
     }
 
     /// Reads, verifies and decrypts one secret against `manifest`.
     pub(crate) fn get_in(
         &self,
+        files: &fsio::Dir,
         manifest: &Manifest,
         key: &VaultKey,
         name: &SecretName,
     ) -> Result<SecretValue> {
         let entry = self.verified_entry(manifest, key, name)?;
-        self.decrypt_file(name, entry, key)
+        self.decrypt_file(files, name, entry, key)
     }
 
     /// Checks one secret against `manifest` as [`Vault::get_in`] does (the
@@ -371,12 +374,13 @@ impl<'s> Vault<'s> {
     /// file's SHA-256.
     pub(crate) fn check_in(
         &self,
+        files: &fsio::Dir,
         manifest: &Manifest,
         key: &VaultKey,
         name: &SecretName,
     ) -> Result<[u8; 32]> {
         let entry = self.verified_entry(manifest, key, name)?;
-        self.read_checked(name, entry)?;
+        self.read_checked(files, name, entry)?;
         Ok(entry.digest)
     }
 
@@ -410,13 +414,13 @@ impl<'s> Vault<'s> {
 
     /// Reads a secret's file and checks it against its entry's digest
     /// (errors as [`Vault::decrypt_file`] says).
-    fn read_checked(&self, name: &SecretName, entry: &Entry) -> Result<Vec<u8>> {
+    fn read_checked(&self, files: &fsio::Dir, name: &SecretName, entry: &Entry) -> Result<Vec<u8>> {
         let integrity = |problem| Error::Integrity {
             vault: self.name.to_string(),
             name: name.to_string(),
             problem,
         };
-        let ct = match fsio::read_file(&self.secret_path(name), MAX_SECRET_FILE_LEN) {
+        let ct = match files.read_file(&layout::secret_file_name(name), MAX_SECRET_FILE_LEN) {
             Ok(ct) => ct,
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(integrity(IntegrityProblem::MissingFile));
@@ -439,11 +443,12 @@ impl<'s> Vault<'s> {
     /// it is.
     pub(crate) fn decrypt_file(
         &self,
+        files: &fsio::Dir,
         name: &SecretName,
         entry: &Entry,
         key: &VaultKey,
     ) -> Result<SecretValue> {
-        let ct = self.read_checked(name, entry)?;
+        let ct = self.read_checked(files, name, entry)?;
         key.decrypt_value_at(entry.epoch, &ct)
             .map_err(|problem| Error::Integrity {
                 vault: self.name.to_string(),
@@ -468,6 +473,8 @@ pub struct VaultRead<'v> {
     vault: &'v Vault<'v>,
     _lock: StoreLock,
     manifest: Manifest,
+    /// The vault's directory, opened once for every file this read opens.
+    files: fsio::Dir,
 }
 
 impl<'v> VaultRead<'v> {
@@ -486,7 +493,7 @@ impl<'v> VaultRead<'v> {
     /// it, and its value is not returned.
     pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
         self.vault.check_key(&self.manifest, key)?;
-        self.vault.get_in(&self.manifest, key, name)
+        self.vault.get_in(&self.files, &self.manifest, key, name)
     }
 
     /// Checks one secret exactly as [`VaultRead::get`] does (the entry's
@@ -494,7 +501,7 @@ impl<'v> VaultRead<'v> {
     /// file's SHA-256: for a caller that knows what these very bytes hold.
     pub fn check(&self, key: &VaultKey, name: &SecretName) -> Result<[u8; 32]> {
         self.vault.check_key(&self.manifest, key)?;
-        self.vault.check_in(&self.manifest, key, name)
+        self.vault.check_in(&self.files, &self.manifest, key, name)
     }
 
     /// Returns whether the manifest's recipients carry a valid MAC.
@@ -520,7 +527,7 @@ impl<'v> VaultRead<'v> {
         Ok(names
             .into_par_iter()
             .map(|name| {
-                let value = self.vault.get_in(&self.manifest, key, name);
+                let value = self.vault.get_in(&self.files, &self.manifest, key, name);
                 (name.clone(), value)
             })
             .collect())
@@ -554,7 +561,8 @@ impl VaultWrite<'_> {
     /// Reads one secret (see [`VaultRead::get`]).
     pub fn get(&self, key: &VaultKey, name: &SecretName) -> Result<SecretValue> {
         self.vault.check_key(&self.manifest, key)?;
-        self.vault.get_in(&self.manifest, key, name)
+        self.vault
+            .get_in(&self.vault.files()?, &self.manifest, key, name)
     }
 
     /// Checks the key against the manifest and the recipients: no command
@@ -638,7 +646,11 @@ impl VaultWrite<'_> {
         let created = entry.created;
         // A stored value that does not verify is simply replaced, but a
         // link is refused: nothing in the store may be one.
-        match self.vault.get_in(&self.manifest, key, name) {
+        match self
+            .vault
+            .files()
+            .and_then(|files| self.vault.get_in(&files, &self.manifest, key, name))
+        {
             Ok(old) if old.ct_eq(value) => return Ok(Change::Unchanged),
             Err(e @ Error::Symlink { .. }) => return Err(e),
             _ => {}

@@ -253,10 +253,26 @@ fn verify_vault(
     r.secrets = manifest.secrets.len();
     check_vault_key_file(&dir, &manifest, &mut r);
     check_pending_team(store, name, &manifest, &mut r);
-    check_entries(&dir, name, &manifest, &mut r);
+    // Each secret file is read once, on every core, for the checks with
+    // and without the key; what they find is reported in this order.
+    let usable = match &key {
+        Some(Ok(k))
+            if k.public().to_string() == manifest.public_key && k.epoch() == manifest.epoch =>
+        {
+            Some(k)
+        }
+        _ => None,
+    };
+    let mut entries = check_entries(&dir, name, &manifest, usable);
+    for e in &mut entries {
+        r.problems.append(&mut e.keyless);
+    }
+    for (sname, entry) in &manifest.secrets {
+        rotation_warning(sname, entry, &mut r);
+    }
     check_files_listed(&dir, name, &manifest, &mut r)?;
     if let Some(key) = key {
-        keyed_checks(store, name, &manifest, key, held, &mut r);
+        keyed_checks(name, &manifest, key, held, entries, &mut r);
     }
     Ok(r)
 }
@@ -289,7 +305,7 @@ fn load_manifest(dir: &Path, r: &mut VaultReport) -> Option<Manifest> {
 /// stanza per recipient the manifest lists.
 fn check_vault_key_file(dir: &Path, manifest: &Manifest, r: &mut VaultReport) {
     let key_path = dir.join(VAULT_KEY_FILE);
-    let key_bytes = match read_checked(&key_path, MAX_VAULT_KEY_FILE_LEN) {
+    let key_bytes = match read_checked(|| fsio::read_file(&key_path, MAX_VAULT_KEY_FILE_LEN)) {
         Ok(b) => Some(b),
         Err(e) => {
             r.problems
@@ -336,56 +352,110 @@ fn check_pending_team(store: &Store, name: &VaultName, manifest: &Manifest, r: &
     }
 }
 
-/// Checks that every manifest entry has a sound file matching its digest,
-/// is verified (has a MAC), and warns of rotations due.
-fn check_entries(dir: &Path, name: &VaultName, manifest: &Manifest, r: &mut VaultReport) {
-    for (sname, entry) in &manifest.secrets {
-        let s = Some(sname.as_str());
-        let path = dir.join(layout::secret_file_name(sname));
-        match read_checked(&path, MAX_SECRET_FILE_LEN) {
-            Err(e) => r.problems.push(finding(s, "secret-file", e)),
-            Ok(bytes) => {
-                match crypto::count_stanzas(&bytes) {
-                    Ok(c) if c.real != 1 || c.grease > MAX_GREASE => r.problems.push(finding(
-                        s,
-                        "secret-stanzas",
-                        format!("its file has {} recipient stanzas, not 1", c.real),
-                    )),
-                    Ok(_) => {}
-                    Err(e) => r.problems.push(finding(
-                        s,
-                        "secret-file",
-                        format!("its file is malformed: {e}"),
-                    )),
+/// What the checks of one manifest entry found.
+struct EntryFindings {
+    /// Without the key: the file, its stanzas, its digest, a missing MAC.
+    keyless: Vec<Finding>,
+    /// With the key: the entry's MAC, the file's decryption.
+    keyed: Vec<Finding>,
+}
+
+/// Checks every manifest entry, in parallel, reading each file once: that
+/// it has a sound file matching its digest and is verified (has a MAC);
+/// with `key`, that a sealed entry's MAC verifies and its file (when it
+/// matches the digest) decrypts. Returns the findings in name order.
+fn check_entries(
+    dir: &Path,
+    name: &VaultName,
+    manifest: &Manifest,
+    key: Option<&VaultKey>,
+) -> Vec<EntryFindings> {
+    use rayon::prelude::*;
+    let files = fsio::Dir::open(dir);
+    let entries: Vec<_> = manifest.secrets.iter().collect();
+    entries
+        .into_par_iter()
+        .map(|(sname, entry)| {
+            let s = Some(sname.as_str());
+            let mut keyless = Vec::new();
+            let mut keyed = Vec::new();
+            let file = layout::secret_file_name(sname);
+            let bytes = match &files {
+                Ok(files) => read_checked(|| files.read_file(&file, MAX_SECRET_FILE_LEN)),
+                Err(_) => read_checked(|| fsio::read_file(&dir.join(&file), MAX_SECRET_FILE_LEN)),
+            };
+            let sound = match bytes {
+                Err(e) => {
+                    keyless.push(finding(s, "secret-file", e));
+                    None
                 }
-                if crypto::digest(&bytes) != entry.digest {
-                    r.problems.push(finding(
+                Ok(bytes) => {
+                    match crypto::count_stanzas(&bytes) {
+                        Ok(c) if c.real != 1 || c.grease > MAX_GREASE => keyless.push(finding(
+                            s,
+                            "secret-stanzas",
+                            format!("its file has {} recipient stanzas, not 1", c.real),
+                        )),
+                        Ok(_) => {}
+                        Err(e) => keyless.push(finding(
+                            s,
+                            "secret-file",
+                            format!("its file is malformed: {e}"),
+                        )),
+                    }
+                    if crypto::digest(&bytes) == entry.digest {
+                        Some(bytes)
+                    } else {
+                        keyless.push(finding(
+                            s,
+                            "digest-mismatch",
+                            "its file does not match the manifest's digest (replaced, rolled back or damaged)",
+                        ));
+                        None
+                    }
+                }
+            };
+            if entry.mac.is_none() {
+                keyless.push(finding(
+                    s,
+                    "unverified",
+                    format!("an unverified contribution: a recipient must accept it with `coffer verify --accept --vault {name}`"),
+                ));
+            } else if let Some(key) = key {
+                if !manifest.entry_verifies(name, sname, entry, key) {
+                    keyed.push(finding(
                         s,
-                        "digest-mismatch",
-                        "its file does not match the manifest's digest (replaced, rolled back or damaged)",
+                        "bad-mac",
+                        "its manifest entry does not verify (written without the vault key, or damaged)",
                     ));
+                } else if let Some(bytes) = sound
+                    && let Err(p) = key.decrypt_value_at(entry.epoch, &bytes)
+                {
+                    keyed.push(finding(s, "decrypt", format!("it does not decrypt: {p}")));
                 }
             }
-        }
-        if entry.mac.is_none() {
-            r.problems.push(finding(
-                s,
-                "unverified",
-                format!("an unverified contribution: a recipient must accept it with `coffer verify --accept --vault {name}`"),
-            ));
-        }
-        if let Some(rot) = &entry.rotation {
-            let who: Vec<&str> = rot.removed.iter().map(|n| n.as_str()).collect();
-            r.warnings.push(finding(
-                s,
-                "rotation-due",
-                format!(
-                    "due for rotation since {} ({} removed): set a new value with `coffer update`",
-                    rot.since,
-                    who.join(", ")
-                ),
-            ));
-        }
+            EntryFindings { keyless, keyed }
+        })
+        .collect()
+}
+
+/// Warns of a value due for rotation.
+fn rotation_warning(
+    sname: &crate::name::SecretName,
+    entry: &crate::store::manifest::Entry,
+    r: &mut VaultReport,
+) {
+    if let Some(rot) = &entry.rotation {
+        let who: Vec<&str> = rot.removed.iter().map(|n| n.as_str()).collect();
+        r.warnings.push(finding(
+            Some(sname.as_str()),
+            "rotation-due",
+            format!(
+                "due for rotation since {} ({} removed): set a new value with `coffer update`",
+                rot.since,
+                who.join(", ")
+            ),
+        ));
     }
 }
 
@@ -428,8 +498,8 @@ fn check_files_listed(
 }
 
 /// Reads a store file for verification, as a message on failure.
-fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
-    match fsio::read_file(path, max) {
+fn read_checked(read: impl FnOnce() -> Result<Vec<u8>>) -> std::result::Result<Vec<u8>, String> {
+    match read() {
         Ok(b) => Ok(b),
         Err(Error::Symlink { .. }) => Err("it is a symbolic link".into()),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -444,11 +514,11 @@ fn read_checked(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
 /// unlocking) opened the vault key the manifest names, the recipients MAC
 /// and list, and every entry's MAC and decryption.
 fn keyed_checks(
-    store: &Store,
     name: &VaultName,
     manifest: &Manifest,
     key: Result<VaultKey>,
     held: &[RecipientKey],
+    entries: Vec<EntryFindings>,
     r: &mut VaultReport,
 ) {
     let Some(key) = opened_key(manifest, key, held, r) else {
@@ -465,12 +535,12 @@ fn keyed_checks(
         return;
     }
     check_recipients_keyed(name, manifest, &key, r);
-    check_entries_keyed(store, name, manifest, &key, r);
+    for mut e in entries {
+        r.problems.append(&mut e.keyed);
+    }
 }
 
-/// The vault key if unlocking succeeded; otherwise records why not (a
-/// problem, or a warning when no identity at hand is a recipient) and
-/// returns `None`.
+/// Returns the key that opened the vault, or records why there is none.
 fn opened_key(
     manifest: &Manifest,
     key: Result<VaultKey>,
@@ -537,41 +607,5 @@ fn check_recipients_keyed(
             "vault-key-recipients",
             format!("vault-key.age is not encrypted to exactly the manifest's recipients; run `coffer rekey --vault {name}`"),
         ));
-    }
-}
-
-/// Checks every sealed entry's MAC, and that its file (when it matches the
-/// digest; a mismatch is reported by [`check_entries`]) decrypts.
-fn check_entries_keyed(
-    store: &Store,
-    name: &VaultName,
-    manifest: &Manifest,
-    key: &VaultKey,
-    r: &mut VaultReport,
-) {
-    for (sname, entry) in &manifest.secrets {
-        if entry.mac.is_none() {
-            continue; // already reported
-        }
-        let s = Some(sname.as_str());
-        if !manifest.entry_verifies(name, sname, entry, key) {
-            r.problems.push(finding(
-                s,
-                "bad-mac",
-                "its manifest entry does not verify (written without the vault key, or damaged)",
-            ));
-            continue;
-        }
-        let path = store
-            .root()
-            .join(name.as_str())
-            .join(layout::secret_file_name(sname));
-        if let Ok(bytes) = fsio::read_file(&path, MAX_SECRET_FILE_LEN)
-            && crypto::digest(&bytes) == entry.digest
-            && let Err(p) = key.decrypt_value_at(entry.epoch, &bytes)
-        {
-            r.problems
-                .push(finding(s, "decrypt", format!("it does not decrypt: {p}")));
-        }
     }
 }

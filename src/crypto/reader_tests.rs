@@ -1,0 +1,189 @@
+//! coffer's age reader (`age_file::decrypt`) held to the age crate's
+//! verdict: the same files open, to the same plaintext, and the same files
+//! are refused, on the CCTV test vectors, at every chunk boundary, and on
+//! every single-byte change, truncation and deletion of a small file, then
+//! on random changes of armored ones.
+
+use std::io::Read;
+
+use proptest::prelude::*;
+
+use crate::crypto::age_file::*;
+use crate::crypto::tests::testkit_dir;
+use crate::crypto::x25519::*;
+
+/// What the age crate makes of a file: its plaintext, or `None`. Armored
+/// input is read through age's armor reader, as coffer's reader always
+/// did before it parsed headers itself.
+fn age_verdict(file: &[u8], ids: &[&dyn age::Identity]) -> Option<Vec<u8>> {
+    let read = |r: &mut dyn std::io::BufRead| -> Option<Vec<u8>> {
+        let d = age::Decryptor::new_buffered(r).ok()?;
+        let mut out = Vec::new();
+        d.decrypt(ids.iter().copied())
+            .ok()?
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
+    };
+    if file.starts_with(ARMOR_BEGIN.as_bytes()) {
+        read(&mut std::io::BufReader::new(
+            age::armor::ArmoredReader::new(file),
+        ))
+    } else {
+        read(&mut &file[..])
+    }
+}
+
+/// What coffer's reader makes of it.
+fn our_verdict(file: &[u8], ids: &[&dyn age::Identity]) -> Option<Vec<u8>> {
+    let out = if file.starts_with(ARMOR_BEGIN.as_bytes()) {
+        decrypt(file, ids)
+    } else {
+        decrypt_binary(file, ids)
+    };
+    out.ok().map(|p| p.to_vec())
+}
+
+fn same_verdict(file: &[u8], ids: &[&dyn age::Identity], what: &str) {
+    assert_eq!(our_verdict(file, ids), age_verdict(file, ids), "{what}");
+}
+
+/// A key, and a file of `len` bytes encrypted to it (binary, and armored).
+fn sample(len: usize) -> (age::x25519::Identity, Vec<u8>, Vec<u8>) {
+    let id = age::x25519::Identity::generate();
+    let plain: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+    let armored = encrypt(
+        std::iter::once(&id.to_public() as &dyn age::Recipient),
+        &plain,
+    )
+    .unwrap();
+    let mut binary = Vec::new();
+    age::armor::ArmoredReader::new(&armored[..])
+        .read_to_end(&mut binary)
+        .unwrap();
+    (id, binary, armored)
+}
+
+#[test]
+fn the_reader_agrees_with_the_age_crate_on_every_cctv_vector() {
+    let Some(dir) = testkit_dir() else {
+        assert!(
+            std::env::var_os("COFFER_REQUIRE_TOOLS").is_none(),
+            "the age crate's test vectors are not in Cargo's registry"
+        );
+        eprintln!("skipped: the age crate's CCTV test vectors were not found");
+        return;
+    };
+    let (mut opened, mut refused) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let Some(split) = bytes.windows(2).position(|w| w == b"\n\n") else {
+            continue;
+        };
+        let head = std::str::from_utf8(&bytes[..split]).unwrap();
+        if head.contains("compressed:") || head.contains("passphrase:") {
+            continue;
+        }
+        let ids: Vec<age::x25519::Identity> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("identity:"))
+            .map(|i| i.trim().parse().unwrap())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let ours: Vec<X25519Identity> = ids.iter().map(X25519Identity::from_age).collect();
+        let body = &bytes[split + 2..];
+        // With the age crate's identities and with coffer's own.
+        let theirs: Vec<&dyn age::Identity> = ids.iter().map(|i| i as _).collect();
+        let fast: Vec<&dyn age::Identity> = ours.iter().map(|i| i as _).collect();
+        same_verdict(body, &theirs, &name);
+        same_verdict(body, &fast, &name);
+        match our_verdict(body, &fast) {
+            Some(_) => opened += 1,
+            None => refused += 1,
+        }
+    }
+    assert!(
+        opened >= 10 && refused >= 40,
+        "{opened} opened, {refused} refused"
+    );
+}
+
+#[test]
+fn the_reader_agrees_with_the_age_crate_at_every_chunk_boundary() {
+    const CHUNK: usize = 64 * 1024;
+    for len in [
+        0,
+        1,
+        40,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        2 * CHUNK,
+        2 * CHUNK + 5,
+    ] {
+        let (id, binary, armored) = sample(len);
+        let ids = [&id as &dyn age::Identity];
+        let opened = our_verdict(&armored, &ids).expect("a sound file opens");
+        assert_eq!(opened.len(), len);
+        same_verdict(&armored, &ids, &format!("{len} bytes, armored"));
+        same_verdict(&binary, &ids, &format!("{len} bytes"));
+        // Cut at, and next to, each chunk's end, and one byte short.
+        let header = binary.len() - 16 - len - 16 * len.div_ceil(CHUNK).max(1);
+        let mut cuts = vec![binary.len() - 1, header, header + 16, header + 17];
+        for chunk in 1..=len / CHUNK {
+            let end = header + 16 + chunk * (CHUNK + 16);
+            cuts.extend([end - 1, end, end + 1]);
+        }
+        for cut in cuts.into_iter().filter(|&c| c < binary.len()) {
+            same_verdict(&binary[..cut], &ids, &format!("{len} bytes cut at {cut}"));
+        }
+    }
+}
+
+#[test]
+fn the_reader_agrees_with_the_age_crate_on_every_change_to_a_small_file() {
+    let (id, binary, _) = sample(40);
+    let ids = [&id as &dyn age::Identity];
+    for at in 0..binary.len() {
+        for flip in [0x01, 0x20, 0x80] {
+            let mut changed = binary.clone();
+            changed[at] ^= flip;
+            same_verdict(&changed, &ids, &format!("byte {at} xor {flip:#x}"));
+        }
+        let mut newline = binary.clone();
+        newline[at] = b'\n';
+        same_verdict(&newline, &ids, &format!("byte {at} made a newline"));
+        let mut deleted = binary.clone();
+        deleted.remove(at);
+        same_verdict(&deleted, &ids, &format!("byte {at} deleted"));
+        same_verdict(&binary[..at], &ids, &format!("cut at {at}"));
+    }
+    let mut longer = binary.clone();
+    longer.push(0);
+    same_verdict(&longer, &ids, "a byte appended");
+}
+
+proptest! {
+    #![proptest_config(crate::test_seed::config())]
+    #[test]
+    fn the_reader_agrees_with_the_age_crate_on_changed_armored_files(
+        len in 0usize..200,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4),
+    ) {
+        let (id, _, armored) = sample(len);
+        let ids = [&id as &dyn age::Identity];
+        let mut file = armored.clone();
+        for (at, byte, kind) in edits {
+            let at = at.index(file.len());
+            match kind {
+                0 => file[at] = byte,
+                1 => { file.remove(at); }
+                _ => file.insert(at, byte),
+            }
+        }
+        prop_assert_eq!(our_verdict(&file, &ids), age_verdict(&file, &ids));
+    }
+}
