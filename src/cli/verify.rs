@@ -384,8 +384,8 @@ fn check_base(ctx: &Ctx, store: &coffer::Store, rev: &str, ids: &Identities) -> 
     let repo = super::common::repo_for(ctx, store)?;
     let base_commit = repo.git.resolve_commit(rev)?;
     let head_commit = repo.git.resolve_commit("HEAD")?;
-    let base = Snapshot::from_git(&repo.git, &base_commit, &repo.prefix, None, rev)?;
-    let head = Snapshot::from_git(&repo.git, &head_commit, &repo.prefix, None, "HEAD")?;
+    let base = Snapshot::keys_from_git(&repo.git, &base_commit, &repo.prefix, rev)?;
+    let head = Snapshot::keys_from_git(&repo.git, &head_commit, &repo.prefix, "HEAD")?;
     let mut ok = true;
     for (v, c) in check(&base, &head, ids) {
         ok &= !c.fails();

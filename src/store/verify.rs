@@ -290,7 +290,7 @@ fn load_manifest(dir: &Path, r: &mut VaultReport) -> Option<Manifest> {
         return None;
     }
     match fsio::read_file(&manifest_path, MAX_MANIFEST_LEN)
-        .and_then(|b| Manifest::parse_toml(&b, &manifest_path))
+        .and_then(|b| Manifest::parse_strict(&b, &manifest_path))
     {
         Ok(m) => Some(m),
         Err(e) => {

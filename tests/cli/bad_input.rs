@@ -258,6 +258,56 @@ fn symlinked_secret_files_and_vaults_are_refused() {
     assert_eq!(env.snapshot_names(), before);
 }
 
+/// Runs coffer, killing it if it has not finished in 30 seconds: a command
+/// that waits on a FIFO never would.
+fn run_or_hang(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("coffer {args:?} hung on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fifo_planted_as_a_secret_file_is_refused_instead_of_hanging() {
+    let env = store();
+    let file = env.store().join("api-keys/stripe-key.age");
+    fs::remove_file(&file).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        &["get", "-V", "api-keys", "-n", "stripe-key"][..],
+        &["export", "-V", "api-keys"],
+    ] {
+        let out = run_or_hang(&env, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
+    let out = run_or_hang(&env, &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("not a regular file"), "{report}");
+    env.run(&["get", "-V", "api-keys", "-n", "stripe-key"])
+        .fails("not a regular file")
+        .transcript("bad_input/a_fifo_planted_as_a_secret_file_is_refused_instead_of_hanging");
+}
+
 #[test]
 fn hostile_names_are_refused_before_touching_the_disk() {
     let env = store();
