@@ -13,6 +13,7 @@
 //! same target from interleaving. A missing or damaged file only means
 //! that every secret is pushed once more.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -76,23 +77,32 @@ impl Record {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawRecord {
-    digest: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    update_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    file_digest: Option<String>,
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    digest: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    update_time: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    file_digest: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawState {
+/// The file's layout. Its strings borrow from the file's bytes where they
+/// can (and from the records when writing): at 10,000 secrets, a copy of
+/// every string was megabytes.
+struct RawState<'a> {
     version: u32,
-    target: String,
-    store: String,
-    #[serde(default)]
-    vaults: BTreeMap<String, BTreeMap<String, RawRecord>>,
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    store: Cow<'a, str>,
+    #[serde(borrow, default)]
+    vaults: BTreeMap<Cow<'a, str>, BTreeMap<Cow<'a, str>, RawRecord<'a>>>,
 }
+
+/// The records of a state, by vault and secret name.
+type Records = BTreeMap<String, BTreeMap<String, Record>>;
 
 /// The state of one sync target, locked while it is open.
 #[derive(Debug)]
@@ -100,8 +110,12 @@ pub struct State {
     file: Option<(PathBuf, String)>,
     _lock: Option<DirLock>,
     ident: (String, String),
-    records: BTreeMap<String, BTreeMap<String, Record>>,
+    records: Records,
     damaged: bool,
+    /// Whether the records differ from the file's (or the file is missing,
+    /// damaged or of an older version): a sync that changed nothing does
+    /// not rewrite it.
+    changed: bool,
 }
 
 impl State {
@@ -114,6 +128,7 @@ impl State {
             ident: Default::default(),
             records: BTreeMap::new(),
             damaged: false,
+            changed: false,
         }
     }
 
@@ -143,13 +158,13 @@ impl State {
         let lock = txn::lock_dir(&lock_path, true, wait)?;
         let name = format!("{stem}.json");
         let path = dir.join(&name);
-        let (records, damaged) = match fsio::read_file(&path, MAX_STATE_LEN) {
+        let (records, damaged, changed) = match fsio::read_file(&path, MAX_STATE_LEN) {
             Ok(bytes) => match parse(&bytes, &ident) {
-                Some(r) => (r, false),
-                None => (BTreeMap::new(), true),
+                Some((r, version)) => (r, false, version != STATE_VERSION),
+                None => (BTreeMap::new(), true, true),
             },
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                (BTreeMap::new(), false)
+                (BTreeMap::new(), false, true)
             }
             Err(e) => return Err(e),
         };
@@ -159,6 +174,7 @@ impl State {
             ident,
             records,
             damaged,
+            changed,
         })
     }
 
@@ -190,6 +206,10 @@ impl State {
 
     /// Records a push.
     pub fn set(&mut self, vault: &str, name: &str, record: Record) {
+        if self.get(vault, name) == Some(&record) {
+            return;
+        }
+        self.changed = true;
         self.records
             .entry(vault.to_owned())
             .or_default()
@@ -200,23 +220,28 @@ impl State {
     pub fn set_update_time(&mut self, vault: &str, name: &str, time: Option<String>) {
         if let Some(r) = self.records.get_mut(vault).and_then(|v| v.get_mut(name))
             && r.update_time.is_none()
+            && time.is_some()
         {
             r.update_time = time;
+            self.changed = true;
         }
     }
 
     /// Records which file holds the value a record describes (a file
     /// rewritten with the same value: re-encrypted, say).
     pub fn set_file_digest(&mut self, vault: &str, name: &str, file_digest: [u8; 32]) {
-        if let Some(r) = self.records.get_mut(vault).and_then(|v| v.get_mut(name)) {
+        if let Some(r) = self.records.get_mut(vault).and_then(|v| v.get_mut(name))
+            && r.file_digest != Some(file_digest)
+        {
             r.file_digest = Some(file_digest);
+            self.changed = true;
         }
     }
 
     /// Forgets a secret (deleted remotely).
     pub fn remove(&mut self, vault: &str, name: &str) {
         if let Some(v) = self.records.get_mut(vault) {
-            v.remove(name);
+            self.changed |= v.remove(name).is_some();
             if v.is_empty() {
                 self.records.remove(vault);
             }
@@ -225,19 +250,24 @@ impl State {
 
     /// Forgets a vault (deleted remotely).
     pub fn remove_vault(&mut self, vault: &str) {
-        self.records.remove(vault);
+        self.changed |= self.records.remove(vault).is_some();
     }
 
-    /// Writes the state atomically (mode 0600). An in-memory state is not
-    /// written.
+    /// Writes the state atomically (mode 0600), if it changed since it was
+    /// read (at 10,000 secrets the file is megabytes: a re-sync that
+    /// changed nothing neither builds nor writes it). An in-memory state is
+    /// not written.
     pub fn save(&self) -> Result<()> {
         let Some((dir, name)) = &self.file else {
             return Ok(());
         };
+        if !self.changed {
+            return Ok(());
+        }
         let raw = RawState {
             version: STATE_VERSION,
-            target: self.ident.0.clone(),
-            store: self.ident.1.clone(),
+            target: Cow::Borrowed(&self.ident.0),
+            store: Cow::Borrowed(&self.ident.1),
             vaults: self
                 .records
                 .iter()
@@ -246,14 +276,14 @@ impl State {
                         .iter()
                         .map(|(n, r)| {
                             let raw = RawRecord {
-                                digest: hex(&r.digest),
-                                update_time: r.update_time.clone(),
-                                file_digest: r.file_digest.as_ref().map(|d| hex(d)),
+                                digest: Cow::Owned(hex(&r.digest)),
+                                update_time: r.update_time.as_deref().map(Cow::Borrowed),
+                                file_digest: r.file_digest.as_ref().map(|d| Cow::Owned(hex(d))),
                             };
-                            (n.clone(), raw)
+                            (Cow::Borrowed(n.as_str()), raw)
                         })
                         .collect();
-                    (v.clone(), secrets)
+                    (Cow::Borrowed(v.as_str()), secrets)
                 })
                 .collect(),
         };
@@ -274,13 +304,14 @@ fn file_stem(ident: &(String, String)) -> String {
     hex(&h.finalize()[..16])
 }
 
+/// Parses a state file: its records, and its version.
 fn parse(
     bytes: &[u8],
     ident: &(String, String),
-) -> Option<BTreeMap<String, BTreeMap<String, Record>>> {
+) -> Option<(Records, u32)> {
     let raw: RawState = serde_json::from_slice(bytes).ok()?;
     if !(OLDEST_READ..=STATE_VERSION).contains(&raw.version)
-        || (raw.target.as_str(), raw.store.as_str()) != (ident.0.as_str(), ident.1.as_str())
+        || (&*raw.target, &*raw.store) != (ident.0.as_str(), ident.1.as_str())
     {
         return None;
     }
@@ -288,18 +319,18 @@ fn parse(
     for (vault, secrets) in raw.vaults {
         let mut v = BTreeMap::new();
         for (name, r) in secrets {
-            let mut record = Record::new(unhex32(&r.digest)?, r.update_time);
+            let mut record = Record::new(unhex32(&r.digest)?, r.update_time.map(Cow::into_owned));
             // A version-2 record never holds one; ignore it if it does.
             if raw.version >= 3
                 && let Some(f) = &r.file_digest
             {
                 record = record.with_file_digest(unhex32(f)?);
             }
-            v.insert(name, record);
+            v.insert(name.into_owned(), record);
         }
-        out.insert(vault, v);
+        out.insert(vault.into_owned(), v);
     }
-    Some(out)
+    Some((out, raw.version))
 }
 
 #[cfg(test)]
@@ -308,6 +339,40 @@ mod tests {
     use std::time::Duration;
 
     const TARGET: &str = "http://127.0.0.1:9#123e4567-e89b-12d3-a456-426614174000";
+
+    #[test]
+    fn a_sync_that_changes_nothing_does_not_rewrite_the_state() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wait = LockWait::default();
+        let record = Record::new([1; 32], Some("t1".into())).with_file_digest([9; 32]);
+        let inode = |s: &State| fs::metadata(s.path().unwrap()).unwrap().ino();
+        let first = {
+            let mut s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            s.set("v", "a", record.clone());
+            s.save().unwrap();
+            inode(&s)
+        };
+        {
+            // The same record pushed again, the same update time and file.
+            let mut s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            s.set("v", "a", record.clone());
+            s.set_update_time("v", "a", Some("t2".into()));
+            s.set_file_digest("v", "a", [9; 32]);
+            s.remove("v", "not-there");
+            s.remove_vault("not-there");
+            s.save().unwrap();
+            assert_eq!(inode(&s), first, "rewritten without a change");
+        }
+        {
+            let mut s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+            s.set_file_digest("v", "a", [8; 32]);
+            s.save().unwrap();
+            assert_ne!(inode(&s), first, "a change was not written");
+        }
+        let s = State::open(dir.path(), TARGET, dir.path(), &wait).unwrap();
+        assert_eq!(s.get("v", "a").unwrap().file_digest, Some([8; 32]));
+    }
 
     #[test]
     fn records_round_trip_through_the_file() {
