@@ -1911,7 +1911,9 @@ fn goals_16(results: &Results, costs: &Costs) -> String {
         }
         // 3. Peak memory at 10,000.
         let mut most: Option<(u64, Op)> = None;
-        for op in Op::ALL {
+        // `import --from sops` runs sops, whose own peak `wait4` reports
+        // as the command's: it is shown apart, with sops' alone.
+        for op in Op::ALL.into_iter().filter(|&op| op != Op::ImportSops) {
             if let Some(c) = stat(10000, op)
                 && most.is_none_or(|(m, _)| c.rss_kib > m)
             {
@@ -1919,10 +1921,21 @@ fn goals_16(results: &Results, costs: &Costs) -> String {
             }
         }
         line(
-            "at 10,000, no operation's peak memory over 32 MiB",
+            "at 10,000, no operation's peak memory over 32 MiB (but `import --from sops`, which runs sops)",
             r,
             most.map_or("—".into(), |(kib, op)| {
-                format!("the most: {}, {} MiB", op.label(), mib(kib))
+                let import = match (
+                    stat(10000, Op::ImportSops),
+                    get(10000, Op::ImportSops).and_then(|row| row.peers.get(&Peer::SopsYaml)),
+                ) {
+                    (Some(c), Some(p)) => format!(
+                        "; `import --from sops` left out: {} MiB with the sops it runs, which alone takes {} MiB",
+                        mib(c.rss_kib),
+                        mib(p.rss_kib)
+                    ),
+                    _ => String::new(),
+                };
+                format!("the most: {}, {} MiB{import}", op.label(), mib(kib))
             }),
             most.map(|(kib, _)| kib <= 32 * 1024),
         );
