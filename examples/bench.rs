@@ -548,6 +548,29 @@ fn measure_costs(scratch: &Path) -> Costs {
     }
 }
 
+/// Starting `true` with `n` variables of the size `run` sets, less
+/// starting it with none (the floor counts one process start already).
+fn program_start_cost(n: usize) -> Duration {
+    let vars: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("SECRET_{i:05}"), random_text(40)))
+        .collect();
+    let start = |with: bool| {
+        median(
+            (0..11)
+                .map(|_| {
+                    let mut c = Command::new("true");
+                    c.env_clear().env("PATH", "/usr/bin:/bin");
+                    if with {
+                        c.envs(vars.iter().map(|(k, v)| (k, v)));
+                    }
+                    measure(&mut c).unwrap().wall
+                })
+                .collect(),
+        )
+    };
+    start(true).saturating_sub(start(false))
+}
+
 /// Reading every secret file of a store, in parallel, warm cache.
 fn read_all_cost(dir: &Path) -> Duration {
     let files: Vec<PathBuf> = fs::read_dir(dir)
@@ -573,6 +596,10 @@ struct FloorInputs {
     r: usize,
     read_all: Duration,
     manifest_read: Duration,
+    /// Starting a program that does nothing with `n` more variables in its
+    /// environment (names and 40-character values): what `run` must hand
+    /// over on top of its own start.
+    program_start: Duration,
 }
 
 fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
@@ -587,9 +614,9 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
             + match op {
                 Op::Get => f.manifest_read + unlock + x(1) + one_file,
                 Op::List | Op::ListJson => f.manifest_read,
+                Op::Run => f.manifest_read + unlock + xp(n) + f.read_all + f.program_start,
                 Op::Export
                 | Op::ExportShell
-                | Op::Run
                 | Op::VerifyKey
                 | Op::VerifyBase
                 | Op::SyncFirst
@@ -985,6 +1012,7 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
         r,
         read_all: read_all_cost(&vdir),
         manifest_read,
+        program_start: program_start_cost(n),
     };
 
     // Reads.

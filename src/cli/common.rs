@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use coffer::git::{Git, find_program};
 use coffer::runtime::output;
-use coffer::{SecretName, SecretValue, Store, VaultName};
+use coffer::{Identities, SecretName, SecretValue, Store, VaultName};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -196,15 +196,23 @@ pub fn decrypt(
     store: &Store,
     wanted: &BTreeMap<&VaultName, Vec<&SecretName>>,
 ) -> CliResult<BTreeMap<(VaultName, SecretName), SecretValue>> {
-    let mut values = BTreeMap::new();
     if wanted.is_empty() {
-        return Ok(values);
+        return Ok(BTreeMap::new());
     }
-    let ids = ctx.identities()?;
+    decrypt_with(&ctx.identities()?, store, wanted)
+}
+
+/// [`decrypt`] with identities already loaded.
+pub fn decrypt_with(
+    ids: &Identities,
+    store: &Store,
+    wanted: &BTreeMap<&VaultName, Vec<&SecretName>>,
+) -> CliResult<BTreeMap<(VaultName, SecretName), SecretValue>> {
+    let mut values = BTreeMap::new();
     for (&vault_name, names) in wanted {
         let vault = store.vault(vault_name)?;
         // Unlocked outside the store's lock: a hardware key may wait for a touch.
-        let key = vault.unlock(&ids)?;
+        let key = vault.unlock(ids)?;
         for (name, value) in vault.read()?.get_many(&key, names.iter().copied())? {
             values.insert((vault_name.clone(), name), value?);
         }

@@ -13,10 +13,10 @@ use std::process::Command;
 
 use clap::Args;
 use coffer::runtime::envname;
-use coffer::{SecretName, VaultName};
+use coffer::{SecretName, SecretValue, VaultName};
 
 use super::Ctx;
-use super::common::decrypt;
+use super::common::decrypt_with;
 use super::error::{CliError, CliResult};
 
 /// Variables coffer reads its own key from; the program never sees them.
@@ -84,11 +84,48 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         .collect::<Result<_, _>>()?;
     let store = ctx.store()?;
     let vault_names = select_vaults(&store, &args.vaults)?;
-    let mut plan = plan_vars(&store, &vault_names, &only, prefix)?;
+    let vaults = vault_names
+        .iter()
+        .map(|v| store.vault(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let reads = vaults
+        .iter()
+        .map(|v| v.read())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut plan = plan_vars(&reads, &only, prefix)?;
     check_collisions(&plan)?;
     check_hazards(&plan, &args.allow_var)?;
     let mut env = inherited_env(ctx, &mut plan, args.replace);
-    add_secrets(ctx, &store, &plan, &mut env)?;
+    // The store's lock is let go before the program starts: it may run
+    // for days, and writers would wait for it.
+    let values: Vec<SecretValue> = if plan.is_empty() {
+        drop(reads);
+        Vec::new()
+    } else {
+        let ids = ctx.identities()?;
+        if ids.may_ask() {
+            // A hardware key may wait for a touch, a passphrase for the
+            // user: the keys are opened outside the store's lock, so that
+            // nobody waits on us meanwhile, and the manifests read again.
+            drop(reads);
+            let mut values = decrypt_with(&ids, &store, &wanted(&plan))?;
+            plan.iter()
+                .map(|p| {
+                    values
+                        .remove(&(p.vault.clone(), p.name.clone()))
+                        .expect("every planned secret is decrypted, or the decryption fails")
+                })
+                .collect()
+        } else {
+            // Keys that never wait are opened under the lock already
+            // held, and each manifest is read once, for the plan and the
+            // values alike (at 10,000 secrets, a second read was ~5 ms).
+            let values = decrypt_read(&ids, &reads, &plan)?;
+            drop(reads);
+            values
+        }
+    };
+    add_secrets(&plan, values, &mut env)?;
 
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
@@ -126,16 +163,14 @@ fn select_vaults(store: &coffer::Store, requested: &[String]) -> CliResult<Vec<V
 /// secret of `vault_names` (or those in `only`) with its variable name. A
 /// name in `only` that no vault holds is an error.
 fn plan_vars(
-    store: &coffer::Store,
-    vault_names: &[VaultName],
+    reads: &[coffer::store::VaultRead<'_>],
     only: &[SecretName],
     prefix: &str,
 ) -> CliResult<Vec<Planned>> {
     let mut plan: Vec<Planned> = Vec::new();
     let mut wanted = only.to_vec();
-    for vault_name in vault_names {
-        let vault = store.vault(vault_name)?;
-        let read = vault.read()?;
+    for read in reads {
+        let vault_name = read.vault().name();
         for name in read.manifest().secrets.keys() {
             if !only.is_empty() && !only.contains(name) {
                 continue;
@@ -148,8 +183,9 @@ fn plan_vars(
             });
         }
     }
+    let vault_names: Vec<VaultName> = reads.iter().map(|r| r.vault().name().clone()).collect();
     if let Some(missing) = wanted.first() {
-        return Err(match vault_names {
+        return Err(match vault_names.as_slice() {
             [one] => coffer::Error::SecretNotFound {
                 vault: one.to_string(),
                 name: missing.to_string(),
@@ -194,22 +230,56 @@ fn inherited_env(
     env
 }
 
-/// Decrypts the planned secrets and sets them in `env`; a value with a NUL
-/// byte (which no variable can hold) is an error.
-fn add_secrets(
-    ctx: &Ctx,
-    store: &coffer::Store,
-    plan: &[Planned],
-    env: &mut BTreeMap<OsString, OsString>,
-) -> CliResult {
+/// The planned secrets, by vault.
+fn wanted(plan: &[Planned]) -> BTreeMap<&VaultName, Vec<&SecretName>> {
     let mut wanted: BTreeMap<&VaultName, Vec<&SecretName>> = BTreeMap::new();
     for p in plan {
         wanted.entry(&p.vault).or_default().push(&p.name);
     }
-    let values = decrypt(ctx, store, &wanted)?;
-    for p in plan {
-        // decrypt returns every secret it was given, or fails.
-        let value = &values[&(p.vault.clone(), p.name.clone())];
+    wanted
+}
+
+/// Decrypts the planned secrets from the manifests `reads` holds, under
+/// their lock, each vault's secrets on every core; returns their values in
+/// the plan's order (a plan lists each vault's secrets in name order, as
+/// [`coffer::store::VaultRead::get_many`] returns them).
+fn decrypt_read(
+    ids: &coffer::Identities,
+    reads: &[coffer::store::VaultRead<'_>],
+    plan: &[Planned],
+) -> CliResult<Vec<SecretValue>> {
+    let mut values = Vec::with_capacity(plan.len());
+    for read in reads {
+        let vault_name = read.vault().name();
+        let names: Vec<&SecretName> = plan
+            .iter()
+            .filter(|p| &p.vault == vault_name)
+            .map(|p| &p.name)
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let key = read.vault().unlock(ids)?;
+        let got = read.get_many(&key, names.iter().copied())?;
+        assert_eq!(got.len(), names.len(), "one value per planned secret");
+        for ((name, value), planned) in got.into_iter().zip(names) {
+            // A value set in another secret's variable would be a leak.
+            assert_eq!(&name, planned, "values come in the plan's order");
+            values.push(value?);
+        }
+    }
+    Ok(values)
+}
+
+/// Sets the decrypted secrets in `env`, `values` in the plan's order; a
+/// value with a NUL byte (which no variable can hold) is an error.
+fn add_secrets(
+    plan: &[Planned],
+    values: Vec<SecretValue>,
+    env: &mut BTreeMap<OsString, OsString>,
+) -> CliResult {
+    assert_eq!(plan.len(), values.len(), "one value per planned secret");
+    for (p, value) in plan.iter().zip(&values) {
         if value.expose_secret().contains('\0') {
             return Err(CliError::new(format!(
                 "secret {:?} in vault {:?} contains a NUL byte, which an environment variable cannot hold",
@@ -227,7 +297,8 @@ fn add_secrets(
 
 /// Two secrets that would set the same variable is an error naming both.
 fn check_collisions(plan: &[Planned]) -> CliResult {
-    let mut seen: BTreeMap<&str, &Planned> = BTreeMap::new();
+    let mut seen: std::collections::HashMap<&str, &Planned> =
+        std::collections::HashMap::with_capacity(plan.len());
     for p in plan {
         if let Some(first) = seen.insert(&p.var, p) {
             return Err(CliError::new(format!(

@@ -62,6 +62,9 @@ struct Loaded {
     place: String,
     identity: Box<dyn age::Identity>,
     plugin: bool,
+    /// Whether opening a stanza with it may wait on the user: a plugin
+    /// (a hardware key's touch or PIN) or a passphrase.
+    may_ask: bool,
     /// Its public key, where coffer can derive one.
     recipient: Option<RecipientKey>,
 }
@@ -254,6 +257,7 @@ impl Identities {
             }
             let recipient = age::ssh::Recipient::try_from(id.clone())
                 .map_err(|_| bad("its public key is not a supported SSH key".into()))?;
+            let may_ask = matches!(id, age::ssh::Identity::Encrypted(_));
             let tag = ssh_tag(&recipient);
             self.recipients.push(RecipientKey::Ssh(recipient.clone()));
             self.push_loaded(Loaded {
@@ -264,6 +268,7 @@ impl Identities {
                     tag,
                 }),
                 plugin: false,
+                may_ask,
             });
             return Ok(());
         }
@@ -282,6 +287,7 @@ impl Identities {
                 place,
                 identity: Box::new(id),
                 plugin: false,
+                may_ask: true,
                 recipient: None,
             });
             return Ok(());
@@ -300,6 +306,7 @@ impl Identities {
                     place: place.clone(),
                     identity: Box::new(crate::crypto::x25519::X25519Identity::from_age(&id)),
                     plugin: false,
+                    may_ask: false,
                 });
             } else if let Ok(id) = line.parse::<age::plugin::Identity>() {
                 match age::plugin::IdentityPluginV1::new(
@@ -312,6 +319,7 @@ impl Identities {
                         place: place.clone(),
                         identity: Box::new(p),
                         plugin: true,
+                        may_ask: true,
                     }),
                     Err(_) => {
                         self.note(
@@ -356,6 +364,13 @@ impl Identities {
         self.loaded.retain(|l| !demo(&l.recipient));
         self.recipients.retain(|r| !r.is_published_demo());
         places
+    }
+
+    /// Returns whether opening a vault key with these identities may wait
+    /// on the user (a plugin's touch or PIN, a passphrase): then it is done
+    /// outside the store's lock, so that nobody waits on us meanwhile.
+    pub fn may_ask(&self) -> bool {
+        self.loaded.iter().any(|l| l.may_ask)
     }
 
     /// Returns true if no identity was found.

@@ -522,8 +522,13 @@ impl<'v> VaultRead<'v> {
     ) -> Result<Vec<(SecretName, Result<SecretValue>)>> {
         use rayon::prelude::*;
         self.vault.check_key(&self.manifest, key)?;
-        let names: std::collections::BTreeSet<&SecretName> = names.into_iter().collect();
-        let names: Vec<&SecretName> = names.into_iter().collect();
+        let mut names: Vec<&SecretName> = names.into_iter().collect();
+        // Usually given in order already (a manifest's own): sorted and
+        // deduplicated only when not.
+        if !names.is_sorted_by(|a, b| a < b) {
+            names.sort_unstable();
+            names.dedup();
+        }
         Ok(names
             .into_par_iter()
             .map(|name| {

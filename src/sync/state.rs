@@ -305,10 +305,7 @@ fn file_stem(ident: &(String, String)) -> String {
 }
 
 /// Parses a state file: its records, and its version.
-fn parse(
-    bytes: &[u8],
-    ident: &(String, String),
-) -> Option<(Records, u32)> {
+fn parse(bytes: &[u8], ident: &(String, String)) -> Option<(Records, u32)> {
     let raw: RawState = serde_json::from_slice(bytes).ok()?;
     if !(OLDEST_READ..=STATE_VERSION).contains(&raw.version)
         || (&*raw.target, &*raw.store) != (ident.0.as_str(), ident.1.as_str())

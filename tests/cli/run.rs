@@ -399,3 +399,33 @@ fn run_in_a_store_without_vaults_says_there_is_nothing_to_pass() {
         .stderr_has("coffer vault create")
         .transcript("run/the-store-holds-no-vaults-so-there-is");
 }
+
+#[test]
+fn the_program_holds_no_lock_on_the_store_so_it_can_write_to_it() {
+    let env = store();
+    // The program is coffer itself, updating a secret: it would wait for
+    // the store's lock (and give up after a second) if `run` passed its
+    // own lock on to the program.
+    let r = env
+        .run_with(
+            &[
+                "run",
+                "-V",
+                "api-keys",
+                "--",
+                "sh",
+                "-c",
+                "printf new-value | \"$0\" update -V api-keys -n sendgrid-api-key",
+                env!("CARGO_BIN_EXE_coffer"),
+            ],
+            |c| {
+                c.env("COFFER_LOCK_TIMEOUT", "1");
+            },
+        )
+        .ok();
+    assert!(!r.stderr().contains("lock"), "{}", r.stderr());
+    let v = env
+        .run(&["get", "-V", "api-keys", "-n", "sendgrid-api-key"])
+        .ok();
+    assert_eq!(v.stdout(), "new-value");
+}

@@ -972,6 +972,24 @@ fn a_hardware_key_is_asked_once_per_vault_not_once_per_secret() {
         with_plugin,
     );
     assert_eq!(r.ok().stdout(), "v7");
+    // `run` with a key that may wait on the user opens it outside the
+    // store's lock, once per vault.
+    fs::write(&log, "").unwrap();
+    let r = env.run_with(
+        &[
+            "run",
+            "-V",
+            "api-keys",
+            "-i",
+            id,
+            "--",
+            "printenv",
+            "SECRET_07",
+        ],
+        with_plugin,
+    );
+    assert_eq!(r.ok().stdout(), "v7\n");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "identity-v1\n");
     // A plugin is only ever run for an identity or recipient that names it.
     fs::write(&log, "").unwrap();
     env.run_with(&["verify"], with_plugin).ok();
