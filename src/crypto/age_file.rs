@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::io::{Read, Write};
+use std::iter;
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use zeroize::Zeroizing;
@@ -119,7 +120,10 @@ pub(crate) fn decrypt_binary(
         )));
     };
     if payload.len() >= ENCRYPTED_CHUNK_LEN {
-        return decrypt_with_age(bin, identities);
+        // The file key is known: the age crate is handed it, so that a
+        // plugin (a hardware key) is not asked twice.
+        let known = KnownFileKey::new(file_key);
+        return decrypt_with_age(bin, &known);
     }
     // One chunk, so the last: STREAM's nonce is the chunk counter (0, in
     // 11 bytes) and the last-chunk flag (1). An empty plaintext is allowed
@@ -161,18 +165,48 @@ fn bad_chunk() -> DecryptErr {
 /// The age crate's own decryptor, for payloads of more than one chunk.
 fn decrypt_with_age(
     bin: &[u8],
-    identities: &[&dyn age::Identity],
+    known: &KnownFileKey,
 ) -> std::result::Result<Zeroizing<Vec<u8>>, DecryptErr> {
     let d = age::Decryptor::new_buffered(bin).map_err(|e| match e {
         age::DecryptError::Io(io) => DecryptErr::Payload(io),
         e => DecryptErr::Age(e),
     })?;
     let mut r = d
-        .decrypt(identities.iter().copied())
+        .decrypt(iter::once(known as &dyn age::Identity))
         .map_err(DecryptErr::Age)?;
     let mut out = Zeroizing::new(Vec::new());
     r.read_to_end(&mut out).map_err(DecryptErr::Payload)?;
     Ok(out)
+}
+
+/// A file key already unwrapped (and its header's MAC checked), handed to
+/// the age crate as an identity that opens any header with it.
+struct KnownFileKey(Zeroizing<[u8; 16]>);
+
+impl KnownFileKey {
+    fn new(key: &[u8]) -> KnownFileKey {
+        let mut k = Zeroizing::new([0u8; 16]);
+        k.copy_from_slice(key);
+        KnownFileKey(k)
+    }
+}
+
+impl age::Identity for KnownFileKey {
+    fn unwrap_stanza(
+        &self,
+        _: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        None
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        _: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        Some(Ok(age_core::format::FileKey::init_with_mut(|k| {
+            k.copy_from_slice(self.0.as_ref())
+        })))
+    }
 }
 
 /// A parsed age v1 header.

@@ -286,3 +286,41 @@ fn a_keyring_with_a_repeated_key_or_no_key_is_refused() {
     let err = VaultKey::from_identity_file("# nothing\n", Path::new("x")).unwrap_err();
     assert!(err.to_string().contains("holds no identity"), "{err}");
 }
+
+/// Counts how often an identity is asked to open a header: a plugin's
+/// every ask is a hardware key's touch.
+struct Counting<'a>(&'a dyn age::Identity, std::cell::Cell<usize>);
+
+impl age::Identity for Counting<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.0.unwrap_stanza(stanza)
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.1.set(self.1.get() + 1);
+        self.0.unwrap_stanzas(stanzas)
+    }
+}
+
+#[test]
+fn a_file_of_several_chunks_asks_its_identity_once() {
+    // A keyring after hundreds of removals outgrows one 64 KiB chunk; a
+    // hardware key must still be touched once to open it.
+    let id = age::x25519::Identity::generate();
+    let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let ct = encrypt(
+        std::iter::once(&id.to_public() as &dyn age::Recipient),
+        &plain,
+    )
+    .unwrap();
+    let counting = Counting(&id, std::cell::Cell::new(0));
+    let out = decrypt(&ct, &[&counting as &dyn age::Identity]).unwrap();
+    assert_eq!(&out[..], &plain[..]);
+    assert_eq!(counting.1.get(), 1, "the identity was asked more than once");
+}
