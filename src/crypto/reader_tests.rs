@@ -4,6 +4,7 @@
 //! every single-byte change, truncation and deletion of a small file, then
 //! on random changes of armored ones.
 
+use std::cell::Cell;
 use std::io::Read;
 
 use proptest::prelude::*;
@@ -185,5 +186,81 @@ proptest! {
             }
         }
         prop_assert_eq!(our_verdict(&file, &ids), age_verdict(&file, &ids));
+    }
+}
+
+/// Armors a binary age file as coffer writes them.
+fn armor(binary: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut w =
+        age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).unwrap();
+    w.write_all(binary).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+#[test]
+fn count_stanzas_refuses_a_file_whose_payload_was_cut_off_as_age_does() {
+    const CHUNK: usize = 64 * 1024;
+    for len in [0, 40, CHUNK, CHUNK + 40] {
+        let (id, binary, armored) = sample(len);
+        let ids = [&id as &dyn age::Identity];
+        assert_eq!(count_stanzas(&armored).unwrap().real, 1);
+        let header = binary.len() - 16 - len - 16 * len.div_ceil(CHUNK).max(1);
+        // No nonce, half a nonce, a nonce and no chunk, a chunk without a
+        // whole tag, and past a full chunk an empty last chunk or one
+        // without a whole tag. (A cut at a chunk's end needs the key to
+        // tell.)
+        let mut cuts = vec![header, header + 8, header + 16, header + 16 + 15];
+        if len > CHUNK {
+            cuts.extend([header + 16 + CHUNK + 16 + 16, header + 16 + CHUNK + 16 + 15]);
+        }
+        for cut in cuts {
+            assert_eq!(
+                age_verdict(&binary[..cut], &ids),
+                None,
+                "{len} cut at {cut}"
+            );
+            assert!(
+                count_stanzas(&armor(&binary[..cut])).is_err(),
+                "{len} bytes cut at {cut} counted as a sound file"
+            );
+        }
+    }
+}
+
+/// An identity that counts how often it is asked to open a header, as a
+/// plugin (a hardware key's touch) would be run.
+struct Asked<'a>(&'a age::x25519::Identity, Cell<usize>);
+
+impl age::Identity for Asked<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.0.unwrap_stanza(stanza)
+    }
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.1.set(self.1.get() + 1);
+        self.0.unwrap_stanzas(stanzas)
+    }
+}
+
+#[test]
+fn a_file_over_one_chunk_asks_each_identity_once_not_twice() {
+    for len in [40, 64 * 1024, 3 * 64 * 1024] {
+        let (id, _, armored) = sample(len);
+        let asked = Asked(&id, Cell::new(0));
+        let plain = decrypt(&armored, &[&asked as &dyn age::Identity]).unwrap();
+        assert_eq!(plain.len(), len);
+        assert_eq!(
+            asked.1.get(),
+            1,
+            "{len} bytes: a hardware key would be touched twice"
+        );
     }
 }

@@ -286,3 +286,33 @@ fn a_keyring_with_a_repeated_key_or_no_key_is_refused() {
     let err = VaultKey::from_identity_file("# nothing\n", Path::new("x")).unwrap_err();
     assert!(err.to_string().contains("holds no identity"), "{err}");
 }
+
+#[test]
+fn a_secret_file_cut_short_says_so_not_that_it_has_0_stanzas() {
+    let k = VaultKey::generate();
+    let v = SecretValue::from_string("x".into()).unwrap();
+    let ct = k.encrypt_value(&v).unwrap();
+    let mut bin = Vec::new();
+    age::armor::ArmoredReader::new(&ct[..])
+        .read_to_end(&mut bin)
+        .unwrap();
+    // Cut after the nonce, and before it: the header is whole.
+    for cut in [bin.len() - (1 + 16), bin.len() - (1 + 16 + 16)] {
+        let mut armored = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(&bin[..cut]).unwrap();
+            w.finish().unwrap();
+        }
+        let err = k.decrypt_value(&armored).unwrap_err();
+        assert!(
+            matches!(&err, IntegrityProblem::Malformed(m) if m.contains("truncated")),
+            "cut at {cut}: {err:?}"
+        );
+    }
+}
