@@ -264,3 +264,127 @@ fn a_file_over_one_chunk_asks_each_identity_once_not_twice() {
         );
     }
 }
+
+/// A binary age file built by hand: `extra` (raw header lines, stanzas or
+/// anything else) after a real X25519 stanza, a MAC that covers them, and
+/// one chunk of `plain` followed by `trailer`.
+fn hand_built(id: &age::x25519::Identity, extra: &str, plain: &[u8], trailer: &[u8]) -> Vec<u8> {
+    use age::Recipient as _;
+    use age_core::secrecy::ExposeSecret;
+    use hmac::Mac;
+    let file_key = age_core::format::FileKey::new(Box::new([7u8; 16]));
+    let (stanzas, _) = id.to_public().wrap_file_key(&file_key).unwrap();
+    let mut head = b"age-encryption.org/v1\n".to_vec();
+    for s in &stanzas {
+        head.extend_from_slice(format!("-> {} {}\n", s.tag, s.args.join(" ")).as_bytes());
+        use base64::Engine as _;
+        head.extend_from_slice(
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .encode(&s.body)
+                .as_bytes(),
+        );
+        head.push(b'\n');
+    }
+    head.extend_from_slice(extra.as_bytes());
+    head.extend_from_slice(b"---");
+    let fk = file_key.expose_secret();
+    let mac_key = age_core::primitives::hkdf(&[], b"header", fk);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&mac_key).unwrap();
+    mac.update(&head);
+    use base64::Engine as _;
+    let tag = base64::engine::general_purpose::STANDARD_NO_PAD.encode(mac.finalize().into_bytes());
+    head.extend_from_slice(format!(" {tag}\n").as_bytes());
+    let nonce = [5u8; 16];
+    head.extend_from_slice(&nonce);
+    let payload_key = age_core::primitives::hkdf(&nonce, b"payload", fk);
+    let key = aws_lc_rs::aead::LessSafeKey::new(
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::CHACHA20_POLY1305, &payload_key)
+            .unwrap(),
+    );
+    let mut chunk = plain.to_vec();
+    let mut n = [0u8; 12];
+    n[11] = 1;
+    key.seal_in_place_append_tag(
+        aws_lc_rs::aead::Nonce::assume_unique_for_key(n),
+        aws_lc_rs::aead::Aad::empty(),
+        &mut chunk,
+    )
+    .unwrap();
+    head.extend_from_slice(&chunk);
+    head.extend_from_slice(trailer);
+    head
+}
+
+#[test]
+fn the_reader_agrees_with_the_age_crate_on_hand_built_headers() {
+    let id = age::x25519::Identity::generate();
+    let ids = [&id as &dyn age::Identity];
+    let b64 = |n: usize| -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(vec![0xa5u8; n])
+    };
+    let wrap = |s: String| -> String {
+        let mut out = String::new();
+        for c in s.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(c).unwrap());
+            out.push('\n');
+        }
+        out
+    };
+    let mut extras = vec![
+        String::new(),
+        "-> x-grease\n\n".into(),
+        "-> x-grease a b c\n".into(),
+        "-> x-grease\n".into(),
+        "-> scrypt AAAAAAAAAAAAAAAAAAAAAA 10\n".to_owned() + &b64(32) + "\n",
+        "-> x-grease\r\n\n".into(),
+        "-> x-grease \n\n".into(),
+        "->  x-grease\n\n".into(),
+        "-> x-grease\nAAAA=\n".into(),
+        "-> x-grease\nAB\n".into(),
+        "-> x-grease\nAQ\n".into(),
+        "-> x-grease\nA\n".into(),
+        "-> \n\n".into(),
+        "--> x\n\n".into(),
+        "-> x-grease\n".to_owned() + &b64(64) + "\n",
+    ];
+    for n in [1, 2, 3, 47, 48, 49, 95, 96] {
+        // Canonical (a short last line) and, where 0 mod 64, legacy.
+        extras.push(format!("-> x-grease {n}\n{}", wrap(b64(n))));
+        let body = wrap(b64(n));
+        if body.ends_with("\n") && b64(n).len() % 64 == 0 {
+            extras.push(format!("-> x-grease {n}\n{body}\n"));
+        }
+        extras.push(format!("-> x-grease {n}\n{}", b64(n) + "\n"));
+    }
+    let (mut checked, mut opened) = (0, 0);
+    for extra in &extras {
+        for (plain, trailer) in [
+            (&b"value"[..], &b""[..]),
+            (b"", b""),
+            (b"value", b"\n"),
+            (b"value", b"x"),
+        ] {
+            let file = hand_built(&id, extra, plain, trailer);
+            same_verdict(&file, &ids, &format!("{extra:?} {plain:?} {trailer:?}"));
+            same_verdict(
+                &armor(&file),
+                &ids,
+                &format!("armored {extra:?} {trailer:?}"),
+            );
+            checked += 1;
+            opened += usize::from(our_verdict(&file, &ids).is_some());
+        }
+    }
+    // A sound hand-built file opens: the builder is right.
+    assert_eq!(
+        our_verdict(&hand_built(&id, "", b"v", b""), &ids).as_deref(),
+        Some(&b"v"[..])
+    );
+    // Both open some (grease of every shape, legacy bodies) and refuse
+    // others (a bad body, a scrypt stanza beside X25519, trailing bytes).
+    assert!(
+        checked > 40 && opened > 10 && opened < checked,
+        "{opened} of {checked}"
+    );
+}
