@@ -129,6 +129,7 @@ fn the_reader_agrees_with_the_age_crate_at_every_chunk_boundary() {
         let ids = [&id as &dyn age::Identity];
         let opened = our_verdict(&armored, &ids).expect("a sound file opens");
         assert_eq!(opened.len(), len);
+        assert_eq!(count_stanzas(&armored).map(|c| c.real), Ok(1));
         same_verdict(&armored, &ids, &format!("{len} bytes, armored"));
         same_verdict(&binary, &ids, &format!("{len} bytes"));
         // Cut at, and next to, each chunk's end, and one byte short.
