@@ -38,15 +38,25 @@ pub(crate) struct Dir {
 }
 
 impl Dir {
-    /// Opens the directory at `path`.
+    /// Opens the directory at `path`, refusing a link there: the store
+    /// refuses a vault directory that is one, and one put in its place
+    /// after that check must not aim every read at another directory.
     pub(crate) fn open(path: &Path) -> Result<Dir> {
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::open(
             path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| Error::io("open", path, e.into()))?;
+        .map_err(|e| {
+            // Linux says ENOTDIR for a link opened so, macOS ELOOP.
+            if e == rustix::io::Errno::NOTDIR
+                && let Err(link) = check_not_symlink(path)
+            {
+                return link;
+            }
+            map_open_error(path, e.into())
+        })?;
         Ok(Dir {
             fd,
             path: path.to_owned(),
@@ -273,5 +283,39 @@ mod tests {
         ));
         assert!(read_file(&d.path().join("real"), 9).is_err());
         assert_eq!(read_file(&d.path().join("real"), 10).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_vault_directory_replaced_by_a_link_is_not_opened_to_read_its_files() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("s.age"), "planted").unwrap();
+        std::os::unix::fs::symlink(&outside, d.path().join("vault")).unwrap();
+        assert!(matches!(
+            Dir::open(&d.path().join("vault")),
+            Err(Error::Symlink { .. })
+        ));
+        // Its own files are read as read_file reads them.
+        let dir = Dir::open(&outside).unwrap();
+        assert_eq!(dir.read_file("s.age", 100).unwrap(), b"planted");
+        std::os::unix::fs::symlink(outside.join("s.age"), outside.join("l.age")).unwrap();
+        assert!(matches!(
+            dir.read_file("l.age", 100),
+            Err(Error::Symlink { .. })
+        ));
+        assert!(dir.read_file("s.age", 6).is_err());
+        let fifo = outside.join("f.age");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(dir.read_file("f.age", 100).is_err());
+        fs::create_dir(outside.join("d.age")).unwrap();
+        assert!(dir.read_file("d.age", 100).is_err());
     }
 }

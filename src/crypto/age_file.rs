@@ -4,7 +4,6 @@
 
 use std::cell::Cell;
 use std::io::{Read, Write};
-use std::iter;
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use zeroize::Zeroizing;
@@ -97,6 +96,12 @@ pub(crate) fn decrypt_binary(
     use hmac::Mac;
 
     let header = parse_header(bin)?;
+    let (nonce, payload) = split_payload(bin, &header)?;
+    // Before any identity is asked: a plugin (a hardware key's touch) must
+    // be run once per file, and the age crate asks it itself.
+    if payload.len() >= ENCRYPTED_CHUNK_LEN {
+        return decrypt_with_age(bin, identities);
+    }
     let file_key = identities
         .iter()
         .find_map(|i| i.unwrap_stanzas(&header.stanzas))
@@ -112,28 +117,9 @@ pub(crate) fn decrypt_binary(
     mac.verify_slice(&header.mac)
         .map_err(|_| DecryptErr::Age(age::DecryptError::InvalidMac))?;
 
-    let rest = &bin[header.len..];
-    let Some((nonce, payload)) = rest.split_first_chunk::<16>() else {
-        return Err(DecryptErr::Payload(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "age file is truncated",
-        )));
-    };
-    if payload.len() >= ENCRYPTED_CHUNK_LEN {
-        // The file key is known: the age crate is handed it, so that a
-        // plugin (a hardware key) is not asked twice.
-        let known = KnownFileKey::new(file_key);
-        return decrypt_with_age(bin, &known);
-    }
     // One chunk, so the last: STREAM's nonce is the chunk counter (0, in
     // 11 bytes) and the last-chunk flag (1). An empty plaintext is allowed
-    // here, as the first chunk; a payload with no chunk at all is not.
-    if payload.is_empty() {
-        return Err(DecryptErr::Payload(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "age file is truncated",
-        )));
-    }
+    // here, as the first chunk.
     let payload_key = Zeroizing::new(age_core::primitives::hkdf(nonce, b"payload", file_key));
     let mut stream_nonce = [0u8; 12];
     stream_nonce[11] = 1;
@@ -155,6 +141,32 @@ pub(crate) fn decrypt_binary(
     Ok(out)
 }
 
+/// Splits what follows the header into the payload's 16-byte nonce and its
+/// chunks; a file with no chunk at all is truncated.
+fn split_payload<'b>(
+    bin: &'b [u8],
+    header: &Header,
+) -> std::result::Result<(&'b [u8; 16], &'b [u8]), DecryptErr> {
+    match bin[header.len..].split_first_chunk::<16>() {
+        Some((nonce, payload)) if !payload.is_empty() => Ok((nonce, payload)),
+        _ => Err(DecryptErr::Payload(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "age file is truncated",
+        ))),
+    }
+}
+
+/// Whether `len` bytes of chunks can be a STREAM payload, as far as their
+/// length tells: each chunk holds at least its 16-byte tag, every chunk
+/// but the last is full, and only a first chunk may be empty.
+fn chunks_len_sound(len: usize) -> bool {
+    match (len / ENCRYPTED_CHUNK_LEN, len % ENCRYPTED_CHUNK_LEN) {
+        (0, last) => last >= 16,
+        (_, 0) => true,
+        (_, last) => last > 16,
+    }
+}
+
 fn bad_chunk() -> DecryptErr {
     DecryptErr::Payload(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
@@ -165,48 +177,18 @@ fn bad_chunk() -> DecryptErr {
 /// The age crate's own decryptor, for payloads of more than one chunk.
 fn decrypt_with_age(
     bin: &[u8],
-    known: &KnownFileKey,
+    identities: &[&dyn age::Identity],
 ) -> std::result::Result<Zeroizing<Vec<u8>>, DecryptErr> {
     let d = age::Decryptor::new_buffered(bin).map_err(|e| match e {
         age::DecryptError::Io(io) => DecryptErr::Payload(io),
         e => DecryptErr::Age(e),
     })?;
     let mut r = d
-        .decrypt(iter::once(known as &dyn age::Identity))
+        .decrypt(identities.iter().copied())
         .map_err(DecryptErr::Age)?;
     let mut out = Zeroizing::new(Vec::new());
     r.read_to_end(&mut out).map_err(DecryptErr::Payload)?;
     Ok(out)
-}
-
-/// A file key already unwrapped (and its header's MAC checked), handed to
-/// the age crate as an identity that opens any header with it.
-struct KnownFileKey(Zeroizing<[u8; 16]>);
-
-impl KnownFileKey {
-    fn new(key: &[u8]) -> KnownFileKey {
-        let mut k = Zeroizing::new([0u8; 16]);
-        k.copy_from_slice(key);
-        KnownFileKey(k)
-    }
-}
-
-impl age::Identity for KnownFileKey {
-    fn unwrap_stanza(
-        &self,
-        _: &age_core::format::Stanza,
-    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
-        None
-    }
-
-    fn unwrap_stanzas(
-        &self,
-        _: &[age_core::format::Stanza],
-    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
-        Some(Ok(age_core::format::FileKey::init_with_mut(|k| {
-            k.copy_from_slice(self.0.as_ref())
-        })))
-    }
 }
 
 /// A parsed age v1 header.
@@ -323,6 +305,12 @@ pub fn count_stanzas(ciphertext: &[u8]) -> std::result::Result<StanzaCount, Stri
         .read_to_end(&mut bin)
         .map_err(|e| e.to_string())?;
     let header = parse_header(&bin).map_err(|e| e.to_string())?;
+    // A file cut short is unsound even where its header is whole (age
+    // refuses it before any key is tried).
+    let (_, chunks) = split_payload(&bin, &header).map_err(|e| e.to_string())?;
+    if !chunks_len_sound(chunks.len()) {
+        return Err("age file is truncated".into());
+    }
     let grease = header.stanzas.iter().filter(|s| is_grease(s)).count();
     Ok(StanzaCount {
         real: header.stanzas.len() - grease,
@@ -334,7 +322,8 @@ pub fn count_stanzas(ciphertext: &[u8]) -> std::result::Result<StanzaCount, Stri
 /// secret file with more than one was not written by coffer.
 pub(crate) struct OneStanza<'a> {
     pub(crate) inner: &'a X25519Identity,
-    pub(crate) stanzas: Cell<usize>,
+    /// How many real stanzas the header had, once it was asked.
+    pub(crate) stanzas: Cell<Option<usize>>,
 }
 
 impl age::Identity for OneStanza<'_> {
@@ -349,7 +338,7 @@ impl age::Identity for OneStanza<'_> {
         stanzas: &[age_core::format::Stanza],
     ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
         let grease = stanzas.iter().filter(|s| is_grease(s)).count();
-        self.stanzas.set(stanzas.len() - grease);
+        self.stanzas.set(Some(stanzas.len() - grease));
         if stanzas.len() - grease != 1 || grease > MAX_GREASE {
             return Some(Err(age::DecryptError::InvalidHeader));
         }

@@ -287,40 +287,32 @@ fn a_keyring_with_a_repeated_key_or_no_key_is_refused() {
     assert!(err.to_string().contains("holds no identity"), "{err}");
 }
 
-/// Counts how often an identity is asked to open a header: a plugin's
-/// every ask is a hardware key's touch.
-struct Counting<'a>(&'a dyn age::Identity, std::cell::Cell<usize>);
-
-impl age::Identity for Counting<'_> {
-    fn unwrap_stanza(
-        &self,
-        stanza: &age_core::format::Stanza,
-    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
-        self.0.unwrap_stanza(stanza)
-    }
-
-    fn unwrap_stanzas(
-        &self,
-        stanzas: &[age_core::format::Stanza],
-    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
-        self.1.set(self.1.get() + 1);
-        self.0.unwrap_stanzas(stanzas)
-    }
-}
-
 #[test]
-fn a_file_of_several_chunks_asks_its_identity_once() {
-    // A keyring after hundreds of removals outgrows one 64 KiB chunk; a
-    // hardware key must still be touched once to open it.
-    let id = age::x25519::Identity::generate();
-    let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let ct = encrypt(
-        std::iter::once(&id.to_public() as &dyn age::Recipient),
-        &plain,
-    )
-    .unwrap();
-    let counting = Counting(&id, std::cell::Cell::new(0));
-    let out = decrypt(&ct, &[&counting as &dyn age::Identity]).unwrap();
-    assert_eq!(&out[..], &plain[..]);
-    assert_eq!(counting.1.get(), 1, "the identity was asked more than once");
+fn a_secret_file_cut_short_says_so_not_that_it_has_0_stanzas() {
+    let k = VaultKey::generate();
+    let v = SecretValue::from_string("x".into()).unwrap();
+    let ct = k.encrypt_value(&v).unwrap();
+    let mut bin = Vec::new();
+    age::armor::ArmoredReader::new(&ct[..])
+        .read_to_end(&mut bin)
+        .unwrap();
+    // Cut after the nonce, and before it: the header is whole.
+    for cut in [bin.len() - (1 + 16), bin.len() - (1 + 16 + 16)] {
+        let mut armored = Vec::new();
+        {
+            use std::io::Write;
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(&bin[..cut]).unwrap();
+            w.finish().unwrap();
+        }
+        let err = k.decrypt_value(&armored).unwrap_err();
+        assert!(
+            matches!(&err, IntegrityProblem::Malformed(m) if m.contains("truncated")),
+            "cut at {cut}: {err:?}"
+        );
+    }
 }

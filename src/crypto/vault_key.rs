@@ -336,16 +336,16 @@ impl VaultKey {
         }
         let one = OneStanza {
             inner: &self.keys[(n - epoch) as usize].fast,
-            stanzas: Cell::new(0),
+            stanzas: Cell::new(None),
         };
+        // A file refused before its stanzas were looked at (bad armor, a
+        // truncated payload) says why, not "0 stanzas".
         let plain = decrypt(ciphertext, &[&one as &dyn age::Identity]).map_err(|e| {
-            if one.stanzas.get() != 1 {
-                IntegrityProblem::Malformed(format!(
-                    "it has {} recipient stanzas, not 1",
-                    one.stanzas.get()
-                ))
-            } else {
-                IntegrityProblem::Malformed(e.to_string())
+            match one.stanzas.get() {
+                Some(n) if n != 1 => {
+                    IntegrityProblem::Malformed(format!("it has {n} recipient stanzas, not 1"))
+                }
+                _ => IntegrityProblem::Malformed(e.to_string()),
             }
         })?;
         SecretValue::from_bytes(plain.to_vec()).map_err(|e| {

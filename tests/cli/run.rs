@@ -429,3 +429,42 @@ fn the_program_holds_no_lock_on_the_store_so_it_can_write_to_it() {
         .ok();
     assert_eq!(v.stdout(), "new-value");
 }
+
+/// Values are handed over in the plan's order: with vaults given out of
+/// their sorted order, a variable already set, and --only, each variable
+/// still holds its own secret's value.
+#[test]
+fn run_never_sets_a_secret_in_another_secrets_variable() {
+    let env = TestEnv::new();
+    env.init(&["zeta", "alpha"]);
+    for (vault, name) in [
+        ("zeta", "b-two"),
+        ("zeta", "a-one"),
+        ("zeta", "c-three"),
+        ("alpha", "y-last"),
+        ("alpha", "d-first"),
+    ] {
+        env.put(vault, name, &format!("{vault}/{name}"));
+    }
+    let show =
+        "printf '%s|%s|%s|%s|%s' \"$A_ONE\" \"$B_TWO\" \"$C_THREE\" \"$D_FIRST\" \"$Y_LAST\"";
+    let r = env
+        .run(&["run", "-V", "zeta", "-V", "alpha", "--", "sh", "-c", show])
+        .ok();
+    assert_eq!(
+        r.stdout(),
+        "zeta/a-one|zeta/b-two|zeta/c-three|alpha/d-first|alpha/y-last"
+    );
+    let r = env
+        .run_with(
+            &[
+                "run", "-V", "alpha", "-V", "zeta", "--only", "y-last", "--only", "b-two",
+                "--only", "c-three", "--", "sh", "-c", show,
+            ],
+            |c| {
+                c.env("C_THREE", "kept");
+            },
+        )
+        .ok();
+    assert_eq!(r.stdout(), "|zeta/b-two|kept||alpha/y-last");
+}
