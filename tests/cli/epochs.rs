@@ -316,9 +316,7 @@ fn a_value_written_after_a_removal_does_not_open_with_the_removed_members_keys()
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     env.put("api-keys", "old-secret", "value-before");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let bob = env.add_member("bob");
     let dir = env.store().join("api-keys");
     // Bob keeps the vault key he was given (and his own key).
     let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
@@ -384,9 +382,7 @@ fn rekey_reencrypt_closes_the_current_files_to_an_old_key() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     env.put("api-keys", "kept-secret", "value-kept");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let bob = env.add_member("bob");
     let dir = env.store().join("api-keys");
     let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
     let kept_path = env.dir.path().join("kept.txt");
@@ -501,9 +497,7 @@ fn a_vault_rebuilt_by_a_removed_member_from_their_old_key_is_refused() {
     let env = TestEnv::new();
     let alice_pub = env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "value-one");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let bob = env.add_member("bob");
     let dir = env.store().join("api-keys");
     // Bob keeps the keyring and the manifest as they were before removal.
     let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
@@ -555,9 +549,7 @@ fn verify_base_passes_a_removal_and_lists_new_vaults() {
     let env = TestEnv::new();
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "v");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.add_member("bob");
     git(&env, &["init", "-q"]);
     commit_all(&env, "base");
     env.run(&["recipients", "remove", "bob", "--yes"]).ok();
@@ -578,9 +570,7 @@ fn verify_base_fails_a_vault_replaced_without_its_key() {
     let env = TestEnv::new();
     let alice_pub = env.init(&["api-keys", "database"]);
     env.put("api-keys", "stripe-key", "v");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    let bob = env.add_member("bob");
     let dir = env.store().join("api-keys");
     let kept = age_decrypt(&env, &bob, &dir.join("vault-key.age"));
     let kept_path = env.dir.path().join("kept.txt");
@@ -683,9 +673,7 @@ fn store_with_contribution_history() -> TestEnv {
     env.init(&["api-keys"]);
     env.put("api-keys", "stripe-key", "sealed-stripe");
     env.put("api-keys", "sendgrid-key", "sealed-sendgrid");
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.add_member("bob");
     env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     env.run_stdin(
         &["update", "-V", "api-keys", "-n", "stripe-key"],
@@ -921,9 +909,7 @@ fn the_trust_record_is_private_follows_rotations_and_a_damaged_one_is_an_error()
     let first = fs::read_to_string(&records[0]).unwrap();
     assert!(first.contains("api-keys age1"), "{first}");
     // A removal is a rotation, not a replacement: followed, and recorded.
-    let bob = env.dir.path().join("bob.txt");
-    let bob_key = env.identity_file(&bob, 0o600);
-    env.run(&["recipients", "add", "bob", &bob_key]).ok();
+    env.add_member("bob");
     env.run(&["recipients", "remove", "bob", "--yes"]).ok();
     assert_eq!(env.get("api-keys", "stripe-key"), "v");
     let second = fs::read_to_string(&records[0]).unwrap();

@@ -315,6 +315,15 @@ impl TestEnv {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
         id.to_public().to_string()
     }
+
+    /// Gives `name` an identity file of its own (`NAME.txt`, 0600) and
+    /// adds them as a recipient; returns the identity file's path.
+    pub fn add_member(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.txt"));
+        let key = self.identity_file(&path, 0o600);
+        self.run(&["recipients", "add", name, &key]).ok();
+        path
+    }
 }
 
 /// Every entry under `dir` that is not a directory (links are not
