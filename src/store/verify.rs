@@ -305,7 +305,7 @@ fn load_manifest(dir: &Path, r: &mut VaultReport) -> Option<Manifest> {
 /// stanza per recipient the manifest lists.
 fn check_vault_key_file(dir: &Path, manifest: &Manifest, r: &mut VaultReport) {
     let key_path = dir.join(VAULT_KEY_FILE);
-    let key_bytes = match read_checked(|| fsio::read_file(&key_path, MAX_VAULT_KEY_FILE_LEN)) {
+    let key_bytes = match fsio::read_file(&key_path, MAX_VAULT_KEY_FILE_LEN).map_err(read_problem) {
         Ok(b) => Some(b),
         Err(e) => {
             r.problems
@@ -371,7 +371,10 @@ fn check_entries(
     key: Option<&VaultKey>,
 ) -> Vec<EntryFindings> {
     use rayon::prelude::*;
-    let files = fsio::Dir::open(dir);
+    // A vault directory that cannot be opened (a link swapped in since it
+    // was listed) is every entry's problem: its files are not read by path
+    // instead, which would follow the link.
+    let files = fsio::Dir::open(dir).map_err(read_problem);
     let entries: Vec<_> = manifest.secrets.iter().collect();
     entries
         .into_par_iter()
@@ -381,8 +384,10 @@ fn check_entries(
             let mut keyed = Vec::new();
             let file = layout::secret_file_name(sname);
             let bytes = match &files {
-                Ok(files) => read_checked(|| files.read_file(&file, MAX_SECRET_FILE_LEN)),
-                Err(_) => read_checked(|| fsio::read_file(&dir.join(&file), MAX_SECRET_FILE_LEN)),
+                Ok(files) => files
+                    .read_file(&file, MAX_SECRET_FILE_LEN)
+                    .map_err(read_problem),
+                Err(problem) => Err(problem.clone()),
             };
             let sound = match bytes {
                 Err(e) => {
@@ -497,16 +502,15 @@ fn check_files_listed(
     Ok(())
 }
 
-/// Reads a store file for verification, as a message on failure.
-fn read_checked(read: impl FnOnce() -> Result<Vec<u8>>) -> std::result::Result<Vec<u8>, String> {
-    match read() {
-        Ok(b) => Ok(b),
-        Err(Error::Symlink { .. }) => Err("it is a symbolic link".into()),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Err("its file is missing".into())
+/// Says why a store file could not be read, as a verify finding.
+fn read_problem(e: Error) -> String {
+    match e {
+        Error::Symlink { .. } => "it is a symbolic link".into(),
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "its file is missing".into()
         }
-        Err(Error::Io { source, .. }) => Err(source.to_string()),
-        Err(e) => Err(e.to_string()),
+        Error::Io { source, .. } => source.to_string(),
+        e => e.to_string(),
     }
 }
 
@@ -607,5 +611,51 @@ fn check_recipients_keyed(
             "vault-key-recipients",
             format!("vault-key.age is not encrypted to exactly the manifest's recipients; run `coffer rekey --vault {name}`"),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::{RecipientName, SecretName};
+    use crate::secret::SecretValue;
+    use crate::time::Time;
+    use age::secrecy::ExposeSecret;
+
+    #[test]
+    fn a_vault_directory_that_became_a_link_is_reported_not_read_through() {
+        let d = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let who: RecipientName = "alice".parse().unwrap();
+        let store =
+            Store::init(d.path(), &who, &id.to_public().to_string().parse().unwrap()).unwrap();
+        let text = id.to_string();
+        let ids = Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks)
+            .unwrap();
+        let vname: VaultName = "api-keys".parse().unwrap();
+        let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
+        store
+            .create_vault(&vname, &recipients, Time::now(), age::NoCallbacks)
+            .unwrap();
+        let vault = store.vault(&vname).unwrap();
+        let key = vault.unlock(&ids).unwrap();
+        let name: SecretName = "stripe-key".parse().unwrap();
+        let mut w = vault.write().unwrap();
+        let value = SecretValue::from_string("v".into()).unwrap();
+        w.create(&key, &name, &value, Time::now()).unwrap();
+        w.commit().unwrap();
+        let manifest = vault.read().unwrap().manifest().clone();
+        let sound = check_entries(vault.dir(), &vname, &manifest, Some(&key));
+        assert!(sound[0].keyless.is_empty() && sound[0].keyed.is_empty());
+        // The directory swapped for a link to a copy after it was listed.
+        let link = d.path().join("swapped");
+        std::os::unix::fs::symlink(vault.dir(), &link).unwrap();
+        let found = check_entries(&link, &vname, &manifest, Some(&key));
+        let messages: Vec<&str> = found[0]
+            .keyless
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(messages, ["it is a symbolic link"]);
     }
 }
