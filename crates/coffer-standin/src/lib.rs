@@ -100,6 +100,9 @@ pub struct Call {
     pub headers: BTreeMap<String, String>,
     /// When the stand-in received it.
     pub at: Instant,
+    /// The request's body, for a read (a write's may hold a value, and is
+    /// not kept): what [`StandIn::replay`] sends again.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -350,6 +353,50 @@ impl StandIn {
         self.world.lock().unwrap().calls.clone()
     }
 
+    /// Sends the reads among `calls` again, one after the other over one
+    /// keep-alive connection, each response read whole and not parsed:
+    /// what the most basic client of these requests waits for. Returns
+    /// how long that took (the replayed calls are recorded too).
+    pub fn replay(&self, calls: &[Call]) -> std::time::Duration {
+        let conn = TcpStream::connect(self.addr).expect("connect to the stand-in");
+        conn.set_nodelay(true).expect("TCP_NODELAY");
+        let mut out = conn.try_clone().expect("clone the connection");
+        let mut reader = BufReader::new(conn);
+        let start = Instant::now();
+        for call in calls {
+            let Some(body) = &call.body else { continue };
+            let auth = call.headers.get("authorization").map_or("", String::as_str);
+            let mut request = format!(
+                "POST /tailor.v1.OperatorService/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n",
+                call.method,
+                self.addr,
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(body);
+            out.write_all(&request).expect("send a replayed request");
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("read a response head");
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    len = value.trim().parse().expect("a content length");
+                }
+            }
+            let mut response = vec![0; len];
+            reader
+                .read_exact(&mut response)
+                .expect("read a response body");
+        }
+        start.elapsed()
+    }
+
     /// Forgets the calls received so far.
     pub fn clear_calls(&self) {
         self.world.lock().unwrap().calls.clear();
@@ -537,6 +584,7 @@ fn handle(req: &Request, world: &Mutex<World>, config: &Config) -> Option<Respon
         fields,
         headers: req.headers.clone(),
         at: Instant::now(),
+        body: (!is_write(&method)).then(|| req.body.clone()),
     };
     let result = match fault {
         Some(Fault::Drop) => {
@@ -775,9 +823,16 @@ fn resource(name: &str, create: &str, update: &str) -> Value {
     json!({"name": name, "createTime": create, "updateTime": update})
 }
 
-/// One page of `items` (already in creation order).
-fn page(items: Vec<Value>, (offset, size, desc): (usize, usize, bool), field: &str) -> Value {
-    let mut items = items;
+/// One page of `items` (already in creation order), each turned into its
+/// resource by `resource`: only the page's own are, so that listing a large
+/// vault page by page costs the stand-in what it costs a real server with
+/// an index, not the whole vault per page.
+fn page<T: Copy>(
+    mut items: Vec<T>,
+    (offset, size, desc): (usize, usize, bool),
+    field: &str,
+    resource: impl Fn(T) -> Value,
+) -> Value {
     if desc {
         items.reverse();
     }
@@ -786,7 +841,9 @@ fn page(items: Vec<Value>, (offset, size, desc): (usize, usize, bool), field: &s
     let slice: Vec<Value> = items
         .get(offset.min(total)..end)
         .unwrap_or_default()
-        .to_vec();
+        .iter()
+        .map(|&i| resource(i))
+        .collect();
     let mut out = Map::new();
     if !slice.is_empty() {
         out.insert(field.into(), Value::Array(slice));
@@ -837,16 +894,11 @@ fn dispatch(
     let seq = w.next_seq();
     let vaults = w.workspaces.entry(ws).or_default();
     if method == "ListSecretManagerVaults" {
-        let mut list: Vec<(&u64, Value)> = vaults
-            .iter()
-            .map(|(n, v)| (&v.seq, resource(n, &v.create, &v.update)))
-            .collect();
-        list.sort_by_key(|(s, _)| **s);
-        return Ok(page(
-            list.into_iter().map(|(_, v)| v).collect(),
-            f.page(config)?,
-            "vaults",
-        ));
+        let mut list: Vec<_> = vaults.iter().collect();
+        list.sort_by_key(|(_, v)| v.seq);
+        return Ok(page(list, f.page(config)?, "vaults", |(n, v)| {
+            resource(n, &v.create, &v.update)
+        }));
     }
     let vname = f.name("secretmanagerVaultName")?;
     let vault_missing = || fail("not_found", format!("vault {vname:?} not found"));
@@ -886,17 +938,11 @@ fn dispatch(
         }
         "ListSecretManagerSecrets" => {
             let v = vaults.get(&vname).ok_or_else(vault_missing)?;
-            let mut list: Vec<(&u64, Value)> = v
-                .secrets
-                .iter()
-                .map(|(n, s)| (&s.seq, resource(n, &s.create, &s.update)))
-                .collect();
-            list.sort_by_key(|(s, _)| **s);
-            Ok(page(
-                list.into_iter().map(|(_, v)| v).collect(),
-                f.page(config)?,
-                "secrets",
-            ))
+            let mut list: Vec<_> = v.secrets.iter().collect();
+            list.sort_by_key(|(_, s)| s.seq);
+            Ok(page(list, f.page(config)?, "secrets", |(n, s)| {
+                resource(n, &s.create, &s.update)
+            }))
         }
         _ => {
             let sname = f.name("secretmanagerSecretName")?;
