@@ -66,6 +66,9 @@ impl EpochKey {
 pub struct VaultKey {
     /// Newest first: `keys[0]` is the current key, of epoch `keys.len()`.
     keys: Vec<EpochKey>,
+    /// The current key's public half as manifests record it (`age1…`):
+    /// compared on every read, so encoded once.
+    current_public: String,
     /// The derived MAC key itself, kept for the documented test vector.
     #[cfg_attr(not(test), allow(dead_code))]
     mac_key: Zeroizing<[u8; 32]>,
@@ -119,6 +122,7 @@ impl VaultKey {
         let mac_state = <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref())
             .expect("HMAC takes any key length");
         VaultKey {
+            current_public: keys[0].public.to_string(),
             keys,
             mac_state,
             mac_key,
@@ -139,6 +143,12 @@ impl VaultKey {
     /// encrypted.
     pub fn public(&self) -> &age::x25519::Recipient {
         &self.keys[0].public
+    }
+
+    /// Returns whether the current key is the one a manifest records: the
+    /// public key `public_key` (its `age1…` string) at `epoch`.
+    pub fn is_current(&self, public_key: &str, epoch: u32) -> bool {
+        self.current_public == public_key && self.epoch() == epoch
     }
 
     /// Returns the current epoch: the number of keys in the keyring.

@@ -422,9 +422,7 @@ impl VaultWrite<'_> {
     }
 
     fn check_current_key(&self, key: &VaultKey) -> Result<()> {
-        if key.public().to_string() != self.manifest.public_key
-            || key.epoch() != self.manifest.epoch
-        {
+        if !key.is_current(&self.manifest.public_key, self.manifest.epoch) {
             return Err(Error::Concurrent {
                 vault: self.vault.name().to_string(),
             });

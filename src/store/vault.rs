@@ -344,7 +344,7 @@ impl<'s> Vault<'s> {
             Err(DecryptFailure::Other(e)) => return Err(e),
         };
         let manifest = self.load_header()?;
-        if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
+        if !key.is_current(&manifest.public_key, manifest.epoch) {
             return Err(Error::VaultKeyMismatch {
                 vault: self.name.to_string(),
             });
@@ -458,7 +458,7 @@ impl<'s> Vault<'s> {
     }
 
     fn check_key(&self, manifest: &Manifest, key: &VaultKey) -> Result<()> {
-        if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
+        if !key.is_current(&manifest.public_key, manifest.epoch) {
             return Err(Error::Concurrent {
                 vault: self.name.to_string(),
             });

@@ -256,11 +256,7 @@ fn verify_vault(
     // Each secret file is read once, on every core, for the checks with
     // and without the key; what they find is reported in this order.
     let usable = match &key {
-        Some(Ok(k))
-            if k.public().to_string() == manifest.public_key && k.epoch() == manifest.epoch =>
-        {
-            Some(k)
-        }
+        Some(Ok(k)) if k.is_current(&manifest.public_key, manifest.epoch) => Some(k),
         _ => None,
     };
     let mut entries = check_entries(&dir, name, &manifest, usable);
@@ -529,7 +525,7 @@ fn keyed_checks(
         return;
     };
     r.keyed = true;
-    if key.public().to_string() != manifest.public_key || key.epoch() != manifest.epoch {
+    if !key.is_current(&manifest.public_key, manifest.epoch) {
         // The manifest changed between unlock and our read: report, don't guess.
         r.problems.push(finding(
             None,
