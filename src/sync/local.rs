@@ -10,6 +10,7 @@ use crate::crypto::identity::Identities;
 use crate::error::{Error, IntegrityProblem, Result};
 use crate::name::{SecretName, VaultName};
 use crate::secret::SecretValue;
+use crate::store::manifest::Entry;
 use crate::store::root::Store;
 use crate::sync::state::State;
 
@@ -93,35 +94,46 @@ pub fn read_local(
     target_id: &str,
     state: &State,
 ) -> Result<Vec<LocalVault>> {
+    use rayon::prelude::*;
     let mut out = Vec::with_capacity(vaults.len());
     for name in vaults {
         let vault = store.vault(name)?;
         let key = vault.unlock(identities)?;
         let read = vault.read()?;
-        let mut decrypted = 0;
-        let mut secrets = BTreeMap::new();
-        for (secret, entry) in &read.manifest().secrets {
+        let entries: Vec<_> = read.manifest().secrets.iter().collect();
+        // Each secret on its own, on every core; `Some` digest when it
+        // was decrypted.
+        let read_one = |(secret, entry): &(&SecretName, &Entry)| {
             let domain = digest_domain(target_id, name, secret);
             let file_digest = key.file_digest(&domain, &entry.digest);
             let pushed = state
                 .get(name.as_str(), secret.as_str())
                 .and_then(|r| r.file_digest);
-            let local = if pushed == Some(file_digest) {
+            let rotation_due = entry.rotation.is_some();
+            if pushed == Some(file_digest) {
                 // Every check `get` makes but the decryption: the bytes
                 // are those that decrypted to the value last pushed.
-                classify(read.check(&key, secret).map(|_| LocalSecret::Unchanged {
+                let checked = read.check(&key, secret).map(|_| LocalSecret::Unchanged {
                     file_digest,
-                    rotation_due: entry.rotation.is_some(),
-                }))?
+                    rotation_due,
+                });
+                Ok((classify(checked)?, false))
             } else {
-                decrypted += 1;
-                classify(read.get(&key, secret).map(|value| LocalSecret::Ready {
+                let value = read.get(&key, secret).map(|value| LocalSecret::Ready {
                     digest: key.value_digest(&domain, &value),
                     file_digest,
                     value,
-                    rotation_due: entry.rotation.is_some(),
-                }))?
-            };
+                    rotation_due,
+                });
+                Ok((classify(value)?, true))
+            }
+        };
+        let locals: Vec<Result<(LocalSecret, bool)>> = entries.par_iter().map(read_one).collect();
+        let mut decrypted = 0;
+        let mut secrets = BTreeMap::new();
+        for ((secret, _), local) in entries.into_iter().zip(locals) {
+            let (local, was_decrypted) = local?;
+            decrypted += usize::from(was_decrypted);
             secrets.insert(secret.clone(), local);
         }
         out.push(LocalVault {
