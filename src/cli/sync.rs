@@ -7,16 +7,17 @@
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 use clap::Args;
-use coffer::sync::tailor::client::{Client, Counts, Settings};
+use coffer::sync::tailor::client::{Client, Counts, Settings, ValueLoader};
 use coffer::sync::tailor::{DEFAULT_PLATFORM_URL, PlatformUrl, WorkspaceId};
 use coffer::sync::{
     self, Action, ErrorKind, LocalSecret, LocalVault, Outcome, Plan, Remote as _, RemoteError,
     Scope, SkipReason, State, Step,
 };
-use coffer::{Identities, LockWait, Store, VaultName};
+use coffer::{Identities, LockWait, SecretValue, Store, VaultName};
 use serde::Serialize;
 
 use super::Ctx;
@@ -159,18 +160,23 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     let state_dir = state_dir(ctx)?;
     refuse_state_in_store(&store, &state_dir)?;
     let ids = ctx.identities()?;
-    let mut state = open_state(ctx, &state_dir, &target, &store)?;
+    // The platform is read while the store is: its listing needs only the
+    // vaults' names. A message it sends meanwhile is scrubbed of every
+    // value the run holds, so scrubbing one waits for the store's read
+    // (and withholds the message if the read fails).
+    let (values, held) = std::sync::mpsc::sync_channel::<ValueLoader>(1);
+    target.hold_values_on_demand(Box::new(move || held.recv().ok()?()));
+    let (read, fetched) = std::thread::scope(|s| {
+        let fetching = s.spawn(|| sync::fetch(&target, &names, scope, target.workers()));
+        let read = read_store(ctx, &store, &names, &ids, &state_dir, &target, values);
+        let fetched = fetching
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, fetched)
+    });
+    let (mut state, mut local) = read?;
     let target_id = target.target_id();
-    // Secrets whose file is the one last pushed are verified, not
-    // decrypted; the rest are decrypted.
-    let mut local = sync::read_local(&store, &names, &ids, &target_id, &state)?;
-
-    // Every value this run holds is kept out of whatever the platform
-    // says; those it did not decrypt are read for that when the first
-    // message arrives.
-    hold_values(&target, &local, &store, &ids)?;
-    let snapshot = sync::fetch(&target, &local, scope, target.workers())
-        .map_err(|e| remote_error("could not read the workspace", &e))?;
+    let snapshot = fetched.map_err(|e| remote_error("could not read the workspace", &e))?;
     // Decrypt what the plan will push after all: drifted on the platform,
     // or missing there. (Their values are covered by the on-demand read
     // above, and each value sent is held by the request that sends it.)
@@ -222,22 +228,40 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
 
 /// Gives the client every value `local` holds, and a way to read the
 /// values it does not (decrypted when the first message is scrubbed).
-fn hold_values(
-    target: &Client,
-    local: &[LocalVault],
+/// Opens the sync state and reads the store: secrets whose file is the
+/// one last pushed are verified, not decrypted; the rest are decrypted.
+/// Then sends `values` what reads every value the run holds, for the
+/// client's scrubber (dropped unsent if the read fails).
+fn read_store(
+    ctx: &Ctx,
     store: &Arc<Store>,
+    names: &[VaultName],
     ids: &Identities,
-) -> CliResult {
-    target.hold_values(local.iter().flat_map(|v| {
-        v.secrets.values().filter_map(|s| match s {
-            LocalSecret::Ready { value, .. } => Some(value),
+    state_dir: &Path,
+    target: &Client,
+    values: SyncSender<ValueLoader>,
+) -> CliResult<(State, Vec<LocalVault>)> {
+    let state = open_state(ctx, state_dir, target, store)?;
+    let local = sync::read_local(store, names, ids, &target.target_id(), &state)?;
+    let ready: Vec<SecretValue> = local
+        .iter()
+        .flat_map(|v| v.secrets.values())
+        .filter_map(|s| match s {
+            LocalSecret::Ready { value, .. } => Some(value.clone()),
             _ => None,
         })
+        .collect();
+    // Those it did not decrypt are read only if a message comes.
+    let unread = sync::unread_values(Arc::clone(store), &local, ids)?;
+    // Fails only if the client dropped the loader: nothing will ask.
+    let _ = values.send(Box::new(move || {
+        let mut held = ready;
+        if let Some(load) = unread {
+            held.extend(load()?);
+        }
+        Some(held)
     }));
-    if let Some(load) = sync::unread_values(Arc::clone(store), local, ids)? {
-        target.hold_values_on_demand(load);
-    }
-    Ok(())
+    Ok((state, local))
 }
 
 /// The vaults to sync: those asked for (each must exist), else all.

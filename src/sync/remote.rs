@@ -12,8 +12,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::name::VaultName;
 use crate::secret::SecretValue;
-use crate::sync::local::LocalVault;
 
 /// How many requests run at once, by default: enough to hide latency,
 /// few enough to stay clear of rate limits.
@@ -251,11 +251,13 @@ pub fn parallel<T: Sync, R: Send>(
         .collect()
 }
 
-/// Reads what the target holds for a sync of `local`: the vault list,
-/// then, for each vault in scope, its owner and its secrets.
+/// Reads what the target holds for a sync of the store's vaults `local`:
+/// the vault list, then, for each vault in scope, its owner and its
+/// secrets. It needs nothing of the store but these names, so it may run
+/// while the store is read.
 pub fn fetch(
     remote: &dyn Remote,
-    local: &[LocalVault],
+    local: &[VaultName],
     scope: Scope,
     workers: usize,
 ) -> Result<RemoteSnapshot, RemoteError> {
@@ -265,7 +267,7 @@ pub fn fetch(
         Err(e) if e.kind == ErrorKind::NotFound => BTreeSet::new(),
         Err(e) => return Err(e),
     };
-    let local_names: BTreeSet<&str> = local.iter().map(|v| v.name.as_str()).collect();
+    let local_names: BTreeSet<&str> = local.iter().map(VaultName::as_str).collect();
     let relevant: Vec<&String> = remote_names
         .iter()
         .filter(|n| local_names.contains(n.as_str()) || (scope.prune && scope.all_vaults))

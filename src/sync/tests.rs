@@ -241,10 +241,15 @@ fn sync(
     state: &mut State,
     scope: Scope,
 ) -> (Plan, Vec<Option<Outcome>>) {
-    let snap = fetch(remote, local, scope, 3).unwrap();
+    let snap = fetch(remote, &vault_names(local), scope, 3).unwrap();
     let p = plan(local, &snap, state, scope);
     let out = apply(remote, local, &p, state, 3, &|_, _| {});
     (p, out)
+}
+
+/// The names of the vaults read.
+fn vault_names(local: &[LocalVault]) -> Vec<VaultName> {
+    local.iter().map(|v| v.name.clone()).collect()
 }
 
 fn lines(p: &Plan) -> Vec<String> {
@@ -305,7 +310,7 @@ fn changes_are_pushed_for_the_right_reason() {
     // a changed here; b changed on the platform by someone else.
     let after = local(&key, &[("app", &[("aaa", Some("1b")), ("bbb", Some("2"))])]);
     remote.set_remotely("app", "bbb", "2-elsewhere");
-    let snap = fetch(&remote, &after, ALL, 2).unwrap();
+    let snap = fetch(&remote, &vault_names(&after), ALL, 2).unwrap();
     let p = plan(&after, &snap, &state, ALL);
     assert_eq!(
         p.steps.iter().map(|s| s.action.clone()).collect::<Vec<_>>(),
@@ -357,7 +362,7 @@ fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
         prune: true,
         all_vaults: false,
     };
-    let snap = fetch(&remote, &l, one, 2).unwrap();
+    let snap = fetch(&remote, &vault_names(&l), one, 2).unwrap();
     assert_eq!(
         lines(&plan(&l, &snap, &state, one)),
         ["- app/gone", "+ app/kept"]
@@ -458,7 +463,7 @@ fn a_secret_created_meanwhile_is_updated_to_the_local_value() {
     remote.set_remotely("app", "other", "x");
     let l = local(&key, &[("app", &[("aaa", Some("mine"))])]);
     let mut state = State::in_memory();
-    let snap = fetch(&remote, &l, ALL, 1).unwrap();
+    let snap = fetch(&remote, &vault_names(&l), ALL, 1).unwrap();
     let p = plan(&l, &snap, &state, ALL);
     // Someone creates it between the list and the create.
     remote.set_remotely("app", "aaa", "theirs");
@@ -647,7 +652,7 @@ fn sync_store(
 ) -> (Plan, usize) {
     let vaults = vec!["app".parse().unwrap()];
     let mut l = read_local(store, &vaults, ids, TARGET, state).unwrap();
-    let snapshot = fetch(remote, &l, ALL, 2).unwrap();
+    let snapshot = fetch(remote, &vault_names(&l), ALL, 2).unwrap();
     read_values(store, &mut l, ids, TARGET, |v, n| {
         needs_value(&snapshot, state, v, n)
     })

@@ -787,6 +787,28 @@ fn a_hostile_platform_cannot_make_sync_print_a_value_in_any_form() {
     assert!(r.stdout().contains("[redacted]"), "{}", r.stdout());
 }
 
+/// `sync` reads the platform while it reads the store. A hostile
+/// platform answering a re-sync's first read with a value it holds (one
+/// the run has not decrypted: its file is the one last pushed) shows
+/// nothing of it: the message waits until the store's values are known.
+#[test]
+fn a_hostile_platform_answering_the_first_read_of_a_resync_with_a_value_shows_none_of_it() {
+    use coffer_standin::Echo;
+    let env = TestEnv::new();
+    env.init(&["api-keys"]);
+    env.put("api-keys", "only-key", "only-SENTINEL-value-long-enough");
+    let s = StandIn::start(Config::default());
+    sync(&env, &s, &[]).ok();
+    s.fail_next(1, Fault::Echo(Echo::Other));
+    let r = sync(&env, &s, &[]).fails("could not read the workspace");
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(!all.contains("SENTINEL"), "{all}");
+    assert!(
+        all.contains("[redacted]") || all.contains("message withheld"),
+        "the message must still be reported: {all}"
+    );
+}
+
 /// A secret someone removed could read is still pushed (the platform must
 /// keep working), with a warning that it is due for rotation.
 #[test]
