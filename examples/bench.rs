@@ -455,6 +455,9 @@ struct Row {
     written: Option<Vec<String>>,
     /// Requests sent to the stand-in (all, writes), for sync.
     requests: Option<(usize, usize)>,
+    /// A re-sync's reads sent again by a bare client (the stand-in's
+    /// `replay`), median: what any client of these requests waits for.
+    reads_alone: Option<Duration>,
     /// `edit`: from the editor's exit to coffer's (the store written),
     /// median of a few runs.
     after_editor: Option<Duration>,
@@ -600,6 +603,8 @@ struct FloorInputs {
     /// environment (names and 40-character values): what `run` must hand
     /// over on top of its own start.
     program_start: Duration,
+    /// A re-sync's reads alone (see [`Row::reads_alone`]).
+    resync_reads: Option<Duration>,
 }
 
 fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
@@ -615,12 +620,12 @@ fn floor(op: Op, c: &Costs, f: &FloorInputs) -> Option<Duration> {
                 Op::Get => f.manifest_read + unlock + x(1) + one_file,
                 Op::List | Op::ListJson => f.manifest_read,
                 Op::Run => f.manifest_read + unlock + xp(n) + f.read_all + f.program_start,
-                Op::Export
-                | Op::ExportShell
-                | Op::VerifyKey
-                | Op::VerifyBase
-                | Op::SyncFirst
-                | Op::Resync => f.manifest_read + unlock + xp(n) + f.read_all,
+                Op::Export | Op::ExportShell | Op::VerifyKey | Op::VerifyBase | Op::SyncFirst => {
+                    f.manifest_read + unlock + xp(n) + f.read_all
+                }
+                // Nothing decrypted: every file read (and checked), while
+                // the platform is read.
+                Op::Resync => f.manifest_read + unlock + f.read_all.max(f.resync_reads?),
                 // The disk's time dominates, and it is not measured here.
                 Op::GetCold | Op::ExportCold => return None,
                 Op::VerifyNoKey => f.manifest_read + f.read_all,
@@ -1007,12 +1012,13 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
             })
             .collect(),
     );
-    let fi = FloorInputs {
+    let mut fi = FloorInputs {
         n,
         r,
         read_all: read_all_cost(&vdir),
         manifest_read,
         program_start: program_start_cost(n),
+        resync_reads: None,
     };
 
     // Reads.
@@ -1151,6 +1157,7 @@ fn run_config(o: &Opts, costs: &Costs, n: usize, r: usize) -> BTreeMap<Op, Row> 
     if w.age.is_some() {
         age_rows(&w, runs, n, &mut rows);
     }
+    fi.resync_reads = rows.get(&Op::Resync).and_then(|r| r.reads_alone);
     for op in Op::ALL {
         rows.entry(op).or_default().floor = floor(op, costs, &fi);
     }
@@ -1164,6 +1171,7 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
     let (mut cpu1, mut cpu2) = (Vec::new(), Vec::new());
     let (mut rss1, mut rss2) = (0, 0);
     let mut req = ((0, 0), (0, 0));
+    let mut reads_alone = Vec::new();
     let mut target = runs.max(3);
     let mut i = 0;
     while first.len() < target {
@@ -1193,6 +1201,7 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
         let b = measure(&mut cmd()).expect("re-sync");
         let calls = s.calls();
         req.1 = (calls.len(), calls.iter().filter(|c| c.is_write()).count());
+        reads_alone.push(s.replay(&calls));
         if a.wall > SLOW {
             target = 3;
         }
@@ -1217,6 +1226,7 @@ fn sync_rows(w: &World, runs: usize, rows: &mut BTreeMap<Op, Row>) {
     let r = rows.entry(Op::Resync).or_default();
     r.coffer = Some(stat(again, cpu2, rss2));
     r.requests = Some(req.1);
+    r.reads_alone = Some(median(reads_alone));
 }
 
 /// The daily loop (issue 14): `edit` with a scripted editor changing one
@@ -1557,6 +1567,13 @@ fn table(results: &Results, n: usize, r: usize) -> String {
         let mut label = op.label().to_owned();
         if let Some((all, writes)) = row.requests {
             let _ = write!(label, " ({all} requests, {writes} writes)");
+        }
+        if let Some(d) = row.reads_alone {
+            let _ = write!(
+                label,
+                " (its reads alone, by a bare client: {})",
+                fmt_dur(d)
+            );
         }
         if let Some(files) = &row.written {
             let _ = write!(label, " (writes {})", files.join(", ").replace('_', "\\_"));
@@ -1946,6 +1963,31 @@ fn goals_16(results: &Results, costs: &Costs) -> String {
             }),
             most.map(|(kib, _)| kib <= 32 * 1024),
         );
+        // 3b. A re-sync with nothing changed, against `list` plus the
+        // platform's read requests (sent again by a bare client).
+        let resync = "`sync` again with nothing changed at 10,000 ≤ 2× (`list` + the platform's read requests)";
+        match (
+            stat(10000, Op::Resync),
+            stat(10000, Op::List),
+            get(10000, Op::Resync).and_then(|row| row.reads_alone),
+        ) {
+            (Some(again), Some(list), Some(reads)) => {
+                let bound = list.secs() + reads.as_secs_f64();
+                line(
+                    resync,
+                    r,
+                    format!(
+                        "{} vs {} + {} ({})",
+                        ms(again.secs()),
+                        ms(list.secs()),
+                        fmt_dur(reads),
+                        fmt_bound(again.secs() / bound)
+                    ),
+                    Some(again.secs() <= 2.0 * bound),
+                );
+            }
+            _ => line(resync, r, "—".into(), None),
+        }
         // 4. The CPU each further secret costs a whole-vault read, beyond
         // its one X25519 agreement: the CPU of `export` at 10,000 less
         // that at 100 (which holds the fixed costs), per secret.

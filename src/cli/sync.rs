@@ -226,8 +226,6 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     verification_result(failed_verification)
 }
 
-/// Gives the client every value `local` holds, and a way to read the
-/// values it does not (decrypted when the first message is scrubbed).
 /// Opens the sync state and reads the store: secrets whose file is the
 /// one last pushed are verified, not decrypted; the rest are decrypted.
 /// Then sends `values` what reads every value the run holds, for the
