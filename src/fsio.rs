@@ -41,11 +41,18 @@ impl Dir {
     /// Opens the directory at `path`, refusing a link there: the store
     /// refuses a vault directory that is one, and one put in its place
     /// after that check must not aim every read at another directory.
+    /// Where the system allows it (`O_PATH`), it needs only the
+    /// permission to search the directory, as reading its files by path
+    /// does, not to list it.
     pub(crate) fn open(path: &Path) -> Result<Dir> {
         use rustix::fs::{Mode, OFlags};
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let access = OFlags::PATH;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let access = OFlags::RDONLY;
         let fd = rustix::fs::open(
             path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            access | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| {
@@ -270,6 +277,38 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    /// Reading files by path needs only the permission to search their
+    /// directory; reading them through a `Dir` must not need more.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_vault_directory_that_may_be_searched_but_not_listed_is_still_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o711)).unwrap();
+        let vault = d.path().join("vault");
+        fs::create_dir(&vault).unwrap();
+        fs::write(vault.join("s.age"), "secret file").unwrap();
+        fs::set_permissions(vault.join("s.age"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&vault, fs::Permissions::from_mode(0o311)).unwrap();
+        let read = std::thread::spawn(move || {
+            // Root may list anything: this thread alone becomes nobody.
+            if rustix::process::geteuid().is_root() {
+                let nobody = rustix::process::Uid::from_raw(65534);
+                let nogroup = rustix::process::Gid::from_raw(65534);
+                rustix::thread::set_thread_res_gid(nogroup, nogroup, nogroup).unwrap();
+                rustix::thread::set_thread_res_uid(nobody, nobody, nobody).unwrap();
+            }
+            // The permission applies: the directory cannot be listed.
+            assert!(fs::read_dir(&vault).is_err(), "the directory was listed");
+            Dir::open(&vault)
+                .and_then(|dir| dir.read_file("s.age", 100))
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(read.unwrap(), b"secret file");
     }
 
     #[test]
