@@ -153,7 +153,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     // Parse and validate everything before touching the store or network.
     let req = Request::new(ctx, args)?;
     let scope = req.scope();
-    let target = Client::new(req.settings)?;
+    let target = Arc::new(Client::new(req.settings)?);
 
     let store = Arc::new(ctx.store()?);
     let names = vault_names(&store, &req.vaults)?;
@@ -166,17 +166,19 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     // (and withholds the message if the read fails).
     let (values, held) = std::sync::mpsc::sync_channel::<ValueLoader>(1);
     target.hold_values_on_demand(Box::new(move || held.recv().ok()?()));
-    let (read, fetched) = std::thread::scope(|s| {
-        let fetching = s.spawn(|| sync::fetch(&target, &names, scope, target.workers()));
-        let read = read_store(ctx, &store, &names, &ids, &state_dir, &target, values);
-        let fetched = fetching
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (read, fetched)
-    });
-    let (mut state, mut local) = read?;
+    let fetching = {
+        let (target, names) = (Arc::clone(&target), names.clone());
+        std::thread::spawn(move || sync::fetch(&*target, &names, scope, target.workers()))
+    };
+    // A read that fails ends the run at once: the listing, which may be
+    // waiting on a slow platform, ends with the process.
+    let (mut state, mut local) =
+        read_store(ctx, &store, &names, &ids, &state_dir, &target, values)?;
     let target_id = target.target_id();
-    let snapshot = fetched.map_err(|e| remote_error("could not read the workspace", &e))?;
+    let snapshot = fetching
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        .map_err(|e| remote_error("could not read the workspace", &e))?;
     // Decrypt what the plan will push after all: drifted on the platform,
     // or missing there. (Their values are covered by the on-demand read
     // above, and each value sent is held by the request that sends it.)

@@ -809,6 +809,26 @@ fn a_hostile_platform_answering_the_first_read_of_a_resync_with_a_value_shows_no
     );
 }
 
+/// `sync` reads the platform while it reads the store. When the store
+/// cannot be read (here, no identity opens the vault key), the run ends
+/// with that error at once: it does not wait for the listing, here held
+/// up by a platform that asks for a 5-second wait, and so never sends the
+/// request again.
+#[test]
+fn a_store_that_cannot_be_read_ends_sync_without_waiting_for_a_slow_platform() {
+    let (env, s) = setup();
+    let stranger = env.dir.path().join("stranger.txt");
+    env.identity_file(&stranger, 0o600);
+    s.fail_next(1, Fault::RetryAfter(5));
+    sync(&env, &s, &["-i", stranger.to_str().unwrap()]).fails("no identity can open vault");
+    let lists = s
+        .calls()
+        .iter()
+        .filter(|c| c.method == "ListSecretManagerVaults")
+        .count();
+    assert!(lists <= 1, "the listing was retried: {lists} requests");
+}
+
 /// A secret someone removed could read is still pushed (the platform must
 /// keep working), with a warning that it is due for rotation.
 #[test]
