@@ -160,6 +160,10 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     let state_dir = state_dir(ctx)?;
     refuse_state_in_store(&store, &state_dir)?;
     let ids = ctx.identities()?;
+    // The state's lock is taken before the platform is read: a sync that
+    // waits for another of the same target must see the platform as that
+    // one left it, or what it pushed looks changed on the platform.
+    let mut state = open_state(ctx, &state_dir, &target, &store)?;
     // The platform is read while the store is: its listing needs only the
     // vaults' names. A message it sends meanwhile is scrubbed of every
     // value the run holds, so scrubbing one waits for the store's read
@@ -172,8 +176,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     };
     // A read that fails ends the run at once: the listing, which may be
     // waiting on a slow platform, ends with the process.
-    let (mut state, mut local) =
-        read_store(ctx, &store, &names, &ids, &state_dir, &target, values)?;
+    let mut local = read_store(&store, &names, &ids, &state, &target, values)?;
     let target_id = target.target_id();
     let snapshot = fetching
         .join()
@@ -228,21 +231,19 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     verification_result(failed_verification)
 }
 
-/// Opens the sync state and reads the store: secrets whose file is the
-/// one last pushed are verified, not decrypted; the rest are decrypted.
-/// Then sends `values` what reads every value the run holds, for the
-/// client's scrubber (dropped unsent if the read fails).
+/// Reads the store: secrets whose file is the one `state` records as last
+/// pushed are verified, not decrypted; the rest are decrypted. Then sends
+/// `values` what reads every value the run holds, for the client's
+/// scrubber (dropped unsent if the read fails).
 fn read_store(
-    ctx: &Ctx,
     store: &Arc<Store>,
     names: &[VaultName],
     ids: &Identities,
-    state_dir: &Path,
+    state: &State,
     target: &Client,
     values: SyncSender<ValueLoader>,
-) -> CliResult<(State, Vec<LocalVault>)> {
-    let state = open_state(ctx, state_dir, target, store)?;
-    let local = sync::read_local(store, names, ids, &target.target_id(), &state)?;
+) -> CliResult<Vec<LocalVault>> {
+    let local = sync::read_local(store, names, ids, &target.target_id(), state)?;
     let ready: Vec<SecretValue> = local
         .iter()
         .flat_map(|v| v.secrets.values())
@@ -261,7 +262,7 @@ fn read_store(
         }
         Some(held)
     }));
-    Ok((state, local))
+    Ok(local)
 }
 
 /// The vaults to sync: those asked for (each must exist), else all.

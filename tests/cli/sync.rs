@@ -829,6 +829,54 @@ fn a_store_that_cannot_be_read_ends_sync_without_waiting_for_a_slow_platform() {
     assert!(lists <= 1, "the listing was retried: {lists} requests");
 }
 
+/// A second sync of the same target waits for the first to release the
+/// state; it must then plan against the platform as the first left it,
+/// not as it was while the first was still writing. Otherwise the value
+/// the first sync pushed looks "changed on the platform" to the second,
+/// which pushes it again.
+#[test]
+fn a_sync_that_waits_for_another_plans_against_what_that_one_pushed() {
+    use std::time::{Duration, Instant};
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
+        b"sk_live_rotated",
+    )
+    .ok();
+    // The first sync's update is asked to wait, holding the state's lock.
+    s.fail_next_writes(1, Fault::RetryAfter(3));
+    s.clear_calls();
+    std::thread::scope(|t| {
+        let first = t.spawn(|| sync(&env, &s, &[]));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s
+            .calls()
+            .iter()
+            .any(|c| c.method == "UpdateSecretManagerSecret")
+        {
+            assert!(Instant::now() < deadline, "the first sync sent no update");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let second = sync(&env, &s, &[]);
+        let first = first.join().unwrap().ok();
+        assert!(first.stdout().contains("~ api-keys/stripe-secret-key"));
+        let second = second.ok();
+        assert!(
+            second.stderr().contains("waiting for another coffer sync"),
+            "the second sync did not wait: {}",
+            second.stderr()
+        );
+        assert_eq!(
+            second.stdout(),
+            "= api-keys/sendgrid-api-key\n= api-keys/stripe-secret-key\n\
+             = database/read-replica-password\n"
+        );
+    });
+    // The first sync's update, refused once then sent again; nothing else.
+    assert_eq!(s.writes(), ["UpdateSecretManagerSecret"; 2]);
+}
+
 /// A secret someone removed could read is still pushed (the platform must
 /// keep working), with a warning that it is due for rotation.
 #[test]
