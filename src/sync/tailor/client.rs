@@ -927,6 +927,77 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// Answers each of `bodies` to one request, with 200, on a loopback
+    /// port; returns its URL.
+    fn answer_with(bodies: Vec<&'static str>) -> (String, std::thread::JoinHandle<()>) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let server = std::thread::spawn(move || {
+            for body in bodies {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        (url, server)
+    }
+
+    /// List pages are read into types: one with a field of the wrong type,
+    /// a missing name or a field given twice is "not the expected JSON",
+    /// said by position only (serde's own message would quote what the
+    /// platform sent), and a page token that is not a string is not
+    /// taken for the last page. `null` is an absent field.
+    #[test]
+    fn a_malformed_list_page_is_an_error_by_position_that_quotes_nothing_of_it() {
+        use crate::sync::remote::Remote as _;
+        let (url, server) = answer_with(vec![
+            r#"{"vaults":"SENTINEL-value-as-a-list"}"#,
+            r#"{"vaults":[{"name":"a"}],"nextPageToken":{"t":"SENTINEL-token"}}"#,
+            r#"{"vaults":[{"name":"a"}],"vaults":[{"name":"SENTINEL-twice"}]}"#,
+            r#"{"secrets":[{"updateTime":"SENTINEL-without-a-name"}]}"#,
+            r#"{"secrets":[{"name":"a","updateTime":["SENTINEL-time"]}]}"#,
+            r#"{"vaults":null,"nextPageToken":null}"#,
+        ]);
+        let c = sentinel_client(&url, 5);
+        let malformed = |e: RemoteError| {
+            assert_eq!(e.kind, crate::sync::remote::ErrorKind::Other, "{e}");
+            assert!(
+                e.message
+                    .starts_with("the response is not the expected JSON (line 1, column "),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("SENTINEL"), "{e}");
+        };
+        malformed(c.list_vaults().unwrap_err());
+        malformed(c.list_vaults().unwrap_err());
+        malformed(c.list_vaults().unwrap_err());
+        malformed(c.list_secrets("app").unwrap_err());
+        malformed(c.list_secrets("app").unwrap_err());
+        assert_eq!(c.list_vaults(), Ok(vec![]));
+        server.join().unwrap();
+    }
+
     #[test]
     fn a_token_that_cannot_be_a_header_is_refused_without_echoing_it() {
         let r = Client::new(Settings {
