@@ -14,8 +14,8 @@ use clap::Args;
 use coffer::sync::tailor::client::{Client, Counts, Settings, ValueLoader};
 use coffer::sync::tailor::{DEFAULT_PLATFORM_URL, PlatformUrl, WorkspaceId};
 use coffer::sync::{
-    self, Action, ErrorKind, LocalSecret, LocalVault, Outcome, Plan, Remote as _, RemoteError,
-    Scope, SkipReason, State, Step,
+    self, Action, ErrorKind, LocalSecret, LocalVault, LockedState, Outcome, Plan, Remote as _,
+    RemoteError, Scope, SkipReason, State, Step,
 };
 use coffer::{Identities, LockWait, SecretValue, Store, VaultName};
 use serde::Serialize;
@@ -162,8 +162,9 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     let ids = ctx.identities()?;
     // The state's lock is taken before the platform is read: a sync that
     // waits for another of the same target must see the platform as that
-    // one left it, or what it pushed looks changed on the platform.
-    let mut state = open_state(ctx, &state_dir, &target, &store)?;
+    // one left it, or what it pushed looks changed on the platform. The
+    // state itself is read while the platform is.
+    let locked = lock_state(ctx, &state_dir, &target, &store)?;
     // The platform is read while the store is: its listing needs only the
     // vaults' names. A message it sends meanwhile is scrubbed of every
     // value the run holds, so scrubbing one waits for the store's read
@@ -176,7 +177,7 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     };
     // A read that fails ends the run at once: the listing, which may be
     // waiting on a slow platform, ends with the process.
-    let mut local = read_store(&store, &names, &ids, &state, &target, values)?;
+    let (mut state, mut local) = read_store(ctx, &store, &names, &ids, locked, &target, values)?;
     let target_id = target.target_id();
     let snapshot = fetching
         .join()
@@ -231,19 +232,26 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     verification_result(failed_verification)
 }
 
-/// Reads the store: secrets whose file is the one `state` records as last
+/// Reads the sync state (warning when the file could not be parsed) and
+/// the store: secrets whose file is the one the state records as last
 /// pushed are verified, not decrypted; the rest are decrypted. Then sends
 /// `values` what reads every value the run holds, for the client's
 /// scrubber (dropped unsent if the read fails).
 fn read_store(
+    ctx: &Ctx,
     store: &Arc<Store>,
     names: &[VaultName],
     ids: &Identities,
-    state: &State,
+    locked: LockedState,
     target: &Client,
     values: SyncSender<ValueLoader>,
-) -> CliResult<Vec<LocalVault>> {
-    let local = sync::read_local(store, names, ids, &target.target_id(), state)?;
+) -> CliResult<(State, Vec<LocalVault>)> {
+    let state = locked.read()?;
+    if state.was_damaged() {
+        ctx.ui
+            .warn("the sync state file could not be read; every secret will be pushed once more");
+    }
+    let local = sync::read_local(store, names, ids, &target.target_id(), &state)?;
     let ready: Vec<SecretValue> = local
         .iter()
         .flat_map(|v| v.secrets.values())
@@ -262,7 +270,7 @@ fn read_store(
         }
         Some(held)
     }));
-    Ok(local)
+    Ok((state, local))
 }
 
 /// The vaults to sync: those asked for (each must exist), else all.
@@ -334,9 +342,8 @@ fn resolve(path: &Path) -> PathBuf {
     base
 }
 
-/// Opens and locks the target's state, saying so while it waits for
-/// another sync, and warning when the file could not be read.
-fn open_state(ctx: &Ctx, dir: &Path, target: &Client, store: &Store) -> CliResult<State> {
+/// Locks the target's state, saying so while it waits for another sync.
+fn lock_state(ctx: &Ctx, dir: &Path, target: &Client, store: &Store) -> CliResult<LockedState> {
     let ui = ctx.ui;
     let wait = LockWait {
         on_wait: Some(Arc::new(move |path: &Path| {
@@ -347,12 +354,7 @@ fn open_state(ctx: &Ctx, dir: &Path, target: &Client, store: &Store) -> CliResul
         })),
         ..LockWait::default()
     };
-    let state = State::open(dir, &target.target_id(), store.root(), &wait)?;
-    if state.was_damaged() {
-        ctx.ui
-            .warn("the sync state file could not be read; every secret will be pushed once more");
-    }
-    Ok(state)
+    Ok(State::lock(dir, &target.target_id(), store.root(), &wait)?)
 }
 
 /// Applies the plan, with a progress bar on a terminal for long runs.

@@ -43,7 +43,7 @@ pub use remote::{
     DEFAULT_WORKERS, ErrorKind, Ownership, Remote, RemoteError, RemoteSecret, RemoteSnapshot,
     RemoteVault, Scope, fetch, normalize_time, parallel,
 };
-pub use state::{Record, State};
+pub use state::{LockedState, Record, State};
 
 #[cfg(test)]
 mod tests;

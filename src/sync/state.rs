@@ -104,6 +104,42 @@ struct RawState<'a> {
 /// The records of a state, by vault and secret name.
 type Records = BTreeMap<String, BTreeMap<String, Record>>;
 
+/// A target's state whose lock is held, not read yet ([`State::lock`]).
+#[derive(Debug)]
+pub struct LockedState {
+    dir: PathBuf,
+    name: String,
+    lock: DirLock,
+    ident: (String, String),
+}
+
+impl LockedState {
+    /// Reads the state, keeping its lock. A file that cannot be parsed is
+    /// set aside ([`State::was_damaged`]); one that cannot be read is an
+    /// error.
+    pub fn read(self) -> Result<State> {
+        let path = self.dir.join(&self.name);
+        let (records, damaged, changed) = match fsio::read_file(&path, MAX_STATE_LEN) {
+            Ok(bytes) => match parse(&bytes, &self.ident) {
+                Some((r, version)) => (r, false, version != STATE_VERSION),
+                None => (BTreeMap::new(), true, true),
+            },
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                (BTreeMap::new(), false, true)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(State {
+            file: Some((self.dir, self.name)),
+            _lock: Some(self.lock),
+            ident: self.ident,
+            records,
+            damaged,
+            changed,
+        })
+    }
+}
+
 /// The state of one sync target, locked while it is open.
 #[derive(Debug)]
 pub struct State {
@@ -134,8 +170,20 @@ impl State {
 
     /// Opens (creating `dir`, mode 0700, if needed) and locks the state
     /// of syncing the store at `store_root` to the target `target_id`
-    /// ([`crate::sync::remote::Remote::target_id`]).
+    /// ([`crate::sync::remote::Remote::target_id`]), then reads it.
     pub fn open(dir: &Path, target_id: &str, store_root: &Path, wait: &LockWait) -> Result<State> {
+        State::lock(dir, target_id, store_root, wait)?.read()
+    }
+
+    /// Takes the lock of the state [`State::open`] opens, without reading
+    /// it yet: what the lock guards (the target, as the last sync left it)
+    /// may be read meanwhile.
+    pub fn lock(
+        dir: &Path,
+        target_id: &str,
+        store_root: &Path,
+        wait: &LockWait,
+    ) -> Result<LockedState> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -156,25 +204,11 @@ impl State {
             .open(&lock_path)
             .map_err(|e| fsio::map_open_error(&lock_path, e))?;
         let lock = txn::lock_dir(&lock_path, true, wait)?;
-        let name = format!("{stem}.json");
-        let path = dir.join(&name);
-        let (records, damaged, changed) = match fsio::read_file(&path, MAX_STATE_LEN) {
-            Ok(bytes) => match parse(&bytes, &ident) {
-                Some((r, version)) => (r, false, version != STATE_VERSION),
-                None => (BTreeMap::new(), true, true),
-            },
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                (BTreeMap::new(), false, true)
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(State {
-            file: Some((dir.to_owned(), name)),
-            _lock: Some(lock),
+        Ok(LockedState {
+            dir: dir.to_owned(),
+            name: format!("{stem}.json"),
+            lock,
             ident,
-            records,
-            damaged,
-            changed,
         })
     }
 
