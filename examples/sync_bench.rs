@@ -132,9 +132,8 @@ fn main() {
         children_cpu() - cpu
     );
     println!(
-        "  {:<26} {:>5} requests ({:>4} writes)  {:>7.3} s",
+        "  {:<26} {:>29} {:>7.3} s (a bare client, the same requests)",
         "the re-sync's reads alone",
-        "",
         "",
         replay.as_secs_f64()
     );
