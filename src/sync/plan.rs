@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::IntegrityProblem;
 use crate::name::{SecretName, platform_name_problem};
 use crate::sync::local::{LocalSecret, LocalVault};
-use crate::sync::remote::{Ownership, RemoteSecret, RemoteSnapshot, Scope};
+use crate::sync::remote::{Ownership, RemoteSecret, RemoteSnapshot, RemoteVault, Scope};
 use crate::sync::state::{Record, State};
 
 /// Why a secret that exists remotely is pushed again.
@@ -212,133 +212,157 @@ pub fn needs_value(remote: &RemoteSnapshot, state: &State, vault: &str, name: &s
 /// state in, the steps out.
 pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope: Scope) -> Plan {
     let mut steps = Vec::new();
-    let step = |vault: &str, secret: Option<&str>, action: Action, rotation_due: bool| Step {
-        vault: vault.to_owned(),
-        secret: secret.map(str::to_owned),
-        action,
-        rotation_due,
-    };
     let mut vault_names: BTreeSet<&str> = local.iter().map(|v| v.name.as_str()).collect();
     if scope.prune && scope.all_vaults {
         vault_names.extend(remote.vaults.keys().map(String::as_str));
     }
     for vname in vault_names {
-        let lv = local.iter().find(|v| v.name.as_str() == vname);
         let rv = remote.vaults.get(vname);
-        let Some(lv) = lv else {
+        match local.iter().find(|v| v.name.as_str() == vname) {
+            Some(lv) => plan_vault(lv, rv, state, scope, &mut steps),
             // Remote only (we are pruning every vault).
-            let rv = rv.expect("a name comes from one side or the other");
-            if let Some(why) = platform_name_problem(vname) {
-                steps.push(step(
-                    vname,
-                    None,
-                    Action::Skip(SkipReason::BadRemoteName(why)),
-                    false,
-                ));
-                continue;
-            }
-            let skip = match &rv.ownership {
-                Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
-                Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
-                Ownership::Reserved(why) => Some(SkipReason::Reserved(why.clone())),
-                Ownership::Free => None,
-            };
-            if let Some(why) = skip {
-                steps.push(step(vname, None, Action::Skip(why), false));
-                continue;
-            }
-            let mut kept = false;
-            for name in rv.secrets.keys() {
-                let action = match platform_name_problem(name) {
-                    Some(why) => {
-                        kept = true;
-                        Action::Skip(SkipReason::BadRemoteName(why))
-                    }
-                    None => Action::Delete,
-                };
-                steps.push(step(vname, Some(name), action, false));
-            }
-            // A secret left in it keeps the vault: deleting the vault
-            // would delete that secret too.
-            if !kept {
-                steps.push(step(vname, None, Action::DeleteVault, false));
-            }
-            continue;
-        };
-        let may_delete = match rv.map(|r| &r.ownership) {
-            Some(Ownership::ManagedElsewhere(why)) => {
-                steps.push(step(
-                    vname,
-                    None,
-                    Action::Skip(SkipReason::ManagedElsewhere(why.clone())),
-                    false,
-                ));
-                continue;
-            }
-            Some(Ownership::Unknown(e)) => {
-                if scope.prune {
-                    steps.push(step(
-                        vname,
-                        None,
-                        Action::Skip(SkipReason::OwnershipUnknown(e.clone())),
-                        false,
-                    ));
-                }
-                false
-            }
-            // A reserved name is the store's own vault when the store has it.
-            Some(Ownership::Free | Ownership::Reserved(_)) => true,
-            None => {
-                steps.push(step(vname, None, Action::CreateVault, false));
-                true
-            }
-        };
-        let empty = BTreeMap::new();
-        let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
-        let mut names: BTreeSet<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
-        if scope.prune && may_delete {
-            names.extend(remote_secrets.keys().map(String::as_str));
-        }
-        for name in names {
-            // A map look-up, not a scan: a plan of 10,000 secrets is
-            // otherwise quadratic.
-            let Some(ls) = lv.secrets.get(name) else {
-                let action = match platform_name_problem(name) {
-                    Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
-                    None => Action::Delete,
-                };
-                steps.push(step(vname, Some(name), action, false));
-                continue;
-            };
-            let (action, rotation_due) = match ls {
-                LocalSecret::Unverified => (Action::Skip(SkipReason::Unverified), false),
-                LocalSecret::Failed(p) => (
-                    Action::Skip(SkipReason::FailedVerification(p.clone())),
-                    false,
-                ),
-                LocalSecret::Ready {
-                    digest,
-                    rotation_due,
-                    ..
-                } => (
-                    decide(
-                        remote_secrets.get(name),
-                        state.get(vname, name),
-                        Some(digest),
-                    ),
-                    *rotation_due,
-                ),
-                // Its file is the one whose value was last pushed: the
-                // value has not changed here. (If the plan needs it, the
-                // caller decrypts it first with `read_values`; else the
-                // write is reported as not attempted.)
-                LocalSecret::Unchanged { rotation_due, .. } => (
-                    decide(remote_secrets.get(name), state.get(vname, name), None),
-                    *rotation_due,
-                ),
-            };
-            steps.push(step(vname, Some(name), action, rotation_due));
+            None => plan_remote_only(
+                vname,
+                rv.expect("a name comes from one side or the other"),
+                &mut steps,
+            ),
         }
     }
     Plan { steps }
+}
+
+fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -> Step {
+    Step {
+        vault: vault.to_owned(),
+        secret: secret.map(str::to_owned),
+        action,
+        rotation_due,
+    }
+}
+
+/// The steps for a vault only the target has, when pruning every vault:
+/// each secret deleted, then the vault, unless a name or an owner says to
+/// leave it.
+fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<Step>) {
+    if let Some(why) = platform_name_problem(vname) {
+        steps.push(step(
+            vname,
+            None,
+            Action::Skip(SkipReason::BadRemoteName(why)),
+            false,
+        ));
+        return;
+    }
+    let skip = match &rv.ownership {
+        Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
+        Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
+        Ownership::Reserved(why) => Some(SkipReason::Reserved(why.clone())),
+        Ownership::Free => None,
+    };
+    if let Some(why) = skip {
+        steps.push(step(vname, None, Action::Skip(why), false));
+        return;
+    }
+    let mut kept = false;
+    for name in rv.secrets.keys() {
+        let action = match platform_name_problem(name) {
+            Some(why) => {
+                kept = true;
+                Action::Skip(SkipReason::BadRemoteName(why))
+            }
+            None => Action::Delete,
+        };
+        steps.push(step(vname, Some(name), action, false));
+    }
+    // A secret left in it keeps the vault: deleting the vault would
+    // delete that secret too.
+    if !kept {
+        steps.push(step(vname, None, Action::DeleteVault, false));
+    }
+}
+
+/// The steps for a vault of the store: its own (create it, or skip it if
+/// another tool owns it), then each secret's, by name.
+fn plan_vault(
+    lv: &LocalVault,
+    rv: Option<&RemoteVault>,
+    state: &State,
+    scope: Scope,
+    steps: &mut Vec<Step>,
+) {
+    let vname = lv.name.as_str();
+    let may_delete = match rv.map(|r| &r.ownership) {
+        Some(Ownership::ManagedElsewhere(why)) => {
+            steps.push(step(
+                vname,
+                None,
+                Action::Skip(SkipReason::ManagedElsewhere(why.clone())),
+                false,
+            ));
+            return;
+        }
+        Some(Ownership::Unknown(e)) => {
+            if scope.prune {
+                steps.push(step(
+                    vname,
+                    None,
+                    Action::Skip(SkipReason::OwnershipUnknown(e.clone())),
+                    false,
+                ));
+            }
+            false
+        }
+        // A reserved name is the store's own vault when the store has it.
+        Some(Ownership::Free | Ownership::Reserved(_)) => true,
+        None => {
+            steps.push(step(vname, None, Action::CreateVault, false));
+            true
+        }
+    };
+    let empty = BTreeMap::new();
+    let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
+    let mut names: BTreeSet<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
+    if scope.prune && may_delete {
+        names.extend(remote_secrets.keys().map(String::as_str));
+    }
+    for name in names {
+        // A map look-up, not a scan: a plan of 10,000 secrets is
+        // otherwise quadratic.
+        let Some(ls) = lv.secrets.get(name) else {
+            let action = match platform_name_problem(name) {
+                Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
+                None => Action::Delete,
+            };
+            steps.push(step(vname, Some(name), action, false));
+            continue;
+        };
+        let (action, rotation_due) = match ls {
+            LocalSecret::Unverified => (Action::Skip(SkipReason::Unverified), false),
+            LocalSecret::Failed(p) => (
+                Action::Skip(SkipReason::FailedVerification(p.clone())),
+                false,
+            ),
+            LocalSecret::Ready {
+                digest,
+                rotation_due,
+                ..
+            } => (
+                decide(
+                    remote_secrets.get(name),
+                    state.get(vname, name),
+                    Some(digest),
+                ),
+                *rotation_due,
+            ),
+            // Its file is the one whose value was last pushed: the value
+            // has not changed here. (If the plan needs it, the caller
+            // decrypts it first with `read_values`; else the write is
+            // reported as not attempted.)
+            LocalSecret::Unchanged { rotation_due, .. } => (
+                decide(remote_secrets.get(name), state.get(vname, name), None),
+                *rotation_due,
+            ),
+        };
+        steps.push(step(vname, Some(name), action, rotation_due));
+    }
 }
