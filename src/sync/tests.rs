@@ -456,6 +456,44 @@ fn a_failed_run_reports_what_was_not_applied_and_the_next_finishes() {
     assert_eq!(state.len(), 3);
 }
 
+/// Pruning: a vault whose secrets could not all be deleted is not
+/// deleted (that would delete the secret left), and it blocks only itself.
+#[test]
+fn a_vault_whose_secret_could_not_be_deleted_is_left_and_blocks_no_other() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    for (v, n) in [("old", "xxx"), ("old", "yyy"), ("gone", "zzz")] {
+        remote.set_remotely(v, n, "v");
+    }
+    remote
+        .fail
+        .lock()
+        .unwrap()
+        .insert("Delete old/xxx".to_owned());
+    let l = local(&key, &[("app", &[("aaa", Some("1"))])]);
+    let mut state = State::in_memory();
+    let (p, out) = sync(&remote, &l, &mut state, PRUNE);
+    let by_path: BTreeMap<String, Outcome> = p
+        .steps
+        .iter()
+        .zip(out)
+        .map(|(s, o)| (s.path(), o.unwrap()))
+        .collect();
+    assert!(matches!(by_path["old/xxx"], Outcome::Failed(_)));
+    assert!(matches!(by_path["old/yyy"], Outcome::Applied(_)));
+    assert!(
+        matches!(
+            by_path["old"],
+            Outcome::NotAttempted("some of its secrets could not be deleted")
+        ),
+        "{:?}",
+        by_path["old"]
+    );
+    assert!(matches!(by_path["gone"], Outcome::Applied(_)));
+    assert_eq!(remote.value("old", "xxx").as_deref(), Some("v"));
+    assert!(!remote.vaults.lock().unwrap().contains_key("gone"));
+}
+
 #[test]
 fn a_secret_created_meanwhile_is_updated_to_the_local_value() {
     let key = VaultKey::generate();
