@@ -247,6 +247,15 @@ fn sync(
     (p, out)
 }
 
+/// Each step's outcome, by the step's path (`vault` or `vault/secret`).
+fn by_path(p: &Plan, out: Vec<Option<Outcome>>) -> BTreeMap<String, Outcome> {
+    p.steps
+        .iter()
+        .zip(out)
+        .map(|(s, o)| (s.path(), o.expect("every step has an outcome")))
+        .collect()
+}
+
 /// The names of the vaults read.
 fn vault_names(local: &[LocalVault]) -> Vec<VaultName> {
     local.iter().map(|v| v.name.clone()).collect()
@@ -434,12 +443,7 @@ fn a_failed_run_reports_what_was_not_applied_and_the_next_finishes() {
     );
     let mut state = State::in_memory();
     let (p, out) = sync(&remote, &l, &mut state, ALL);
-    let by_path: BTreeMap<String, Outcome> = p
-        .steps
-        .iter()
-        .zip(out)
-        .map(|(s, o)| (s.path(), o.unwrap()))
-        .collect();
+    let by_path = by_path(&p, out);
     assert!(matches!(by_path["app/aaa"], Outcome::Applied(None)));
     assert!(matches!(by_path["app/bbb"], Outcome::Failed(_)));
     assert!(matches!(by_path["dbs"], Outcome::Failed(_)));
@@ -473,12 +477,7 @@ fn a_vault_whose_secret_could_not_be_deleted_is_left_and_blocks_no_other() {
     let l = local(&key, &[("app", &[("aaa", Some("1"))])]);
     let mut state = State::in_memory();
     let (p, out) = sync(&remote, &l, &mut state, PRUNE);
-    let by_path: BTreeMap<String, Outcome> = p
-        .steps
-        .iter()
-        .zip(out)
-        .map(|(s, o)| (s.path(), o.unwrap()))
-        .collect();
+    let by_path = by_path(&p, out);
     assert!(matches!(by_path["old/xxx"], Outcome::Failed(_)));
     assert!(matches!(by_path["old/yyy"], Outcome::Applied(_)));
     assert!(

@@ -878,29 +878,13 @@ mod tests {
     #[test]
     fn a_labels_read_answered_none_reads_no_skipped_value_and_another_failure_does() {
         use crate::sync::remote::Remote as _;
-        use std::io::{Read as _, Write as _};
+        use std::io::Write as _;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             for (status, code) in [("404 Not Found", "not_found"), ("500 Internal", "internal")] {
                 let (mut conn, _) = listener.accept().unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                // The headers, then the body its Content-Length announces.
-                loop {
-                    let n = conn.read(&mut buf).unwrap();
-                    req.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if req.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
+                read_request(&mut conn);
                 let body = format!(r#"{{"code":"{code}","message":"it said skipped-value"}}"#);
                 write!(
                     conn,
@@ -927,31 +911,38 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// Reads one HTTP request whole: the headers, then the body its
+    /// Content-Length announces.
+    fn read_request(conn: &mut std::net::TcpStream) {
+        use std::io::Read as _;
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if req.len() >= end + 4 + len {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Answers each of `bodies` to one request, with 200, on a loopback
     /// port; returns its URL.
     fn answer_with(bodies: Vec<&'static str>) -> (String, std::thread::JoinHandle<()>) {
-        use std::io::{Read as _, Write as _};
+        use std::io::Write as _;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let server = std::thread::spawn(move || {
             for body in bodies {
                 let (mut conn, _) = listener.accept().unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = conn.read(&mut buf).unwrap();
-                    req.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len: usize = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        if req.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
+                read_request(&mut conn);
                 write!(
                     conn,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
