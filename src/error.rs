@@ -288,8 +288,9 @@ pub enum Error {
         message: String,
     },
 
-    /// A store file is a symbolic link.
-    #[error("{} is a symbolic link; coffer refuses links inside the store", path.display())]
+    /// A file coffer reads or writes (in the store, or its own state) is a
+    /// symbolic link.
+    #[error("{} is a symbolic link; coffer does not follow links to its own files", path.display())]
     Symlink {
         /// The link.
         path: PathBuf,

@@ -196,18 +196,61 @@ fn the_state_lives_outside_the_repository_and_holds_no_value() {
     assert!(text.contains("updateTime"), "{text}");
 }
 
+/// The state file of the first sync, in the default state directory.
+fn state_file(env: &TestEnv) -> std::path::PathBuf {
+    let dir = env.home.join(".local/state/coffer/sync");
+    fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a state file")
+}
+
+/// A state file that is not the state (damaged, or written by something
+/// else) is set aside with a warning: every secret is pushed once more,
+/// and the state is written anew.
+#[test]
+fn a_damaged_state_file_is_set_aside_with_a_warning_and_every_secret_pushed_once_more() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    fs::write(state_file(&env), "not the state").unwrap();
+    s.clear_calls();
+    let r = sync(&env, &s, &[]).ok();
+    assert!(
+        r.stderr().contains(
+            "warning: the sync state file could not be read; every secret will be pushed once more"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(s.writes().len(), 3, "{:?}", s.writes());
+    s.clear_calls();
+    sync(&env, &s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+}
+
+/// A link planted as the state file is not followed: it could make coffer
+/// read another file as its state, and write it.
+#[test]
+fn a_state_file_that_is_a_link_is_refused() {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    let state = state_file(&env);
+    let elsewhere = env.dir.path().join("elsewhere.json");
+    fs::rename(&state, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &state).unwrap();
+    s.clear_calls();
+    sync(&env, &s, &[]).fails("is a symbolic link; coffer does not follow links to its own files");
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+}
+
 /// A state file written before file digests (version 2) is still read:
 /// nothing is pushed again, and the file is written anew with them.
 #[test]
 fn a_state_file_from_before_file_digests_is_read_and_nothing_is_pushed_again() {
     let (env, s) = setup();
     sync(&env, &s, &[]).ok();
-    let dir = env.home.join(".local/state/coffer/sync");
-    let json = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
+    let json = state_file(&env);
     let text = fs::read_to_string(&json).unwrap();
     assert!(
         text.contains("\"version\": 3") && text.contains("fileDigest"),
