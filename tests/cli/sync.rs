@@ -18,6 +18,19 @@ fn setup() -> (TestEnv, StandIn) {
     (env, StandIn::start(Config::default()))
 }
 
+/// A store synced once, whose `api-keys/stripe-secret-key` then changed
+/// to `sk_live_rotated`.
+fn synced_then_rotated() -> (TestEnv, StandIn) {
+    let (env, s) = setup();
+    sync(&env, &s, &[]).ok();
+    env.run_stdin(
+        &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
+        b"sk_live_rotated",
+    )
+    .ok();
+    (env, s)
+}
+
 /// Runs `coffer sync ARGS` against the stand-in with `token`.
 fn sync_with(env: &TestEnv, s: &StandIn, token: &str, args: &[&str]) -> Run {
     let mut all = vec!["sync"];
@@ -107,13 +120,7 @@ fn a_second_sync_with_nothing_changed_sends_no_write() {
 
 #[test]
 fn a_changed_value_sends_exactly_one_update() {
-    let (env, s) = setup();
-    sync(&env, &s, &[]).ok();
-    env.run_stdin(
-        &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
-        b"sk_live_rotated",
-    )
-    .ok();
+    let (env, s) = synced_then_rotated();
     s.clear_calls();
     let r = sync(&env, &s, &[]).ok();
     assert_eq!(s.writes(), ["UpdateSecretManagerSecret"]);
@@ -196,6 +203,14 @@ fn the_state_lives_outside_the_repository_and_holds_no_value() {
     assert!(text.contains("updateTime"), "{text}");
 }
 
+/// Syncs again and checks that nothing was written: the store and the
+/// platform agree, and the state knows it.
+fn assert_a_resync_writes_nothing(env: &TestEnv, s: &StandIn) {
+    s.clear_calls();
+    sync(env, s, &[]).ok();
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+}
+
 /// The state file of the first sync, in the default state directory.
 fn state_file(env: &TestEnv) -> std::path::PathBuf {
     let dir = env.home.join(".local/state/coffer/sync");
@@ -224,9 +239,7 @@ fn a_damaged_state_file_is_set_aside_with_a_warning_and_every_secret_pushed_once
         r.stderr()
     );
     assert_eq!(s.writes().len(), 3, "{:?}", s.writes());
-    s.clear_calls();
-    sync(&env, &s, &[]).ok();
-    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert_a_resync_writes_nothing(&env, &s);
 }
 
 /// A link planted as the state file is not followed: it could make coffer
@@ -311,9 +324,7 @@ fn nothing_is_deleted_remotely_without_prune() {
     ])
     .ok();
     s.set_value(WS, "old-vault", "leftover", "x");
-    s.clear_calls();
-    sync(&env, &s, &[]).ok();
-    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert_a_resync_writes_nothing(&env, &s);
     assert!(s.value(WS, "api-keys", "sendgrid-api-key").is_some());
     assert!(s.value(WS, "old-vault", "leftover").is_some());
 }
@@ -417,9 +428,7 @@ fn writes_whose_responses_were_lost_count_as_done() {
         s.value(WS, "api-keys", "sendgrid-api-key").as_deref(),
         Some("SG.two")
     );
-    s.clear_calls();
-    sync(&env, &s, &[]).ok();
-    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    assert_a_resync_writes_nothing(&env, &s);
 }
 
 #[test]
@@ -880,13 +889,7 @@ fn a_store_that_cannot_be_read_ends_sync_without_waiting_for_a_slow_platform() {
 #[test]
 fn a_sync_that_waits_for_another_plans_against_what_that_one_pushed() {
     use std::time::{Duration, Instant};
-    let (env, s) = setup();
-    sync(&env, &s, &[]).ok();
-    env.run_stdin(
-        &["update", "-V", "api-keys", "-n", "stripe-secret-key"],
-        b"sk_live_rotated",
-    )
-    .ok();
+    let (env, s) = synced_then_rotated();
     // The first sync's update is asked to wait, holding the state's lock.
     s.fail_next_writes(1, Fault::RetryAfter(3));
     s.clear_calls();
