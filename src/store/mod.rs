@@ -22,6 +22,8 @@ pub mod layout;
 pub mod manifest;
 pub mod root;
 pub mod team;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod trust;
 pub mod txn;
 pub mod vault;

@@ -767,29 +767,17 @@ impl VaultWrite<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::recipient::RecipientKey;
     use crate::name::RecipientName;
     use crate::store::manifest::RotationDue;
-    use age::secrecy::ExposeSecret;
 
     /// A manifest of ~400 KiB, read through a 64 KiB window: every entry is
     /// found, wherever the window boundaries fall, and equals the full
     /// parse's.
     #[test]
     fn one_entry_is_found_across_read_windows() {
-        let d = tempfile::tempdir().unwrap();
-        let id = age::x25519::Identity::generate();
+        let (_d, store, _) = crate::store::testing::store_with_vault("big-vault");
         let who: RecipientName = "alice".parse().unwrap();
-        let key: RecipientKey = id.to_public().to_string().parse().unwrap();
-        let store = Store::init(d.path(), &who, &key).unwrap();
-        let text = id.to_string();
-        let ids = Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks)
-            .unwrap();
         let vname: VaultName = "big-vault".parse().unwrap();
-        let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
-        store
-            .create_vault(&vname, &recipients, Time::now(), age::NoCallbacks)
-            .unwrap();
         let vault = store.vault(&vname).unwrap();
         let mut m = vault.read().unwrap().manifest().clone();
         let t = Time::now();

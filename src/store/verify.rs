@@ -613,26 +613,14 @@ fn check_recipients_keyed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::name::{RecipientName, SecretName};
+    use crate::name::SecretName;
     use crate::secret::SecretValue;
     use crate::time::Time;
-    use age::secrecy::ExposeSecret;
 
     #[test]
     fn a_vault_directory_that_became_a_link_is_reported_not_read_through() {
-        let d = tempfile::tempdir().unwrap();
-        let id = age::x25519::Identity::generate();
-        let who: RecipientName = "alice".parse().unwrap();
-        let store =
-            Store::init(d.path(), &who, &id.to_public().to_string().parse().unwrap()).unwrap();
-        let text = id.to_string();
-        let ids = Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks)
-            .unwrap();
+        let (d, store, ids) = crate::store::testing::store_with_vault("api-keys");
         let vname: VaultName = "api-keys".parse().unwrap();
-        let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
-        store
-            .create_vault(&vname, &recipients, Time::now(), age::NoCallbacks)
-            .unwrap();
         let vault = store.vault(&vname).unwrap();
         let key = vault.unlock(&ids).unwrap();
         let name: SecretName = "stripe-key".parse().unwrap();

@@ -637,25 +637,7 @@ fn not_found_on_update_recreates_and_on_delete_is_already_done() {
 /// A real store for the tests of reading it: one vault, `app`, with
 /// `values`, and the identity that opens it.
 fn real_store(values: &[(&str, &str)]) -> (tempfile::TempDir, crate::store::Store, Identities) {
-    use age::secrecy::ExposeSecret;
-    let d = tempfile::tempdir().unwrap();
-    let id = age::x25519::Identity::generate();
-    let who: crate::name::RecipientName = "alice".parse().unwrap();
-    let rk: crate::crypto::recipient::RecipientKey = id.to_public().to_string().parse().unwrap();
-    let store = crate::store::Store::init(d.path(), &who, &rk).unwrap();
-    let text = id.to_string();
-    let ids =
-        Identities::from_text(text.expose_secret().as_bytes(), "test", age::NoCallbacks).unwrap();
-    let vname: VaultName = "app".parse().unwrap();
-    let (recipients, _) = store.new_vault_recipients(&vname, &ids).unwrap();
-    store
-        .create_vault(
-            &vname,
-            &recipients,
-            crate::time::Time::now(),
-            age::NoCallbacks,
-        )
-        .unwrap();
+    let (d, store, ids) = crate::store::testing::store_with_vault("app");
     set_values(&store, &ids, values);
     (d, store, ids)
 }
