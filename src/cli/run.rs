@@ -182,8 +182,8 @@ fn plan_vars(
             });
         }
     }
-    let vault_names: Vec<VaultName> = reads.iter().map(|r| r.vault().name().clone()).collect();
     if let Some(missing) = wanted.first() {
+        let vault_names: Vec<VaultName> = reads.iter().map(|r| r.vault().name().clone()).collect();
         return Err(match vault_names.as_slice() {
             [one] => coffer::Error::SecretNotFound {
                 vault: one.to_string(),
