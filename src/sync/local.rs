@@ -101,8 +101,8 @@ pub fn read_local(
         let key = vault.unlock(identities)?;
         let read = vault.read()?;
         let entries: Vec<_> = read.manifest().secrets.iter().collect();
-        // Each secret on its own, on every core; `Some` digest when it
-        // was decrypted.
+        // Each secret on its own, on every core, with whether it was
+        // decrypted.
         let read_one = |(secret, entry): &(&SecretName, &Entry)| {
             let domain = digest_domain(target_id, name, secret);
             let file_digest = key.file_digest(&domain, &entry.digest);
