@@ -23,11 +23,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use ureq::unversioned::resolver::{DefaultResolver, Resolver};
+use ureq::unversioned::transport::DefaultConnector;
 use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 use crate::sync::remote::{DEFAULT_WORKERS, Remote, RemoteError, RemoteSecret, normalize_time};
 use crate::sync::tailor::code::Code;
+use crate::sync::tailor::resolve::CachingResolver;
 use crate::sync::tailor::scrub::Scrubber;
 use crate::sync::tailor::{
     PlatformUrl, SettingsError, WorkspaceId, means_unlabelled, owner_from_labels, target_id,
@@ -256,13 +259,19 @@ impl Client {
     /// Returns the target `config` describes. Checks the token can be
     /// sent; sends nothing.
     pub fn new(config: Settings) -> Result<Client, SettingsError> {
+        Client::with_resolver(config, DefaultResolver::default())
+    }
+
+    /// [`Client::new`], with `resolver` to look the platform's host up
+    /// (once a run: see [`CachingResolver`]).
+    fn with_resolver(config: Settings, resolver: impl Resolver) -> Result<Client, SettingsError> {
         let t = config.token.expose_secret();
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SettingsError::InvalidToken);
         }
         let mut scrubber = Scrubber::default();
         scrubber.hold(t);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // The token must never follow a redirect to another host.
             .max_redirects(0)
@@ -270,8 +279,12 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(config.timeout))
             .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            DefaultConnector::default(),
+            CachingResolver::new(resolver),
+        );
         Ok(Client {
             agent,
             authorization: SecretString::from(format!("Bearer {t}")),
@@ -987,6 +1000,34 @@ mod tests {
         malformed(c.list_secrets("app").unwrap_err());
         assert_eq!(c.list_vaults(), Ok(vec![]));
         server.join().unwrap();
+    }
+
+    /// ureq looks the host up before every request, on a thread of its
+    /// own; the client asks its resolver once a run.
+    #[test]
+    fn a_run_of_requests_looks_the_platform_up_once() {
+        use crate::sync::remote::Remote as _;
+        use crate::sync::tailor::resolve::testing::Counting;
+        let (url, server) = answer_with(vec![r#"{"vaults":[]}"#; 3]);
+        let port = url.rsplit(':').next().unwrap();
+        let resolver = Counting::default();
+        let c = Client::with_resolver(
+            Settings {
+                url: format!("http://localhost:{port}").parse().unwrap(),
+                token: SecretString::from("tpp_sentinel_token".to_owned()),
+                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+                workers: 1,
+                retry: Retry::default(),
+                timeout: Duration::from_secs(5),
+            },
+            resolver.clone(),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(c.list_vaults(), Ok(vec![]));
+        }
+        server.join().unwrap();
+        assert_eq!(resolver.lookups(), 1);
     }
 
     #[test]

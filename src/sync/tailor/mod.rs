@@ -24,6 +24,8 @@ use crate::sync::remote::{ErrorKind, RemoteError};
 #[cfg(feature = "sync")]
 pub mod client;
 pub mod code;
+#[cfg(feature = "sync")]
+mod resolve;
 pub mod scrub;
 
 pub use code::Code;
