@@ -3,7 +3,8 @@
 //! seed that found it, as `COFFER_TEST_SEED=…`, and a run with that
 //! variable set tries that seed first. (The kill loop in
 //! `tests/cli/reliability.rs` reads the same variable for its own
-//! generator.)
+//! generator.) The integration tests include this file too (`#[path]` in
+//! `tests/cli/common`), since they cannot see the library's test modules.
 
 use std::any::Any;
 

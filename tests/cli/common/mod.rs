@@ -442,51 +442,10 @@ pub fn run_in_pty_with(
     (out, status.code().unwrap_or(-1))
 }
 
-/// The configuration of every `proptest!` block here: a failure prints its
-/// seed as `COFFER_TEST_SEED=…`, and a run with that variable set tries
-/// that seed first (the library's tests do the same, in `src/test_seed.rs`).
-pub fn proptest_config() -> proptest::test_runner::Config {
-    proptest::test_runner::Config {
-        failure_persistence: Some(Box::new(EnvSeed)),
-        ..proptest::test_runner::Config::default()
-    }
-}
-
-/// Seeds from `COFFER_TEST_SEED`; failures printed, not written to the
-/// source tree.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EnvSeed;
-
-impl proptest::test_runner::FailurePersistence for EnvSeed {
-    fn load_persisted_failures2(
-        &self,
-        _: Option<&'static str>,
-    ) -> Vec<proptest::test_runner::PersistedSeed> {
-        std::env::var("COFFER_TEST_SEED")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .into_iter()
-            .collect()
-    }
-
-    fn save_persisted_failure2(
-        &mut self,
-        _: Option<&'static str>,
-        seed: proptest::test_runner::PersistedSeed,
-        _: &dyn std::fmt::Debug,
-    ) {
-        eprintln!("note: to replay this failure, run with COFFER_TEST_SEED='{seed}'");
-    }
-
-    fn box_clone(&self) -> Box<dyn proptest::test_runner::FailurePersistence> {
-        Box::new(self.clone())
-    }
-
-    fn eq(&self, other: &dyn proptest::test_runner::FailurePersistence) -> bool {
-        other.as_any().downcast_ref::<EnvSeed>().is_some()
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+// The configuration of every `proptest!` block here is the library's own:
+// a failure prints its seed as `COFFER_TEST_SEED=…`, and a run with that
+// variable set tries that seed first. The file is shared, not copied: the
+// integration tests cannot see the library's test-only modules.
+#[path = "../../../src/test_seed.rs"]
+mod test_seed;
+pub use test_seed::config as proptest_config;
