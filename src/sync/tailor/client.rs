@@ -280,11 +280,9 @@ impl Client {
             .timeout_global(Some(config.timeout))
             .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
             .build();
-        let agent = ureq::Agent::with_parts(
-            agent_config,
-            DefaultConnector::default(),
-            CachingResolver::new(resolver),
-        );
+        let resolver = CachingResolver::new(resolver);
+        let connector = resolver.forgetting(DefaultConnector::default());
+        let agent = ureq::Agent::with_parts(agent_config, connector, resolver);
         Ok(Client {
             agent,
             authorization: SecretString::from(format!("Bearer {t}")),
@@ -1028,6 +1026,47 @@ mod tests {
         }
         server.join().unwrap();
         assert_eq!(resolver.lookups(), 1);
+    }
+
+    /// ureq looked the host up again for every request, so a retry after
+    /// a first answer that could not be reached (a stale record, or a
+    /// hostile DNS server's) got a fresh one; the cached answer must not
+    /// take that away for the rest of the run.
+    #[test]
+    fn a_first_answer_that_cannot_be_reached_is_looked_up_again_by_the_retry() {
+        use crate::sync::remote::Remote as _;
+        use crate::sync::tailor::resolve::testing::Sequence;
+        let (url, server) = answer_with(vec![r#"{"vaults":[]}"#; 2]);
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        // A port nothing listens on: connecting to it is refused.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let resolver = Sequence::new(vec![dead, live]);
+        let c = Client::with_resolver(
+            Settings {
+                url: format!("http://localhost:{port}").parse().unwrap(),
+                token: SecretString::from("tpp_sentinel_token".to_owned()),
+                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
+                workers: 1,
+                retry: Retry {
+                    attempts: 2,
+                    base: Duration::from_millis(1),
+                    ..Retry::default()
+                },
+                timeout: Duration::from_secs(5),
+            },
+            resolver.clone(),
+        )
+        .unwrap();
+        assert_eq!(c.list_vaults(), Ok(vec![]));
+        assert_eq!(resolver.counted.lookups(), 2);
+        // The answer that worked is kept.
+        assert_eq!(c.list_vaults(), Ok(vec![]));
+        assert_eq!(resolver.counted.lookups(), 2);
+        server.join().unwrap();
     }
 
     #[test]
