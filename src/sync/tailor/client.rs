@@ -819,15 +819,19 @@ mod tests {
     /// A client of the platform at `url` whose token is a sentinel, one
     /// worker, the default retries.
     fn sentinel_client(url: &str, timeout_secs: u64) -> Client {
-        Client::new(Settings {
+        Client::new(sentinel_settings(url, timeout_secs)).unwrap()
+    }
+
+    /// The settings of [`sentinel_client`].
+    fn sentinel_settings(url: &str, timeout_secs: u64) -> Settings {
+        Settings {
             url: url.parse().unwrap(),
             token: SecretString::from("tpp_sentinel_token".to_owned()),
             workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
             workers: 1,
             retry: Retry::default(),
             timeout: Duration::from_secs(timeout_secs),
-        })
-        .unwrap()
+        }
     }
 
     #[test]
@@ -847,17 +851,7 @@ mod tests {
 
     #[test]
     fn a_value_the_run_did_not_decrypt_is_read_on_the_first_message_and_scrubbed() {
-        let client = || {
-            Client::new(Settings {
-                url: "http://127.0.0.1:1".parse().unwrap(),
-                token: SecretString::from("tpp_sentinel_token".to_owned()),
-                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
-                workers: 1,
-                retry: Retry::default(),
-                timeout: Duration::from_secs(1),
-            })
-            .unwrap()
-        };
+        let client = || sentinel_client("http://127.0.0.1:1", 1);
         let c = client();
         let calls = std::sync::Arc::new(AtomicU64::new(0));
         let counted = std::sync::Arc::clone(&calls);
@@ -1009,18 +1003,8 @@ mod tests {
         let (url, server) = answer_with(vec![r#"{"vaults":[]}"#; 3]);
         let port = url.rsplit(':').next().unwrap();
         let resolver = Counting::default();
-        let c = Client::with_resolver(
-            Settings {
-                url: format!("http://localhost:{port}").parse().unwrap(),
-                token: SecretString::from("tpp_sentinel_token".to_owned()),
-                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
-                workers: 1,
-                retry: Retry::default(),
-                timeout: Duration::from_secs(5),
-            },
-            resolver.clone(),
-        )
-        .unwrap();
+        let settings = sentinel_settings(&format!("http://localhost:{port}"), 5);
+        let c = Client::with_resolver(settings, resolver.clone()).unwrap();
         for _ in 0..3 {
             assert_eq!(c.list_vaults(), Ok(vec![]));
         }
@@ -1045,22 +1029,15 @@ mod tests {
             .unwrap();
         let live = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let resolver = Sequence::new(vec![dead, live]);
-        let c = Client::with_resolver(
-            Settings {
-                url: format!("http://localhost:{port}").parse().unwrap(),
-                token: SecretString::from("tpp_sentinel_token".to_owned()),
-                workspace: "123e4567-e89b-12d3-a456-426614174000".parse().unwrap(),
-                workers: 1,
-                retry: Retry {
-                    attempts: 2,
-                    base: Duration::from_millis(1),
-                    ..Retry::default()
-                },
-                timeout: Duration::from_secs(5),
+        let settings = Settings {
+            retry: Retry {
+                attempts: 2,
+                base: Duration::from_millis(1),
+                ..Retry::default()
             },
-            resolver.clone(),
-        )
-        .unwrap();
+            ..sentinel_settings(&format!("http://localhost:{port}"), 5)
+        };
+        let c = Client::with_resolver(settings, resolver.clone()).unwrap();
         assert_eq!(c.list_vaults(), Ok(vec![]));
         assert_eq!(resolver.counted.lookups(), 2);
         // The answer that worked is kept.
