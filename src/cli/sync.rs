@@ -186,9 +186,8 @@ pub fn sync(ctx: &Ctx, args: SyncArgs) -> CliResult {
     // Decrypt what the plan will push after all: drifted on the platform,
     // or missing there. (Their values are covered by the on-demand read
     // above, and each value sent is held by the request that sends it.)
-    sync::read_values(&store, &mut local, &ids, &target_id, |v, n| {
-        sync::needs_value(&snapshot, &state, v, n)
-    })?;
+    let needed = sync::values_needed(&local, &snapshot, &state);
+    sync::read_values(&store, &mut local, &ids, &target_id, &needed)?;
     let plan = sync::plan(&local, &snapshot, &state, scope);
 
     if !req.json {

@@ -145,27 +145,23 @@ pub fn read_local(
     Ok(out)
 }
 
-/// Decrypts each [`LocalSecret::Unchanged`] secret for which `wanted(vault,
-/// secret)` holds, turning it into [`LocalSecret::Ready`] (or
-/// [`LocalSecret::Failed`]): the plan needs its value after all (it
-/// drifted on the target, say), or every value must be held. The store is
-/// read again: a file changed since [`read_local`] is read as it is now.
+/// Decrypts the secrets `needed` names, per vault (those
+/// [`crate::sync::plan::values_needed`] returns: unchanged here, but to be
+/// pushed after all, having drifted on the target, say), turning each into
+/// [`LocalSecret::Ready`] (or [`LocalSecret::Failed`]). A vault of
+/// `needed` that `local` lacks is skipped. The store is read again: a file
+/// changed since [`read_local`] is read as it is now.
 pub fn read_values(
     store: &Store,
     local: &mut [LocalVault],
     identities: &Identities,
     target_id: &str,
-    wanted: impl Fn(&str, &str) -> bool,
+    needed: &[(VaultName, Vec<SecretName>)],
 ) -> Result<()> {
-    for lv in local {
-        let names: Vec<SecretName> = lv
-            .secrets
-            .iter()
-            .filter(|(n, s)| {
-                matches!(s, LocalSecret::Unchanged { .. }) && wanted(lv.name.as_str(), n.as_str())
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
+    for (vault_name, names) in needed {
+        let Some(lv) = local.iter_mut().find(|lv| lv.name == *vault_name) else {
+            continue;
+        };
         if names.is_empty() {
             continue;
         }
@@ -176,11 +172,11 @@ pub fn read_values(
             // A secret deleted since is an error (not found): the store
             // changed under the sync.
             lv.decrypted += 1;
-            let value = read.get(&key, &secret);
-            let entry = read.manifest().secrets.get(&secret);
+            let value = read.get(&key, secret);
+            let entry = read.manifest().secrets.get(secret);
             let local = classify(value.map(|value| {
                 let entry = entry.expect("a secret read has an entry");
-                let domain = digest_domain(target_id, &lv.name, &secret);
+                let domain = digest_domain(target_id, &lv.name, secret);
                 LocalSecret::Ready {
                     digest: key.value_digest(&domain, &value),
                     file_digest: key.file_digest(&domain, &entry.digest),
@@ -188,7 +184,7 @@ pub fn read_values(
                     rotation_due: entry.rotation.is_some(),
                 }
             }))?;
-            lv.secrets.insert(secret, local);
+            lv.secrets.insert(secret.clone(), local);
         }
     }
     Ok(())

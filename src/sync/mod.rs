@@ -15,7 +15,7 @@
 //!    (the state keeps a keyed digest of that file too);
 //! 2. [`fetch`] (`remote.rs`) reads the remote side through a [`Remote`],
 //!    [`read_values`] decrypts the unchanged secrets the plan will push
-//!    after all ([`needs_value`]: drifted or missing remotely), and
+//!    after all ([`values_needed`]: drifted or missing remotely), and
 //!    [`plan()`] (`plan.rs`) computes the [`Plan`] (pure: no I/O);
 //! 3. [`apply()`] (`apply.rs`) runs the plan's writes a few at a time and
 //!    records each success in the [`State`] (`state.rs`), so an
@@ -38,7 +38,7 @@ pub mod tailor;
 
 pub use apply::{Outcome, apply};
 pub use local::{LocalSecret, LocalVault, read_local, read_values, unread_values};
-pub use plan::{Action, Plan, SkipReason, Step, UpdateReason, needs_value, plan};
+pub use plan::{Action, Plan, SkipReason, Step, UpdateReason, plan, values_needed};
 pub use remote::{
     DEFAULT_WORKERS, ErrorKind, Ownership, Remote, RemoteError, RemoteSecret, RemoteSnapshot,
     RemoteVault, Scope, fetch, normalize_time, parallel,

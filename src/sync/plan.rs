@@ -2,10 +2,10 @@
 //! why. Pure: [`plan`] takes the local store, the remote snapshot and the
 //! state, and returns the steps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::error::IntegrityProblem;
-use crate::name::{SecretName, platform_name_problem};
+use crate::name::{SecretName, VaultName, platform_name_problem};
 use crate::sync::local::{LocalSecret, LocalVault};
 use crate::sync::remote::{Ownership, RemoteSecret, RemoteSnapshot, RemoteVault, Scope};
 use crate::sync::state::{Record, State};
@@ -194,18 +194,70 @@ fn decide(
     }
 }
 
-/// Returns whether the plan will push `vault/name` if its value has not
-/// changed locally, i.e. whether a [`LocalSecret::Unchanged`] secret must
-/// be decrypted (with [`crate::sync::local::read_values`]) before
-/// [`plan`]: the target lacks it or it drifted there. Never for a vault
-/// another tool manages (nothing is pushed there).
-pub fn needs_value(remote: &RemoteSnapshot, state: &State, vault: &str, name: &str) -> bool {
-    let rv = remote.vaults.get(vault);
-    if rv.is_some_and(|v| matches!(v.ownership, Ownership::ManagedElsewhere(_))) {
-        return false;
+/// Finds names in a sequence of `(name, value)` sorted by name, in one
+/// forward pass: each call's name must not sort before the last call's. A
+/// plan visits a vault's names in order, so each is a step along the
+/// target's list and the state's, not a tree search (10,000 of them in a
+/// re-sync, each comparing names all the way down).
+struct Walk<'a, V: 'a, I: Iterator<Item = (&'a str, &'a V)>> {
+    rest: std::iter::Peekable<I>,
+}
+
+impl<'a, V: 'a, I: Iterator<Item = (&'a str, &'a V)>> Walk<'a, V, I> {
+    fn new(sorted: I) -> Self {
+        Walk {
+            rest: sorted.peekable(),
+        }
     }
-    let r = rv.and_then(|v| v.secrets.get(name));
-    decide(r, state.get(vault, name), None) != Action::Keep
+
+    /// Returns `name`'s value, if the sequence has it.
+    fn get(&mut self, name: &str) -> Option<&'a V> {
+        while self.rest.next_if(|(k, _)| *k < name).is_some() {}
+        self.rest.next_if(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// The target's secrets of a vault, sorted by name, for a [`Walk`].
+fn remote_secrets(rv: Option<&RemoteVault>) -> impl Iterator<Item = (&str, &RemoteSecret)> {
+    rv.into_iter()
+        .flat_map(|v| v.secrets.iter())
+        .map(|(n, r)| (n.as_str(), r))
+}
+
+/// Returns, per vault, the [`LocalSecret::Unchanged`] secrets that the
+/// plan will push (the target lacks them or they drifted there), in order:
+/// what [`crate::sync::local::read_values`] must decrypt before [`plan`].
+/// None in a vault another tool manages (nothing is pushed there), and no
+/// vault without one.
+pub fn values_needed(
+    local: &[LocalVault],
+    remote: &RemoteSnapshot,
+    state: &State,
+) -> Vec<(VaultName, Vec<SecretName>)> {
+    let mut needed = Vec::new();
+    for lv in local {
+        let rv = remote.vaults.get(lv.name.as_str());
+        if rv.is_some_and(|v| matches!(v.ownership, Ownership::ManagedElsewhere(_))) {
+            continue;
+        }
+        let mut remote = Walk::new(remote_secrets(rv));
+        let mut records = Walk::new(state.records(lv.name.as_str()));
+        let names: Vec<SecretName> = lv
+            .secrets
+            .iter()
+            .filter(|(_, s)| matches!(s, LocalSecret::Unchanged { .. }))
+            .filter(|(name, _)| {
+                // Both walks step on every name, in order.
+                let r = remote.get(name.as_str());
+                decide(r, records.get(name.as_str()), None) != Action::Keep
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !names.is_empty() {
+            needed.push((lv.name.clone(), names));
+        }
+    }
+    needed
 }
 
 /// Computes the plan. Pure: the local store, the remote snapshot and the
@@ -319,16 +371,20 @@ fn plan_vault(
             true
         }
     };
-    let empty = BTreeMap::new();
-    let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
-    let mut names: BTreeSet<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
+    // The local names, and the target's too when they may be deleted: both
+    // sorted, so their union is one merge.
+    let mut names: Vec<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
     if scope.prune && may_delete {
-        names.extend(remote_secrets.keys().map(String::as_str));
+        names.extend(remote_secrets(rv).map(|(n, _)| n));
+        names.sort_unstable();
+        names.dedup();
     }
+    let mut local = Walk::new(lv.secrets.iter().map(|(n, s)| (n.as_str(), s)));
+    let mut remote = Walk::new(remote_secrets(rv));
+    let mut records = Walk::new(state.records(vname));
     for name in names {
-        // A map look-up, not a scan: a plan of 10,000 secrets is
-        // otherwise quadratic.
-        let Some(ls) = lv.secrets.get(name) else {
+        let r = remote.get(name);
+        let Some(ls) = local.get(name) else {
             let action = match platform_name_problem(name) {
                 Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
                 None => Action::Delete,
@@ -346,23 +402,42 @@ fn plan_vault(
                 digest,
                 rotation_due,
                 ..
-            } => (
-                decide(
-                    remote_secrets.get(name),
-                    state.get(vname, name),
-                    Some(digest),
-                ),
-                *rotation_due,
-            ),
+            } => (decide(r, records.get(name), Some(digest)), *rotation_due),
             // Its file is the one whose value was last pushed: the value
             // has not changed here. (If the plan needs it, the caller
             // decrypts it first with `read_values`; else the write is
             // reported as not attempted.)
-            LocalSecret::Unchanged { rotation_due, .. } => (
-                decide(remote_secrets.get(name), state.get(vname, name), None),
-                *rotation_due,
-            ),
+            LocalSecret::Unchanged { rotation_due, .. } => {
+                (decide(r, records.get(name), None), *rotation_due)
+            }
         };
         steps.push(step(vname, Some(name), action, rotation_due));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::Walk;
+
+    proptest! {
+        #![proptest_config(crate::test_seed::config())]
+        /// A walk answers each of an ascending run of names as a look-up
+        /// in the map would, whichever names it is asked and skips.
+        #[test]
+        fn a_walk_finds_what_a_look_up_finds(
+            map in proptest::collection::btree_map("[a-c]{1,3}", 0u32..100, 0..20),
+            asked in proptest::collection::btree_set("[a-c]{1,3}", 0..20),
+        ) {
+            let map: BTreeMap<String, u32> = map;
+            let asked: BTreeSet<String> = asked;
+            let mut walk = Walk::new(map.iter().map(|(k, v)| (k.as_str(), v)));
+            for name in &asked {
+                prop_assert_eq!(walk.get(name), map.get(name), "{}", name);
+            }
+        }
     }
 }

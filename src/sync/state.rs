@@ -238,6 +238,15 @@ impl State {
         self.records.get(vault)?.get(name)
     }
 
+    /// Returns the records of a vault's secrets, sorted by name.
+    pub fn records(&self, vault: &str) -> impl Iterator<Item = (&str, &Record)> {
+        self.records
+            .get(vault)
+            .into_iter()
+            .flatten()
+            .map(|(name, r)| (name.as_str(), r))
+    }
+
     /// Records a push.
     pub fn set(&mut self, vault: &str, name: &str, record: Record) {
         if self.get(vault, name) == Some(&record) {

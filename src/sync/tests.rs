@@ -390,6 +390,63 @@ fn prune_deletes_what_the_store_lacks_secrets_before_their_vault() {
     assert!(remote.value("app", "gone").is_none());
 }
 
+/// The plan walks the store's names and the target's side by side: a
+/// name only the target has, between two the store has, is deleted in its
+/// place, and one both have is matched with its own record, not a
+/// neighbour's.
+#[test]
+fn prune_interleaves_the_targets_names_with_the_stores_in_name_order() {
+    let key = VaultKey::generate();
+    let remote = Fake::default();
+    for name in ["bbb", "ccc", "ddd", "fff"] {
+        remote.set_remotely("app", name, "remote");
+    }
+    let spec: &[Spec] = &[(
+        "app",
+        &[("aaa", Some("1")), ("ccc", Some("3")), ("eee", Some("5"))],
+    )];
+    let l = local(&key, spec);
+    let mut state = State::in_memory();
+    let (p, _) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(
+        lines(&p),
+        [
+            "+ app/aaa",
+            "- app/bbb",
+            "~ app/ccc",
+            "- app/ddd",
+            "+ app/eee",
+            "- app/fff"
+        ]
+    );
+    // Recorded, each under its own name: nothing left to do.
+    let (p, _) = sync(&remote, &l, &mut state, PRUNE);
+    assert_eq!(
+        actions(&p),
+        [
+            ("app/aaa".to_owned(), Action::Keep),
+            ("app/ccc".to_owned(), Action::Keep),
+            ("app/eee".to_owned(), Action::Keep),
+        ]
+    );
+    // Only c changes locally: only c is pushed, for that reason.
+    let spec: &[Spec] = &[(
+        "app",
+        &[("aaa", Some("1")), ("ccc", Some("33")), ("eee", Some("5"))],
+    )];
+    let (p, _) = sync(&remote, &local(&key, spec), &mut state, PRUNE);
+    assert_eq!(
+        actions(&p)
+            .into_iter()
+            .filter(|(_, a)| *a != Action::Keep)
+            .collect::<Vec<_>>(),
+        [(
+            "app/ccc".to_owned(),
+            Action::Update(UpdateReason::ChangedLocally)
+        )]
+    );
+}
+
 #[test]
 fn managed_reserved_and_unverified_things_are_left_alone() {
     let key = VaultKey::generate();
@@ -672,10 +729,8 @@ fn sync_store(
     let vaults = vec!["app".parse().unwrap()];
     let mut l = read_local(store, &vaults, ids, TARGET, state).unwrap();
     let snapshot = fetch(remote, &vault_names(&l), ALL, 2).unwrap();
-    read_values(store, &mut l, ids, TARGET, |v, n| {
-        needs_value(&snapshot, state, v, n)
-    })
-    .unwrap();
+    let needed = values_needed(&l, &snapshot, state);
+    read_values(store, &mut l, ids, TARGET, &needed).unwrap();
     let p = plan(&l, &snapshot, state, ALL);
     let outcomes = apply(remote, &l, &p, state, 2, &|_, _| {});
     assert!(
