@@ -881,3 +881,355 @@ fn unread_values_reads_exactly_the_secrets_not_decrypted() {
         .collect();
     assert_eq!(values, vec!["first-value".to_owned()]);
 }
+
+/// The plan as a look-up per name (what it was before it walked the
+/// names alongside the target's list and the state's records): the
+/// reference the walking [`plan`] and [`values_needed`] must match step for
+/// step.
+mod reference {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::name::platform_name_problem;
+
+    fn decide(
+        remote: Option<&RemoteSecret>,
+        record: Option<&state::Record>,
+        digest: Option<&[u8; 32]>,
+    ) -> Action {
+        match (remote, record) {
+            (None, _) => Action::Create,
+            (Some(_), None) => Action::Update(UpdateReason::NotInState),
+            (Some(_), Some(rec)) if digest.is_some_and(|d| rec.digest != *d) => {
+                Action::Update(UpdateReason::ChangedLocally)
+            }
+            (Some(r), Some(rec)) if r.update_time.is_some() && rec.update_time != r.update_time => {
+                Action::Update(UpdateReason::ChangedRemotely)
+            }
+            (Some(_), Some(_)) => Action::Keep,
+        }
+    }
+
+    fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -> Step {
+        Step {
+            vault: vault.to_owned(),
+            secret: secret.map(str::to_owned),
+            action,
+            rotation_due,
+        }
+    }
+
+    /// The unchanged secrets whose value the plan needs, as `read_values`
+    /// chose them when it asked a predicate of each.
+    pub fn values_needed(
+        local: &[LocalVault],
+        remote: &RemoteSnapshot,
+        state: &State,
+    ) -> Vec<(VaultName, Vec<SecretName>)> {
+        let needs = |vault: &str, name: &str| {
+            let rv = remote.vaults.get(vault);
+            if rv.is_some_and(|v| matches!(v.ownership, Ownership::ManagedElsewhere(_))) {
+                return false;
+            }
+            let r = rv.and_then(|v| v.secrets.get(name));
+            decide(r, state.get(vault, name), None) != Action::Keep
+        };
+        local
+            .iter()
+            .map(|lv| {
+                let names: Vec<SecretName> = lv
+                    .secrets
+                    .iter()
+                    .filter(|(n, s)| {
+                        matches!(s, LocalSecret::Unchanged { .. })
+                            && needs(lv.name.as_str(), n.as_str())
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                (lv.name.clone(), names)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect()
+    }
+
+    pub fn plan(
+        local: &[LocalVault],
+        remote: &RemoteSnapshot,
+        state: &State,
+        scope: Scope,
+    ) -> Plan {
+        let mut steps = Vec::new();
+        let mut vaults: BTreeSet<&str> = local.iter().map(|v| v.name.as_str()).collect();
+        if scope.prune && scope.all_vaults {
+            vaults.extend(remote.vaults.keys().map(String::as_str));
+        }
+        for vname in vaults {
+            let rv = remote.vaults.get(vname);
+            match local.iter().find(|v| v.name.as_str() == vname) {
+                Some(lv) => plan_vault(lv, rv, state, scope, &mut steps),
+                None => plan_remote_only(vname, rv.unwrap(), &mut steps),
+            }
+        }
+        Plan { steps }
+    }
+
+    fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<Step>) {
+        if let Some(why) = platform_name_problem(vname) {
+            let action = Action::Skip(SkipReason::BadRemoteName(why));
+            steps.push(step(vname, None, action, false));
+            return;
+        }
+        let skip = match &rv.ownership {
+            Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
+            Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
+            Ownership::Reserved(why) => Some(SkipReason::Reserved(why.clone())),
+            Ownership::Free => None,
+        };
+        if let Some(why) = skip {
+            steps.push(step(vname, None, Action::Skip(why), false));
+            return;
+        }
+        let mut kept = false;
+        for name in rv.secrets.keys() {
+            let action = match platform_name_problem(name) {
+                Some(why) => {
+                    kept = true;
+                    Action::Skip(SkipReason::BadRemoteName(why))
+                }
+                None => Action::Delete,
+            };
+            steps.push(step(vname, Some(name), action, false));
+        }
+        if !kept {
+            steps.push(step(vname, None, Action::DeleteVault, false));
+        }
+    }
+
+    fn plan_vault(
+        lv: &LocalVault,
+        rv: Option<&RemoteVault>,
+        state: &State,
+        scope: Scope,
+        steps: &mut Vec<Step>,
+    ) {
+        let vname = lv.name.as_str();
+        let may_delete = match rv.map(|r| &r.ownership) {
+            Some(Ownership::ManagedElsewhere(why)) => {
+                let action = Action::Skip(SkipReason::ManagedElsewhere(why.clone()));
+                steps.push(step(vname, None, action, false));
+                return;
+            }
+            Some(Ownership::Unknown(e)) => {
+                if scope.prune {
+                    let action = Action::Skip(SkipReason::OwnershipUnknown(e.clone()));
+                    steps.push(step(vname, None, action, false));
+                }
+                false
+            }
+            Some(Ownership::Free | Ownership::Reserved(_)) => true,
+            None => {
+                steps.push(step(vname, None, Action::CreateVault, false));
+                true
+            }
+        };
+        let empty = BTreeMap::new();
+        let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
+        let mut names: BTreeSet<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
+        if scope.prune && may_delete {
+            names.extend(remote_secrets.keys().map(String::as_str));
+        }
+        for name in names {
+            let Some(ls) = lv.secrets.get(name) else {
+                let action = match platform_name_problem(name) {
+                    Some(why) => Action::Skip(SkipReason::BadRemoteName(why)),
+                    None => Action::Delete,
+                };
+                steps.push(step(vname, Some(name), action, false));
+                continue;
+            };
+            let r = remote_secrets.get(name);
+            let record = state.get(vname, name);
+            let (action, rotation_due) = match ls {
+                LocalSecret::Unverified => (Action::Skip(SkipReason::Unverified), false),
+                LocalSecret::Failed(p) => (
+                    Action::Skip(SkipReason::FailedVerification(p.clone())),
+                    false,
+                ),
+                LocalSecret::Ready {
+                    digest,
+                    rotation_due,
+                    ..
+                } => (decide(r, record, Some(digest)), *rotation_due),
+                LocalSecret::Unchanged { rotation_due, .. } => {
+                    (decide(r, record, None), *rotation_due)
+                }
+            };
+            steps.push(step(vname, Some(name), action, rotation_due));
+        }
+    }
+}
+
+mod walking_plan {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A local secret, as a value proptest can hold: its kind (0 ready, 1
+    /// unchanged, 2 unverified, 3 failed), which of two digests it has,
+    /// and whether it is due for rotation.
+    type LocalSpec = (u8, bool, bool);
+
+    /// A remote vault: its ownership (0 to 2 free, 3 managed elsewhere, 4
+    /// reserved, 5 unknown) and its secrets' update times.
+    type RemoteSpec = (u8, BTreeMap<String, Option<u8>>);
+
+    /// Names the store may hold: few, so that the target and the state
+    /// name them too.
+    fn local_name() -> impl Strategy<Value = String> {
+        "[ab][ab-]{1,2}[ab]"
+    }
+
+    /// Names the platform may list: the store's, and any string at all in
+    /// a small alphabet that sorts around them (empty, `-`, uppercase,
+    /// `_`, a space, non-ASCII, too short).
+    fn remote_name() -> impl Strategy<Value = String> {
+        prop_oneof![local_name(), "[abAB_é -]{0,4}"]
+    }
+
+    fn vault_name() -> impl Strategy<Value = String> {
+        "[ab]{3}"
+    }
+
+    fn remote_vault_name() -> impl Strategy<Value = String> {
+        prop_oneof![3 => vault_name(), 1 => "[abA_]{0,3}"]
+    }
+
+    fn build_local(spec: &BTreeMap<String, BTreeMap<String, LocalSpec>>) -> Vec<LocalVault> {
+        spec.iter()
+            .map(|(v, secrets)| LocalVault {
+                name: v.parse().unwrap(),
+                secrets: secrets
+                    .iter()
+                    .map(|(n, &(kind, d, rotation_due))| {
+                        let digest = [u8::from(d); 32];
+                        let ls = match kind {
+                            0 => LocalSecret::Ready {
+                                value: SecretValue::from_string("v".into()).unwrap(),
+                                digest,
+                                file_digest: digest,
+                                rotation_due,
+                            },
+                            1 => LocalSecret::Unchanged {
+                                file_digest: digest,
+                                rotation_due,
+                            },
+                            2 => LocalSecret::Unverified,
+                            _ => LocalSecret::Failed(IntegrityProblem::BadMac),
+                        };
+                        (n.parse::<SecretName>().unwrap(), ls)
+                    })
+                    .collect(),
+                decrypted: 0,
+            })
+            .collect()
+    }
+
+    fn time(t: u8) -> String {
+        format!("2026-01-0{t}T00:00:00Z")
+    }
+
+    fn build_remote(spec: &BTreeMap<String, RemoteSpec>) -> RemoteSnapshot {
+        let vaults = spec
+            .iter()
+            .map(|(v, (owner, secrets))| {
+                let ownership = match owner {
+                    0..=2 => Ownership::Free,
+                    3 => Ownership::ManagedElsewhere("managed".into()),
+                    4 => Ownership::Reserved("reserved".into()),
+                    _ => Ownership::Unknown("unreadable".into()),
+                };
+                let secrets = secrets
+                    .iter()
+                    .map(|(n, t)| {
+                        let r = RemoteSecret {
+                            name: n.clone(),
+                            update_time: t.map(time),
+                        };
+                        (n.clone(), r)
+                    })
+                    .collect();
+                (v.clone(), RemoteVault { ownership, secrets })
+            })
+            .collect();
+        RemoteSnapshot { vaults }
+    }
+
+    fn build_state(spec: &BTreeMap<String, BTreeMap<String, (bool, Option<u8>)>>) -> State {
+        let mut state = State::in_memory();
+        for (v, records) in spec {
+            for (n, &(d, t)) in records {
+                state.set(v, n, state::Record::new([u8::from(d); 32], t.map(time)));
+            }
+        }
+        state
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_seed::config())]
+        /// Whatever the store, the target (names that break the platform's
+        /// rule sorting anywhere among the store's, vaults owned by others,
+        /// reserved, unreadable or only the target's) and the state hold,
+        /// the walking plan is the look-up plan, step for step, and it
+        /// decrypts the same values.
+        #[test]
+        fn the_walking_plan_is_the_look_up_plan_step_for_step(
+            local in proptest::collection::btree_map(
+                vault_name(),
+                proptest::collection::btree_map(
+                    local_name(),
+                    (0u8..4, any::<bool>(), any::<bool>()),
+                    0..8,
+                ),
+                0..4,
+            ),
+            remote in proptest::collection::btree_map(
+                remote_vault_name(),
+                (
+                    0u8..6,
+                    proptest::collection::btree_map(
+                        remote_name(),
+                        proptest::option::of(1u8..3),
+                        0..8,
+                    ),
+                ),
+                0..5,
+            ),
+            records in proptest::collection::btree_map(
+                remote_vault_name(),
+                proptest::collection::btree_map(
+                    remote_name(),
+                    (any::<bool>(), proptest::option::of(1u8..3)),
+                    0..8,
+                ),
+                0..4,
+            ),
+            prune in any::<bool>(),
+            all_vaults in any::<bool>(),
+        ) {
+            let local = build_local(&local);
+            let remote = build_remote(&remote);
+            let state = build_state(&records);
+            let scope = Scope { prune, all_vaults };
+            prop_assert_eq!(
+                values_needed(&local, &remote, &state),
+                reference::values_needed(&local, &remote, &state)
+            );
+            prop_assert_eq!(
+                plan(&local, &remote, &state, scope),
+                reference::plan(&local, &remote, &state, scope)
+            );
+        }
+    }
+}
