@@ -372,11 +372,12 @@ fn plan_vault(
         }
     };
     // The local names, and the target's too when they may be deleted: both
-    // sorted, so their union is one merge.
+    // sorted, so their union is one merge (the stable sort finds the two
+    // runs and merges them).
     let mut names: Vec<&str> = lv.secrets.keys().map(SecretName::as_str).collect();
     if scope.prune && may_delete {
         names.extend(remote_secrets(rv).map(|(n, _)| n));
-        names.sort_unstable();
+        names.sort();
         names.dedup();
     }
     let mut local = Walk::new(lv.secrets.iter().map(|(n, s)| (n.as_str(), s)));
