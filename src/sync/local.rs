@@ -148,8 +148,9 @@ pub fn read_local(
 /// Decrypts the secrets `needed` names, per vault (those
 /// [`crate::sync::plan::values_needed`] returns: unchanged here, but to be
 /// pushed after all, having drifted on the target, say), turning each into
-/// [`LocalSecret::Ready`] (or [`LocalSecret::Failed`]). A vault of
-/// `needed` that `local` lacks is skipped. The store is read again: a file
+/// [`LocalSecret::Ready`] (or [`LocalSecret::Failed`]). Only
+/// [`LocalSecret::Unchanged`] secrets are read: a name `local` holds
+/// otherwise, or not at all, is skipped, as is a vault it lacks. The store is read again: a file
 /// changed since [`read_local`] is read as it is now.
 pub fn read_values(
     store: &Store,
@@ -169,6 +170,11 @@ pub fn read_values(
         let key = vault.unlock(identities)?;
         let read = vault.read()?;
         for secret in names {
+            // Only what the run holds without having decrypted it: a
+            // secret already decrypted, or refused, stays as it is.
+            if !matches!(lv.secrets.get(secret), Some(LocalSecret::Unchanged { .. })) {
+                continue;
+            }
             // A secret deleted since is an error (not found): the store
             // changed under the sync.
             lv.decrypted += 1;

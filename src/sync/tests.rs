@@ -882,6 +882,41 @@ fn unread_values_reads_exactly_the_secrets_not_decrypted() {
     assert_eq!(values, vec!["first-value".to_owned()]);
 }
 
+/// `read_values` decrypts only what the run holds without having
+/// decrypted it: asked for a secret already decrypted, one not in the
+/// store's read, or a vault not in it, it leaves the read as it was.
+#[test]
+fn read_values_reads_only_unchanged_secrets_whatever_it_is_asked() {
+    let (_d, store, ids) = real_store(&[("aaa", "first-value"), ("bbb", "second-value")]);
+    let remote = Fake::default();
+    let mut state = State::in_memory();
+    sync_store(&store, &ids, &remote, &mut state);
+    set_values(&store, &ids, &[("bbb", "second-value, new")]);
+    let vaults = vec!["app".parse().unwrap()];
+    let mut l = read_local(&store, &vaults, &ids, TARGET, &state).unwrap();
+    assert_eq!(l[0].decrypted, 1, "bbb changed");
+    let name = |n: &str| -> SecretName { n.parse().unwrap() };
+    let needed = vec![
+        ("app".parse().unwrap(), vec![name("bbb"), name("zzz")]),
+        ("other".parse().unwrap(), vec![name("aaa")]),
+    ];
+    read_values(&store, &mut l, &ids, TARGET, &needed).unwrap();
+    assert_eq!(l[0].decrypted, 1, "nothing more decrypted");
+    assert!(matches!(
+        l[0].secrets[&name("aaa")],
+        LocalSecret::Unchanged { .. }
+    ));
+    assert!(!l[0].secrets.contains_key(&name("zzz")));
+    // Asked for aaa, it decrypts aaa.
+    let needed = vec![("app".parse().unwrap(), vec![name("aaa")])];
+    read_values(&store, &mut l, &ids, TARGET, &needed).unwrap();
+    assert_eq!(l[0].decrypted, 2);
+    assert!(matches!(
+        l[0].secrets[&name("aaa")],
+        LocalSecret::Ready { .. }
+    ));
+}
+
 /// The plan as a look-up per name (what it was before it walked the
 /// names alongside the target's list and the state's records): the
 /// reference the walking [`plan`] and [`values_needed`] must match step for
