@@ -175,7 +175,7 @@ impl Plan {
 /// target lists and what the state records. `digest` is its value's keyed
 /// digest, or `None` when its file is the one last pushed (the value has
 /// not changed).
-fn decide(
+pub(super) fn decide(
     remote: Option<&RemoteSecret>,
     record: Option<&Record>,
     digest: Option<&[u8; 32]>,
@@ -283,7 +283,7 @@ pub fn plan(local: &[LocalVault], remote: &RemoteSnapshot, state: &State, scope:
     Plan { steps }
 }
 
-fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -> Step {
+pub(super) fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -> Step {
     Step {
         vault: vault.to_owned(),
         secret: secret.map(str::to_owned),
@@ -295,7 +295,7 @@ fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -
 /// The steps for a vault only the target has, when pruning every vault:
 /// each secret deleted, then the vault, unless a name or an owner says to
 /// leave it.
-fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<Step>) {
+pub(super) fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<Step>) {
     if let Some(why) = platform_name_problem(vname) {
         steps.push(step(
             vname,

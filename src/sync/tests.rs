@@ -920,39 +920,14 @@ fn read_values_reads_only_unchanged_secrets_whatever_it_is_asked() {
 /// The plan as a look-up per name (what it was before it walked the
 /// names alongside the target's list and the state's records): the
 /// reference the walking [`plan`] and [`values_needed`] must match step for
-/// step.
+/// step. Only the traversal is its own; deciding each action, and the
+/// vaults only the target has, are the plan's.
 mod reference {
     use std::collections::BTreeSet;
 
     use super::*;
     use crate::name::platform_name_problem;
-
-    fn decide(
-        remote: Option<&RemoteSecret>,
-        record: Option<&state::Record>,
-        digest: Option<&[u8; 32]>,
-    ) -> Action {
-        match (remote, record) {
-            (None, _) => Action::Create,
-            (Some(_), None) => Action::Update(UpdateReason::NotInState),
-            (Some(_), Some(rec)) if digest.is_some_and(|d| rec.digest != *d) => {
-                Action::Update(UpdateReason::ChangedLocally)
-            }
-            (Some(r), Some(rec)) if r.update_time.is_some() && rec.update_time != r.update_time => {
-                Action::Update(UpdateReason::ChangedRemotely)
-            }
-            (Some(_), Some(_)) => Action::Keep,
-        }
-    }
-
-    fn step(vault: &str, secret: Option<&str>, action: Action, rotation_due: bool) -> Step {
-        Step {
-            vault: vault.to_owned(),
-            secret: secret.map(str::to_owned),
-            action,
-            rotation_due,
-        }
-    }
+    use crate::sync::plan::{decide, plan_remote_only, step};
 
     /// The unchanged secrets whose value the plan needs, as `read_values`
     /// chose them when it asked a predicate of each.
@@ -1006,38 +981,6 @@ mod reference {
             }
         }
         Plan { steps }
-    }
-
-    fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<Step>) {
-        if let Some(why) = platform_name_problem(vname) {
-            let action = Action::Skip(SkipReason::BadRemoteName(why));
-            steps.push(step(vname, None, action, false));
-            return;
-        }
-        let skip = match &rv.ownership {
-            Ownership::ManagedElsewhere(why) => Some(SkipReason::ManagedElsewhere(why.clone())),
-            Ownership::Unknown(e) => Some(SkipReason::OwnershipUnknown(e.clone())),
-            Ownership::Reserved(why) => Some(SkipReason::Reserved(why.clone())),
-            Ownership::Free => None,
-        };
-        if let Some(why) = skip {
-            steps.push(step(vname, None, Action::Skip(why), false));
-            return;
-        }
-        let mut kept = false;
-        for name in rv.secrets.keys() {
-            let action = match platform_name_problem(name) {
-                Some(why) => {
-                    kept = true;
-                    Action::Skip(SkipReason::BadRemoteName(why))
-                }
-                None => Action::Delete,
-            };
-            steps.push(step(vname, Some(name), action, false));
-        }
-        if !kept {
-            steps.push(step(vname, None, Action::DeleteVault, false));
-        }
     }
 
     fn plan_vault(
