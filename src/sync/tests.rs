@@ -861,15 +861,27 @@ fn a_record_without_a_file_digest_decrypts_once_then_records_it() {
     assert_eq!(sync_store(&store, &ids, &remote, &mut state).1, 0);
 }
 
-#[test]
-fn unread_values_reads_exactly_the_secrets_not_decrypted() {
-    let (_d, store, ids) = real_store(&[("aaa", "first-value"), ("bbb", "second-value")]);
+/// A store of `aaa` and `bbb`, synced, then `bbb` changed; and the
+/// store's read for the next sync, which decrypted `bbb` only.
+fn synced_then_bbb_changed() -> (
+    tempfile::TempDir,
+    crate::store::Store,
+    Identities,
+    Vec<LocalVault>,
+) {
+    let (d, store, ids) = real_store(&[("aaa", "first-value"), ("bbb", "second-value")]);
     let remote = Fake::default();
     let mut state = State::in_memory();
     sync_store(&store, &ids, &remote, &mut state);
     set_values(&store, &ids, &[("bbb", "second-value, new")]);
     let vaults = vec!["app".parse().unwrap()];
     let l = read_local(&store, &vaults, &ids, TARGET, &state).unwrap();
+    (d, store, ids, l)
+}
+
+#[test]
+fn unread_values_reads_exactly_the_secrets_not_decrypted() {
+    let (_d, store, ids, l) = synced_then_bbb_changed();
     let store = std::sync::Arc::new(store);
     let load = unread_values(store, &l, &ids)
         .unwrap()
@@ -887,13 +899,7 @@ fn unread_values_reads_exactly_the_secrets_not_decrypted() {
 /// store's read, or a vault not in it, it leaves the read as it was.
 #[test]
 fn read_values_reads_only_unchanged_secrets_whatever_it_is_asked() {
-    let (_d, store, ids) = real_store(&[("aaa", "first-value"), ("bbb", "second-value")]);
-    let remote = Fake::default();
-    let mut state = State::in_memory();
-    sync_store(&store, &ids, &remote, &mut state);
-    set_values(&store, &ids, &[("bbb", "second-value, new")]);
-    let vaults = vec!["app".parse().unwrap()];
-    let mut l = read_local(&store, &vaults, &ids, TARGET, &state).unwrap();
+    let (_d, store, ids, mut l) = synced_then_bbb_changed();
     assert_eq!(l[0].decrypted, 1, "bbb changed");
     let name = |n: &str| -> SecretName { n.parse().unwrap() };
     let needed = vec![
