@@ -247,7 +247,8 @@ pub fn values_needed(
             .iter()
             .filter(|(_, s)| matches!(s, LocalSecret::Unchanged { .. }))
             .filter(|(name, _)| {
-                // Both walks step on every name, in order.
+                // Both walks are asked of each unchanged name, in order
+                // (skipping the others is allowed).
                 let r = remote.get(name.as_str());
                 decide(r, records.get(name.as_str()), None) != Action::Keep
             })
