@@ -334,17 +334,16 @@ pub(super) fn plan_remote_only(vname: &str, rv: &RemoteVault, steps: &mut Vec<St
     }
 }
 
-/// The steps for a vault of the store: its own (create it, or skip it if
-/// another tool owns it), then each secret's, by name.
-fn plan_vault(
-    lv: &LocalVault,
+/// The step of a vault of the store itself (create it, or skip it if
+/// another tool owns it). Returns whether its secrets may be deleted, or
+/// `None` when nothing in it is planned at all.
+pub(super) fn vault_step(
+    vname: &str,
     rv: Option<&RemoteVault>,
-    state: &State,
     scope: Scope,
     steps: &mut Vec<Step>,
-) {
-    let vname = lv.name.as_str();
-    let may_delete = match rv.map(|r| &r.ownership) {
+) -> Option<bool> {
+    match rv.map(|r| &r.ownership) {
         Some(Ownership::ManagedElsewhere(why)) => {
             steps.push(step(
                 vname,
@@ -352,7 +351,7 @@ fn plan_vault(
                 Action::Skip(SkipReason::ManagedElsewhere(why.clone())),
                 false,
             ));
-            return;
+            None
         }
         Some(Ownership::Unknown(e)) => {
             if scope.prune {
@@ -363,14 +362,29 @@ fn plan_vault(
                     false,
                 ));
             }
-            false
+            Some(false)
         }
         // A reserved name is the store's own vault when the store has it.
-        Some(Ownership::Free | Ownership::Reserved(_)) => true,
+        Some(Ownership::Free | Ownership::Reserved(_)) => Some(true),
         None => {
             steps.push(step(vname, None, Action::CreateVault, false));
-            true
+            Some(true)
         }
+    }
+}
+
+/// The steps for a vault of the store: its own ([`vault_step`]), then each
+/// secret's, by name.
+fn plan_vault(
+    lv: &LocalVault,
+    rv: Option<&RemoteVault>,
+    state: &State,
+    scope: Scope,
+    steps: &mut Vec<Step>,
+) {
+    let vname = lv.name.as_str();
+    let Some(may_delete) = vault_step(vname, rv, scope, steps) else {
+        return;
     };
     // The local names, and the target's too when they may be deleted: both
     // sorted, so their union is one merge (the stable sort finds the two

@@ -926,14 +926,14 @@ fn read_values_reads_only_unchanged_secrets_whatever_it_is_asked() {
 /// The plan as a look-up per name (what it was before it walked the
 /// names alongside the target's list and the state's records): the
 /// reference the walking [`plan`] and [`values_needed`] must match step for
-/// step. Only the traversal is its own; deciding each action, and the
-/// vaults only the target has, are the plan's.
+/// step. Only the traversal is its own; deciding each action, each
+/// vault's own step and the vaults only the target has are the plan's.
 mod reference {
     use std::collections::BTreeSet;
 
     use super::*;
     use crate::name::platform_name_problem;
-    use crate::sync::plan::{decide, plan_remote_only, step};
+    use crate::sync::plan::{decide, plan_remote_only, step, vault_step};
 
     /// The unchanged secrets whose value the plan needs, as `read_values`
     /// chose them when it asked a predicate of each.
@@ -997,24 +997,8 @@ mod reference {
         steps: &mut Vec<Step>,
     ) {
         let vname = lv.name.as_str();
-        let may_delete = match rv.map(|r| &r.ownership) {
-            Some(Ownership::ManagedElsewhere(why)) => {
-                let action = Action::Skip(SkipReason::ManagedElsewhere(why.clone()));
-                steps.push(step(vname, None, action, false));
-                return;
-            }
-            Some(Ownership::Unknown(e)) => {
-                if scope.prune {
-                    let action = Action::Skip(SkipReason::OwnershipUnknown(e.clone()));
-                    steps.push(step(vname, None, action, false));
-                }
-                false
-            }
-            Some(Ownership::Free | Ownership::Reserved(_)) => true,
-            None => {
-                steps.push(step(vname, None, Action::CreateVault, false));
-                true
-            }
+        let Some(may_delete) = vault_step(vname, rv, scope, steps) else {
+            return;
         };
         let empty = BTreeMap::new();
         let remote_secrets = rv.map_or(&empty, |r| &r.secrets);
